@@ -1,0 +1,1 @@
+"""Face networks used by Sim2Word: architectures, a registry and safe loaders."""

@@ -1,0 +1,1 @@
+"""The Sim2Word engine: CAMs, counterfactual maps, erasing, data, records."""
