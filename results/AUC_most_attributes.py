@@ -1,0 +1,77 @@
+"""The mask game (METHOD.md section 5): ROC AUC and TPR@FPR "Original" vs "After".
+
+"Original": every pair gives two samples (one per image) scored
+1 - arccos(s)/pi against ``match``. "After": an impostor image's score becomes
+the largest score of its similarity to the other image after erasing one of
+its present attributes, when that is larger than the original; genuine pairs
+keep theirs. A drop of AUC from Original to After means the erased regions are
+the ones that separate the identities. Exact definitions: ``utils/analysis.py``.
+
+Example:
+    python results/AUC_most_attributes.py --Json-fold runs/scores-group-X/json
+
+Writes to ``--output``: ``auc_most_attributes.{json,csv,md}``,
+``roc_most_attributes.png`` and ``failures-auc_most_attributes.jsonl``.
+Exit status: 0 all files used, 3 some skipped, 2 usage error.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+_REPO = Path(__file__).resolve().parents[1]
+if str(_REPO) not in sys.path:
+    sys.path.insert(0, str(_REPO))
+
+from utils import analysis as A  # noqa: E402
+from utils.atomic import atomic_write_json, atomic_write_text  # noqa: E402
+from utils.figures import roc_figure, save_figure  # noqa: E402
+
+STEM = "auc_most_attributes"
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    A.add_common_args(parser)
+    parser.add_argument("--dpi", type=int, default=100, help="resolution of the ROC plot (pixels per inch) (default: %(default)s)")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    records, failures, n_files = A.load_from_args(args)
+    out = A.output_dir(args)
+    if not records:
+        print(f"error: none of the {n_files} files in {args.json_fold} is a usable record", file=sys.stderr)
+        return A.finish(out, STEM, failures, n_files)
+    samples = {"Original": A.original_samples(records), "After": A.after_samples(records)}
+    summaries = {name: A.roc_summary(*s) for name, s in samples.items()}
+
+    rows = [[name, *A.roc_cells(summary)] for name, summary in summaries.items()]
+    table = A.format_table(["Method", *A.roc_header()], rows)
+    print(f"\n{len(records)} pairs ({summaries['Original']['n_genuine'] // 2} genuine, "
+          f"{summaries['Original']['n_impostor'] // 2} impostor), 2 samples per pair\n{table}")
+    atomic_write_text(out / f"{STEM}.md", table)
+    atomic_write_text(out / f"{STEM}.csv", A.csv_text(
+        ["method", *A.roc_header()], [[name, *A.roc_cells(s, None)] for name, s in summaries.items()]))
+    atomic_write_json(out / f"{STEM}.json", {
+        "json_fold": str(args.json_fold), "n_files": n_files, "n_pairs": len(records),
+        "n_skipped": len(failures), "samples_per_pair": 2,
+        "settings": A.distinct_settings(records),
+        "score": "1 - arccos(clip(s, -1, 1)) / pi",
+        "tpr_rule": "max TPR over ROC points with FPR <= target (step, no interpolation)",
+        **summaries,
+    })
+    curves = {}
+    for name, (scores, labels) in samples.items():
+        points = A.roc_points(scores, labels)
+        if points is not None:
+            curves[name] = (*points, summaries[name]["auc"])
+    fig = roc_figure(curves, f"Mask game: {len(records)} pairs")
+    print(f"wrote {save_figure(fig, out / 'roc_most_attributes.png', dpi=args.dpi)} and {out / STEM}.json/.csv/.md")
+    return A.finish(out, STEM, failures, n_files)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

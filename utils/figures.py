@@ -1,0 +1,137 @@
+"""Figures of the ``results/`` analysis scripts (matplotlib, no pyplot state).
+
+Figures are built on :class:`matplotlib.figure.Figure` directly (no global
+pyplot state, no GUI backend), rendered to bytes and written atomically, so an
+interrupted run never leaves a half-written image. The pixel size of a saved
+figure is exactly ``figsize * dpi`` (no ``bbox_inches="tight"``).
+"""
+from __future__ import annotations
+
+import io
+import os
+from pathlib import Path
+from typing import Sequence
+
+import cv2
+import numpy as np
+from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
+
+from utils.atomic import atomic_write_bytes
+
+PLACEHOLDER_GREY = 128
+
+
+def save_figure(fig: Figure, path: str | os.PathLike, dpi: int = 100) -> Path:
+    """Render ``fig`` (format from the suffix: png/jpg/pdf...) and write it atomically."""
+    path = Path(path)
+    buf = io.BytesIO()
+    fig.savefig(buf, format=path.suffix.lstrip(".") or "png", dpi=dpi)
+    return atomic_write_bytes(path, buf.getvalue())
+
+
+def roc_figure(curves: dict[str, tuple[np.ndarray, np.ndarray, float | None]], title: str,
+               fpr_floor: float = 1e-6, figsize: tuple[float, float] = (6.0, 5.0)) -> Figure:
+    """ROC curves on a log-scale FPR axis.
+
+    Args:
+        curves: ``{label: (fpr (K,), tpr (K,), auc or None)}``.
+        title: axes title.
+        fpr_floor: FPR values below it (the FPR = 0 points) are drawn at it, since
+            a log axis cannot show 0; the axis spans ``[fpr_floor, 1]``.
+        figsize: inches.
+    """
+    fig = Figure(figsize=figsize)
+    ax = fig.add_subplot()
+    for label, (fpr, tpr, auc) in curves.items():
+        name = f"{label} (AUC {'n/a' if auc is None else f'{auc:.4f}'})"
+        ax.step(np.maximum(fpr, fpr_floor), tpr, where="post", label=name)
+    ax.set_xscale("log")
+    ax.set_xlim(fpr_floor, 1.0)
+    ax.set_ylim(0.0, 1.02)
+    ax.set_xlabel(f"false positive rate (log scale; FPR = 0 drawn at {fpr_floor:g})")
+    ax.set_ylabel("true positive rate")
+    ax.set_title(title)
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(loc="lower right")
+    fig.tight_layout()
+    return fig
+
+
+def resolve_image(path: str | None, roots: Sequence[str | os.PathLike | None]) -> Path | None:
+    """The first existing file for ``path``: as is if absolute, else under each root in order."""
+    if not path:
+        return None
+    p = Path(path)
+    if p.is_absolute():
+        return p if p.is_file() else None
+    for root in roots:
+        if root is not None and (Path(root) / p).is_file():
+            return Path(root) / p
+    return None
+
+
+def load_rgb(path: str | None, roots: Sequence[str | os.PathLike | None]) -> tuple[np.ndarray | None, str]:
+    """Read an image for display.
+
+    Returns:
+        ``(rgb uint8 (H, W, 3) or None, note)``; the note says why it is missing.
+    """
+    found = resolve_image(path, roots)
+    if found is None:
+        return None, f"image not found: {path}"
+    data = np.fromfile(str(found), dtype=np.uint8)  # fromfile+imdecode also reads non-ASCII paths
+    img = cv2.imdecode(data, cv2.IMREAD_COLOR) if data.size else None
+    if img is None:
+        return None, f"image unreadable: {found}"
+    return cv2.cvtColor(img, cv2.COLOR_BGR2RGB), ""
+
+
+def pair_figure(images: Sequence[np.ndarray | None], captions: Sequence[str], title: str,
+                figsize: tuple[float, float] = (10.0, 6.5)) -> Figure:
+    """Two images side by side, each captioned below; a missing image is a grey placeholder.
+
+    Args:
+        images: two RGB uint8 ``(H, W, 3)`` arrays or ``None``.
+        captions: one multi-line caption per image.
+        title: the super-title.
+        figsize: inches.
+    """
+    fig = Figure(figsize=figsize)
+    # Row 0: the images; row 1: text-only axes holding the captions, so they always fit.
+    axes = fig.subplots(2, 2, gridspec_kw={"height_ratios": [3.0, 1.3]})
+    for ax, text_ax, img, caption in zip(axes[0], axes[1], images, captions):
+        if img is None:
+            ax.imshow(np.full((112, 112, 3), PLACEHOLDER_GREY, dtype=np.uint8))
+            ax.text(56, 56, "image\nnot available", ha="center", va="center", fontsize=10)
+        else:
+            ax.imshow(img)
+        ax.set_xticks([])
+        ax.set_yticks([])
+        text_ax.axis("off")
+        text_ax.text(0.0, 1.0, caption, ha="left", va="top", fontsize=9, family="monospace",
+                     transform=text_ax.transAxes)
+    fig.suptitle(title, fontsize=10)
+    fig.subplots_adjust(left=0.04, right=0.96, top=0.88, bottom=0.02, hspace=0.06, wspace=0.12)
+    return fig
+
+
+def bar_figure(panels: Sequence[tuple[str, Sequence[str], Sequence[int]]],
+               figsize: tuple[float, float] = (10.0, 8.0)) -> Figure:
+    """Horizontal bar charts, one panel per ``(title, labels, counts)``, largest bar on top."""
+    fig = Figure(figsize=figsize)
+    axes = np.atleast_1d(fig.subplots(len(panels), 1))
+    for ax, (title, labels, counts) in zip(axes, panels):
+        if len(labels) == 0:
+            ax.text(0.5, 0.5, "no data", ha="center", va="center", transform=ax.transAxes)
+        else:
+            pos = np.arange(len(labels))[::-1]
+            ax.barh(pos, counts)
+            ax.set_yticks(pos, labels, fontsize=8)
+            for y, c in zip(pos, counts):
+                ax.text(c, y, f" {c}", va="center", fontsize=8)
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.set_xlabel("count")
+        ax.set_title(title, fontsize=10)
+    fig.tight_layout()
+    return fig
