@@ -46,10 +46,11 @@ def main(argv: list[str] | None = None) -> int:
     if not records:
         print(f"error: none of the {n_files} files in {args.json_fold} is a usable record", file=sys.stderr)
         return A.finish(out, STEM, failures, n_files)
-    original = A.roc_summary(*A.original_samples(records))
+    samples = A.sample_table(records)
+    original = A.roc_summary(*A.original_samples(samples))
     rows = []
     for j in range(NUM_ATTRIBUTES):
-        scores, labels, changed = A.attribute_samples(records, j)
+        scores, labels, changed = A.attribute_samples(samples, j)
         summary = A.roc_summary(scores, labels)
         delta = None if summary["auc"] is None or original["auc"] is None else summary["auc"] - original["auc"]
         rows.append({"attribute": ATTRIBUTES[j], "index": j, "n_erased": changed, "delta_auc": delta, **summary})

@@ -45,14 +45,15 @@ def main(argv: list[str] | None = None) -> int:
     if not records:
         print(f"error: none of the {n_files} files in {args.json_fold} is a usable record", file=sys.stderr)
         return A.finish(out, STEM, failures, n_files)
-    samples = {"Original": A.original_samples(records), "After": A.after_samples(records)}
+    table = A.sample_table(records)
+    samples = {"Original": A.original_samples(table), "After": A.after_samples(table)}
     summaries = {name: A.roc_summary(*s) for name, s in samples.items()}
 
     rows = [[name, *A.roc_cells(summary)] for name, summary in summaries.items()]
-    table = A.format_table(["Method", *A.roc_header()], rows)
+    text = A.format_table(["Method", *A.roc_header()], rows)
     print(f"\n{len(records)} pairs ({summaries['Original']['n_genuine'] // 2} genuine, "
-          f"{summaries['Original']['n_impostor'] // 2} impostor), 2 samples per pair\n{table}")
-    atomic_write_text(out / f"{STEM}.md", table)
+          f"{summaries['Original']['n_impostor'] // 2} impostor), 2 samples per pair\n{text}")
+    atomic_write_text(out / f"{STEM}.md", text)
     atomic_write_text(out / f"{STEM}.csv", A.csv_text(
         ["method", *A.roc_header()], [[name, *A.roc_cells(s, None)] for name, s in summaries.items()]))
     atomic_write_json(out / f"{STEM}.json", {

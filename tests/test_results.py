@@ -337,3 +337,15 @@ def test_scripts_run_from_shell(tmp_path, cwd, script):
                            "--no-progress"], cwd=REPO / cwd, env=env, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
     assert "used all 8 files" in proc.stdout
+
+
+def test_load_rgb_found_missing_unreadable(tmp_path):
+    from utils.figures import load_rgb
+
+    rgb, note = load_rgb("images/a1.png", [None, RECORDS])
+    bgr = cv2.imread(str(RECORDS / "images" / "a1.png"))
+    assert note == "" and np.array_equal(rgb, bgr[:, :, ::-1])
+    assert load_rgb("images/none.png", [RECORDS])[0] is None
+    (tmp_path / "text.png").write_text("not an image")
+    img, note = load_rgb("text.png", [tmp_path])
+    assert img is None and "unreadable" in note and "text.png" in note

@@ -51,7 +51,8 @@ CORE_KEYS: tuple[str, ...] = (
     "match", "similarity", "Attribute1-class", "Attribute2-class", "attributes-image1", "attributes-image2",
 )
 TOP5_KEYS: tuple[str, ...] = ("attributes-both-masked", "image-path1", "image-path2")
-META_KEYS: tuple[str, ...] = ("Datasets", "Heatmap-method", "thresh", "topk", "id_thresh", "verification-net")
+META_KEYS: tuple[str, ...] = ("Datasets", "Heatmap-method", "thresh", "topk", "id_thresh", "verification-net",
+                             "strategy", "ablation", "Erasing-method")
 _COS_TOL = 1e-3  # float32 cosines may exceed 1 by rounding; anything further out is a bad value
 
 
@@ -255,31 +256,62 @@ def _available(rec: PairRecord, image: int) -> dict[int, float]:
     return {j: v[1] for j, v in sorted(erased.items()) if is_present(j, cls[j])}
 
 
-def original_samples(records: Sequence[PairRecord]) -> tuple[np.ndarray, np.ndarray]:
+@dataclass(frozen=True)
+class SampleTable:
+    """The records as arrays, built once (:func:`sample_table`) for the vectorised sample rules.
+
+    Attributes:
+        similarity: ``(N,)`` cosine s of each pair.
+        match: ``(N,)`` int labels.
+        erased: ``(N, 2, 30)`` sim of image i erased at attribute j to the other image (0 where unavailable).
+        available: ``(N, 2, 30)`` bool, attribute j present in image i and recorded.
+    """
+
+    similarity: np.ndarray
+    match: np.ndarray
+    erased: np.ndarray
+    available: np.ndarray
+
+
+def sample_table(records: Sequence[PairRecord] | SampleTable) -> SampleTable:
+    """Arrays of :class:`SampleTable` from records (a table is returned unchanged)."""
+    if isinstance(records, SampleTable):
+        return records
+    n = len(records)
+    erased = np.zeros((n, 2, NUM_ATTRIBUTES))
+    available = np.zeros((n, 2, NUM_ATTRIBUTES), dtype=bool)
+    for k, r in enumerate(records):
+        for i in (0, 1):
+            for j, v in _available(r, i + 1).items():
+                erased[k, i, j], available[k, i, j] = v, True
+    return SampleTable(np.array([r.similarity for r in records], dtype=np.float64),
+                       np.array([r.match for r in records], dtype=int), erased, available)
+
+
+def original_samples(records: Sequence[PairRecord] | SampleTable) -> tuple[np.ndarray, np.ndarray]:
     """Scores ``(2N,)`` and labels ``(2N,)``: each pair twice (image 1 then image 2), score(s)."""
-    s = np.repeat([r.similarity for r in records], 2)
-    return verification_score(s), np.repeat([r.match for r in records], 2).astype(int)
+    t = sample_table(records)
+    return verification_score(np.repeat(t.similarity, 2)), np.repeat(t.match, 2)
 
 
-def after_samples(records: Sequence[PairRecord]) -> tuple[np.ndarray, np.ndarray]:
-    """The mask game's "After" scores ``(2N,)`` and labels ``(2N,)`` (see the module docstring)."""
-    sims = []
-    for r in records:
-        for i in (1, 2):
-            best = max(_available(r, i).values(), default=r.similarity) if r.match == 0 else r.similarity
-            sims.append(max(best, r.similarity))
-    return verification_score(sims), np.repeat([r.match for r in records], 2).astype(int)
+def after_samples(records: Sequence[PairRecord] | SampleTable) -> tuple[np.ndarray, np.ndarray]:
+    """The mask game's "After" scores ``(2N,)`` and labels ``(2N,)`` (see the module docstring).
+
+    Order: pair 0 image 1, pair 0 image 2, pair 1 image 1, ...
+    """
+    t = sample_table(records)
+    s = np.repeat(t.similarity[:, None], 2, axis=1)  # (N, 2)
+    best = np.where(t.available, t.erased, -np.inf).max(axis=2)  # (N, 2); -inf: nothing available
+    after = np.where((t.match == 0)[:, None], np.maximum(s, best), s)
+    return verification_score(after.reshape(-1)), np.repeat(t.match, 2)
 
 
-def attribute_samples(records: Sequence[PairRecord], j: int) -> tuple[np.ndarray, np.ndarray, int]:
+def attribute_samples(records: Sequence[PairRecord] | SampleTable, j: int) -> tuple[np.ndarray, np.ndarray, int]:
     """Scores and labels ``(2N,)`` with attribute ``j`` erased in impostor images, plus how many changed."""
-    sims, changed = [], 0
-    for r in records:
-        for i in (1, 2):
-            v = _available(r, i).get(j) if r.match == 0 else None
-            changed += v is not None
-            sims.append(r.similarity if v is None else v)
-    return verification_score(sims), np.repeat([r.match for r in records], 2).astype(int), changed
+    t = sample_table(records)
+    use = t.available[:, :, j] & (t.match == 0)[:, None]  # (N, 2)
+    sims = np.where(use, t.erased[:, :, j], t.similarity[:, None])
+    return verification_score(sims.reshape(-1)), np.repeat(t.match, 2), int(use.sum())
 
 
 def fpr_label(f: float) -> str:

@@ -18,6 +18,7 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
 from utils.atomic import atomic_write_bytes
+from utils.image_io import ImageReadError, read_image
 
 PLACEHOLDER_GREY = 128
 
@@ -80,10 +81,10 @@ def load_rgb(path: str | None, roots: Sequence[str | os.PathLike | None]) -> tup
     found = resolve_image(path, roots)
     if found is None:
         return None, f"image not found: {path}"
-    data = np.fromfile(str(found), dtype=np.uint8)  # fromfile+imdecode also reads non-ASCII paths
-    img = cv2.imdecode(data, cv2.IMREAD_COLOR) if data.size else None
-    if img is None:
-        return None, f"image unreadable: {found}"
+    try:
+        img = read_image(found)  # BGR uint8, any format, EXIF orientation applied
+    except ImageReadError as err:
+        return None, f"image unreadable: {err}"
     return cv2.cvtColor(img, cv2.COLOR_BGR2RGB), ""
 
 
