@@ -1,0 +1,223 @@
+"""Name -> network registry and the one factory, :func:`get_network`.
+
+Entrypoints register by decorator (timm's ``register_model`` habit) and are
+thin: a few default architecture arguments merged with the caller's
+overrides by :func:`create_from_defaults`. :func:`get_network` builds, loads
+the weights safely (:mod:`models.loading`), moves to the device and returns
+the module in ``eval()`` mode.
+
+Weights: ``weights=None`` loads the registered default file under the
+pre-trained folder (``<repo>/pre-trained``, or the folder named by the
+environment variable ``SIM2WORD_PRETRAINED``); ``weights="<path>"`` loads that
+file; ``weights=False`` keeps the random initialisation.
+
+Example:
+    >>> net = get_network("FaceWorld-verification", weights=False)
+    >>> net.kind, net.embedding_size, net.target_layer
+    ('embedding', 128, 'layer4.0.conv2')
+"""
+from __future__ import annotations
+
+import difflib
+import inspect
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+PRETRAINED_ENV = "SIM2WORD_PRETRAINED"
+README_SECTION = 'README section "Pre-trained weights"'
+
+
+@dataclass(frozen=True)
+class NetworkSpec:
+    """One registered network.
+
+    Attributes:
+        name: registered name, e.g. ``"VGGFace2"``.
+        entrypoint: ``fn(**overrides) -> nn.Module``.
+        weights: default weights file, relative to the pre-trained folder.
+    """
+
+    name: str
+    entrypoint: Callable[..., nn.Module]
+    weights: str
+
+
+_REGISTRY: dict[str, NetworkSpec] = {}
+
+
+def register_network(name: str, *, weights: str | None = None) -> Callable:
+    """Decorator registering ``fn(**overrides) -> nn.Module`` under ``name``.
+
+    Args:
+        name: the public name; registering it twice raises ``ValueError``.
+        weights: default weights file relative to the pre-trained folder
+            (default ``"<name>.pth"``).
+    """
+
+    def decorator(fn: Callable[..., nn.Module]) -> Callable[..., nn.Module]:
+        if name in _REGISTRY:
+            old = _REGISTRY[name].entrypoint
+            raise ValueError(
+                f"network name {name!r} is already registered by {old.__module__}.{old.__qualname__}; "
+                "choose a different name"
+            )
+        _REGISTRY[name] = NetworkSpec(name, fn, weights or f"{name}.pth")
+        return fn
+
+    return decorator
+
+
+def list_networks() -> list[str]:
+    """All registered names, sorted."""
+    return sorted(_REGISTRY)
+
+
+def get_spec(name: str) -> NetworkSpec:
+    """The :class:`NetworkSpec` of ``name``; unknown names raise ``ValueError`` listing valid ones."""
+    try:
+        return _REGISTRY[name]
+    except KeyError:
+        close = difflib.get_close_matches(str(name), _REGISTRY, n=3)
+        hint = f" Did you mean {', '.join(map(repr, close))}?" if close else ""
+        raise ValueError(
+            f"unknown network name {name!r}.{hint} Valid names: {', '.join(list_networks())}"
+        ) from None
+
+
+def pretrained_dir() -> Path:
+    """Folder of the default weights: ``$SIM2WORD_PRETRAINED`` or ``<repo>/pre-trained``."""
+    env = os.environ.get(PRETRAINED_ENV)
+    return Path(env) if env else REPO_ROOT / "pre-trained"
+
+
+def default_weights_path(name: str) -> Path:
+    """Where ``get_network(name)`` looks for its weights by default."""
+    return pretrained_dir() / get_spec(name).weights
+
+
+def create_from_defaults(cls: type[nn.Module], defaults: dict[str, Any], overrides: dict[str, Any]) -> nn.Module:
+    """Build ``cls(**{**defaults, **overrides})`` after checking the override names.
+
+    ``None`` overrides mean "keep the default" (so CLI flags defaulting to
+    ``None`` can be passed straight through).
+    """
+    overrides = {k: v for k, v in overrides.items() if v is not None}
+    accepted = _init_arguments(cls)
+    unknown = sorted(set(overrides) - set(accepted))
+    if unknown:
+        raise ValueError(
+            f"{cls.__name__} has no architecture argument(s) {unknown}; accepted: {', '.join(accepted)}"
+        )
+    return cls(**{**defaults, **overrides})
+
+
+def _init_arguments(cls: type) -> list[str]:
+    """Named ``__init__`` arguments of ``cls``, following ``**kwargs`` up the MRO."""
+    names: list[str] = []
+    for klass in cls.__mro__:
+        if "__init__" not in vars(klass):
+            continue
+        params = inspect.signature(klass.__init__).parameters.values()
+        names += [p.name for p in params if p.name != "self" and p.kind not in (p.VAR_KEYWORD, p.VAR_POSITIONAL)]
+        if not any(p.kind is p.VAR_KEYWORD for p in params):
+            break
+    return list(dict.fromkeys(names))
+
+
+def build_network(name: str, **overrides: Any) -> nn.Module:
+    """Build ``name`` with random weights (no file read), not moved, train mode."""
+    spec = get_spec(name)
+    net = spec.entrypoint(**overrides)
+    net.network_name = name
+    return net
+
+
+def get_network(
+    name: str,
+    weights: str | os.PathLike | bool | None = None,
+    device: str | torch.device | None = None,
+    **overrides: Any,
+) -> nn.Module:
+    """Build a registered network, load its weights, return it in eval mode.
+
+    Args:
+        name: a registered name (see :func:`list_networks`).
+        weights: ``None`` (or ``True``): the default file under the pre-trained
+            folder; a path: that file (``.pkl`` numpy dict or ``.pth``/``.pt``
+            state_dict); ``False``: random initialisation.
+        device: where to put the module (default CPU).
+        **overrides: architecture arguments (``layers``, ``width``,
+            ``num_classes``, ``embedding_size``, ``input_size``, ...) merged over
+            the registered defaults.
+
+    Returns:
+        The ``nn.Module`` in ``eval()`` mode with the attributes ``kind``,
+        ``preprocess``, ``target_layer`` and ``num_classes`` /
+        ``embedding_size`` / ``head_sizes`` (docs/ARCHITECTURE.md).
+
+    Raises:
+        ValueError: unknown name or architecture argument.
+        FileNotFoundError: the weights file does not exist.
+        models.loading.CheckpointError: unreadable, unsafe or mismatched file.
+    """
+    from models.loading import load_weights  # loading imports this module
+
+    get_spec(name)
+    path: Path | None = None
+    if weights is None or weights is True:
+        path = default_weights_path(name)
+    elif weights is not False:
+        if not isinstance(weights, (str, os.PathLike)):
+            raise TypeError(f"weights must be a path, None or False, got {type(weights).__name__}")
+        path = Path(weights)
+    if path is not None and not path.is_file():
+        raise FileNotFoundError(
+            f"weights for network {name!r} not found at {path}. See the {README_SECTION} for where to get "
+            f"them; put the file there (or set {PRETRAINED_ENV} to the folder holding it), pass "
+            "weights=<path>, or weights=False for a randomly initialised network."
+        )
+    if path is None:
+        net = build_network(name, **overrides)
+    else:  # skip the random init: build on the meta device, then adopt the file's tensors
+        with torch.device("meta"):
+            net = build_network(name, **overrides)
+        load_weights(net, path, network_name=name, assign=True)
+    return net.to(torch.device("cpu" if device is None else device)).eval()
+
+
+def last_conv_name(net: nn.Module) -> str:
+    """Dotted name of the last ``nn.Conv2d`` of ``net`` (the default Grad-CAM layer).
+
+    Only convolutions of the main path count: those flagged
+    ``cam_excluded = True`` are skipped, i.e. the 1x1 shortcut (``downsample``)
+    convolutions, which would be the last module of a one-block stage, and the
+    squeeze-excitation gates of SE-ResNet, which see a 1x1 pooled map.
+    """
+    names = [n for n, m in net.named_modules() if isinstance(m, nn.Conv2d) and not getattr(m, "cam_excluded", False)]
+    if not names:
+        raise ValueError(f"{type(net).__name__} has no nn.Conv2d layer to use as Grad-CAM target")
+    return names[-1]
+
+
+def resolve_layer(net: nn.Module, name: str | None = None) -> nn.Module:
+    """The submodule called ``name`` (default ``net.target_layer``).
+
+    Raises:
+        ValueError: no such submodule; the message lists the last conv layers.
+    """
+    name = name if name is not None else getattr(net, "target_layer", None) or last_conv_name(net)
+    try:
+        return net.get_submodule(name)
+    except AttributeError:
+        convs = [n for n, m in net.named_modules() if isinstance(m, nn.Conv2d)]
+        raise ValueError(
+            f"{type(net).__name__} has no layer {name!r}. Use a dotted module name; the last conv layers are: "
+            f"{', '.join(convs[-8:])} (default: {getattr(net, 'target_layer', convs[-1] if convs else None)!r})"
+        ) from None
