@@ -143,7 +143,7 @@ def _classes(value: Any, key: str) -> tuple[int, ...]:
     for j, c in enumerate(value):
         c = _float(c, f"key {key!r}[{j}]")
         if c != int(c) or not 0 <= c < HEAD_SIZES[j]:
-            raise RecordError(f"key {key!r}[{j}]: class {c!r} not an integer in 0..{HEAD_SIZES[j] - 1} "
+            raise RecordError(f"key {key!r}[{j}]: class {c:g} not an integer in 0..{HEAD_SIZES[j] - 1} "
                               f"for head {ATTRIBUTES[j]}")
         out.append(int(c))
     return tuple(out)
@@ -545,7 +545,8 @@ def finish(output: Path, script: str, failures: list[dict[str, str]], n_files: i
     lines = "".join(json.dumps(f, ensure_ascii=False) + "\n" for f in failures)
     path = atomic_write_text(output / f"failures-{script}.jsonl", lines)
     if failures:
-        print(f"skipped {len(failures)} of {n_files} files (reasons in {path})")
+        print(f"skipped {len(failures)} of {n_files} files (reasons in {path}; fix or remove them and rerun "
+              "to include them)")
         return 3
     print(f"used all {n_files} files")
     return 0
