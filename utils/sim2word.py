@@ -1,0 +1,341 @@
+"""Explaining one verification pair with attribute words (METHOD.md section 3).
+
+:func:`explain_pair` does steps 1-7 for (I1 explained against I2) and
+(I2 explained against I1) and returns a :class:`PairExplanation`;
+:func:`utils.records.make_record` turns it into the section 4 JSON record.
+
+Strategies (``Sim2WordConfig.strategy``):
+
+* ``"topk"``: C = the k classes with the largest logits; J[j] = H_d * H_attr[j].
+* ``"threshold"``: C = the smallest set of top classes whose softmax sums to
+  MORE than t (all classes if that never happens); each J[j] min-max
+  normalised again.
+* ``"sameid"`` (``Scores-sameid.py``): top-1; when both images get the same
+  top-1 class, the discriminant is H_t alone (min-max normalised like any
+  H_d); otherwise as top-k with k = 1.
+
+Ablations (``Sim2WordConfig.ablation``, paper Section 5):
+
+* ``"no-counterfactual"``: J[j] = H_attr[j] (the strategy's renormalisation
+  still applies).
+* ``"no-attribute"``: only H_d, one region. It is stored as J[j] = H_d for
+  every head j, so the record keeps its 30 ``f_attr_<j>`` entries, all equal
+  (the one region erased, verified once thanks to mask de-duplication), and
+  the analysis scripts read it unchanged; the record says
+  ``"ablation": "no-attribute"``.
+
+All maps live at the recognition net's input size; masks are resized to the
+raw image size only for erasing.
+
+Example:
+    >>> nets = Sim2WordNets(get_network("FaceWorld-recognition"), get_network("FaceWorld-attribute"),
+    ...                     get_network("FaceWorld-verification"))
+    >>> ex = explain_pair(read_image(p1), read_image(p2), nets, Sim2WordConfig(topk=1))
+    >>> ex.similarity, ex.directions[0].J.shape
+    (0.41..., (30, 64, 64))
+"""
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+from torch import nn
+
+from utils.cam import METHODS, CAMExplainer, ClassLogit, HeadLogit, minmax_normalise
+from utils.erasing import FILLS, Eraser, resize_mask
+from utils.verification import cosine, embed_images
+
+STRATEGIES = ("topk", "threshold", "sameid")
+ABLATIONS = ("none", "no-counterfactual", "no-attribute")
+
+
+@dataclass(frozen=True)
+class Sim2WordConfig:
+    """What to compute for a pair.
+
+    Attributes:
+        strategy: "topk", "threshold" or "sameid".
+        topk: k of the top-k strategy (>= 1).
+        id_thresh: t of the threshold strategy, in (0, 1).
+        heatmap_method: "GradCAM" or "GradCAM++".
+        thresh: erasing threshold theta on J (paper 0.6).
+        erasing_method: "black", "white", "mean" or "random".
+        ablation: "none", "no-counterfactual" or "no-attribute".
+        seed: seed of the random fill (with the pair index).
+        batch_size: images per verification forward.
+        calculate_similarity: run the verification net (step 7).
+    """
+
+    strategy: str = "topk"
+    topk: int = 1
+    id_thresh: float = 0.5
+    heatmap_method: str = "GradCAM"
+    thresh: float = 0.6
+    erasing_method: str = "black"
+    ablation: str = "none"
+    seed: int = 0
+    batch_size: int = 32
+    calculate_similarity: bool = True
+
+    def __post_init__(self) -> None:
+        checks = [
+            (self.strategy in STRATEGIES, f"strategy {self.strategy!r} not in {STRATEGIES}"),
+            (self.heatmap_method in METHODS, f"heatmap_method {self.heatmap_method!r} not in {METHODS}"),
+            (self.erasing_method in FILLS, f"erasing_method {self.erasing_method!r} not in {FILLS}"),
+            (self.ablation in ABLATIONS, f"ablation {self.ablation!r} not in {ABLATIONS}"),
+            (int(self.topk) >= 1, f"topk must be >= 1, got {self.topk}"),
+            (0.0 < float(self.id_thresh) < 1.0, f"id_thresh must be in (0, 1), got {self.id_thresh}"),
+            (np.isfinite(self.thresh), f"thresh must be finite, got {self.thresh}"),
+            (int(self.batch_size) >= 1, f"batch_size must be >= 1, got {self.batch_size}"),
+        ]
+        for ok, msg in checks:
+            if not ok:
+                raise ValueError(msg)
+
+
+@dataclass
+class Sim2WordNets:
+    """The three networks (METHOD.md section 1) and their Grad-CAM layers.
+
+    Attributes:
+        recognition: R, a classifier (output (N, C) logits).
+        attribute: A, the multi-head attribute net (output list of (N, n_j)).
+        verification: V, an embedding net; may be ``None`` when no similarity is computed.
+        recognition_layer: Grad-CAM layer of R (default ``recognition.target_layer``).
+        attribute_layer: Grad-CAM layer of A (default ``attribute.target_layer``).
+    """
+
+    recognition: nn.Module
+    attribute: nn.Module
+    verification: nn.Module | None = None
+    recognition_layer: str | None = None
+    attribute_layer: str | None = None
+
+    def __post_init__(self) -> None:
+        for role, net, kinds in (("recognition", self.recognition, ("classifier", "evidential")),
+                                 ("attribute", self.attribute, ("attribute",)),
+                                 ("verification", self.verification, ("embedding",))):
+            kind = getattr(net, "kind", None)
+            if net is not None and kind not in kinds:
+                raise ValueError(f"the {role} net must be of kind {' or '.join(kinds)}, got {kind!r}; "
+                                 "pick a matching registered network")
+
+
+@dataclass
+class DirectionExplanation:
+    """Image ``side`` explained against the other image (all maps at R's input size (H, W)).
+
+    Attributes:
+        side: 0 = I1 against I2, 1 = I2 against I1.
+        H_t: (H, W) mean Grad-CAM of the own class set on this image.
+        H_f: (H, W) mean Grad-CAM of the other image's class set on this image.
+        H_d: (H, W) discriminant map in [0, 1].
+        H_attr: (n_heads, H, W) attribute maps in [0, 1].
+        J: (n_heads, H, W) joint maps.
+        masks: (n_heads, H, W) bool, J > thresh.
+        attr_class: (n_heads,) predicted class per head.
+        attr_conf: (n_heads,) softmax confidence of that class.
+        eraser: erases the raw image (see :meth:`mask_raw`, :meth:`erased`).
+        sim_own: (n_heads,) cos(V(E_j), V(own original)), or ``None``.
+        sim_other: (n_heads,) cos(V(E_j), V(other original)), or ``None``.
+    """
+
+    side: int
+    H_t: np.ndarray
+    H_f: np.ndarray
+    H_d: np.ndarray
+    H_attr: np.ndarray
+    J: np.ndarray
+    masks: np.ndarray
+    attr_class: np.ndarray
+    attr_conf: np.ndarray
+    eraser: Eraser
+    sim_own: np.ndarray | None = None
+    sim_other: np.ndarray | None = None
+
+    @property
+    def raw_shape(self) -> tuple[int, int]:
+        return tuple(self.eraser.image.shape[:2])
+
+    def mask_raw(self, j: int) -> np.ndarray:
+        """(H_raw, W_raw) bool region of head j at the raw image size."""
+        return resize_mask(self.masks[j], self.raw_shape)
+
+    def erased(self, j: int) -> np.ndarray:
+        """(H_raw, W_raw, 3) uint8 raw image erased for head j."""
+        return self.eraser(self.mask_raw(j))
+
+
+@dataclass
+class PairExplanation:
+    """Everything computed for one pair.
+
+    Attributes:
+        class1, class2: class sets C1 (of I1) and C2 (of I2).
+        directions: (I1 vs I2, I2 vs I1).
+        embeddings: (2, D) raw V embeddings of I1, I2, or ``None``.
+        erased_embeddings: (2, n_heads, D) embeddings of the erased images, or ``None``.
+        similarity: cos(V(I1), V(I2)), or ``None``.
+        both_masked: (n_heads,) cos(V(E1j), V(E2j)), or ``None``.
+        n_verified: number of images actually run through V (after de-duplication).
+    """
+
+    class1: list[int]
+    class2: list[int]
+    directions: tuple[DirectionExplanation, DirectionExplanation]
+    embeddings: np.ndarray | None = None
+    erased_embeddings: np.ndarray | None = None
+    similarity: float | None = None
+    both_masked: np.ndarray | None = None
+    n_verified: int = 0
+    same_top1: bool = field(default=False)
+
+
+def class_set(logits: torch.Tensor, strategy: str, topk: int = 1, id_thresh: float = 0.5) -> list[int]:
+    """Class set of one image (METHOD.md section 3 step 1).
+
+    Args:
+        logits: (C,) identity logits.
+        strategy: "topk"/"sameid" (k largest logits; sameid uses k = 1) or "threshold".
+        topk: k.
+        id_thresh: t: the smallest set of top classes whose softmax sums to more than t.
+
+    Returns:
+        Class ids, most likely first.
+    """
+    logits = logits.detach().double()
+    order = torch.argsort(logits, descending=True, stable=True)
+    if strategy == "threshold":
+        cum = torch.cumsum(torch.softmax(logits, dim=0)[order], dim=0)
+        above = torch.nonzero(cum > float(id_thresh))
+        n = int(above[0, 0]) + 1 if len(above) else len(order)
+    else:
+        n = 1 if strategy == "sameid" else min(int(topk), len(order))
+    return [int(c) for c in order[:n]]
+
+
+def explain_pair(img1: np.ndarray, img2: np.ndarray, nets: Sim2WordNets, config: Sim2WordConfig,
+                 pair_index: int = 0) -> PairExplanation:
+    """Explain one pair both ways (METHOD.md section 3 steps 1-7).
+
+    Args:
+        img1, img2: raw (H, W, 3) uint8 BGR images (any sizes).
+        nets: the networks.
+        config: what to compute.
+        pair_index: the pair's index in its list (seeds the random fill).
+
+    Returns:
+        :class:`PairExplanation`; maps are float32 NumPy arrays at R's input size.
+    """
+    R, A = nets.recognition, nets.attribute
+    size = tuple(R.preprocess.input_size)
+    sets: dict[str, list[int]] = {}
+
+    def identity_targets(logits: torch.Tensor) -> list[list[ClassLogit]]:
+        sets["c1"] = class_set(logits[0], config.strategy, config.topk, config.id_thresh)
+        sets["c2"] = class_set(logits[1], config.strategy, config.topk, config.id_thresh)
+        sets["union"] = list(dict.fromkeys(sets["c1"] + sets["c2"]))
+        return [[ClassLogit(c) for c in sets["union"]]] * 2
+
+    with CAMExplainer(R, nets.recognition_layer or R.target_layer, config.heatmap_method) as cam:
+        rec = cam(R.preprocess([img1, img2]), identity_targets, out_size=size)
+    n_heads = len(A.head_sizes)
+    with CAMExplainer(A, nets.attribute_layer or A.target_layer, config.heatmap_method) as cam:
+        att = cam(A.preprocess([img1, img2]), [[HeadLogit(j) for j in range(n_heads)]] * 2, out_size=size)
+
+    c1, c2, union = sets["c1"], sets["c2"], sets["union"]
+    same_top1 = c1[0] == c2[0]
+    directions = []
+    for side, (own, other) in enumerate(((c1, c2), (c2, c1))):
+        maps = rec.maps[side]  # (|union|, H, W)
+        H_t = maps[[union.index(c) for c in own]].mean(dim=0)
+        H_f = maps[[union.index(c) for c in other]].mean(dim=0)
+        H_d = discriminant(H_t, H_f, same_id=config.strategy == "sameid" and same_top1)
+        H_attr = att.maps[side]
+        J = joint_maps(H_d, H_attr, config.strategy, config.ablation)
+        logits = [o[side].double() for o in att.outputs]
+        probs = [torch.softmax(lg, dim=0) for lg in logits]
+        directions.append(DirectionExplanation(
+            side=side, H_t=_np(H_t), H_f=_np(H_f), H_d=_np(H_d), H_attr=_np(H_attr), J=_np(J),
+            masks=_np(J) > float(config.thresh),
+            attr_class=np.array([int(p.argmax()) for p in probs], dtype=np.int64),
+            attr_conf=np.array([float(p.max()) for p in probs], dtype=np.float64),
+            eraser=Eraser((img1, img2)[side], config.erasing_method, config.seed, pair_index, side),
+        ))
+    for d in directions:
+        _check_finite(d)
+    ex = PairExplanation(class1=c1, class2=c2, directions=(directions[0], directions[1]), same_top1=same_top1)
+    if config.calculate_similarity:
+        if nets.verification is None:
+            raise ValueError("calculate_similarity=True needs a verification net")
+        verify_pair(ex, (img1, img2), nets.verification, config.batch_size)
+    return ex
+
+
+def discriminant(H_t: torch.Tensor, H_f: torch.Tensor, same_id: bool = False) -> torch.Tensor:
+    """H_d = minmax(H_t * (max(H_f) - H_f)) (section 3 step 3); ``same_id``: minmax(H_t). (H, W) -> (H, W)."""
+    raw = H_t if same_id else H_t * (H_f.max() - H_f)
+    return minmax_normalise(raw[None])[0]
+
+
+def joint_maps(H_d: torch.Tensor, H_attr: torch.Tensor, strategy: str, ablation: str = "none") -> torch.Tensor:
+    """J[j] (section 3 step 5 and the ablations). (H, W), (K, H, W) -> (K, H, W)."""
+    if ablation == "no-counterfactual":
+        J = H_attr.clone()
+    elif ablation == "no-attribute":
+        J = H_d[None].expand_as(H_attr).clone()
+    else:
+        J = H_d[None] * H_attr
+    return minmax_normalise(J) if strategy == "threshold" else J
+
+
+def verify_pair(ex: PairExplanation, raws: tuple[np.ndarray, np.ndarray], V: nn.Module, batch_size: int) -> None:
+    """Step 7: embed originals and erased images in batches; fill the similarities of ``ex`` in place.
+
+    Output-preserving savings: an empty (raw-size) mask reuses the original's
+    embedding; identical masks of one side (same fill) are embedded once.
+    """
+    n_heads = ex.directions[0].masks.shape[0]
+    index = np.zeros((2, n_heads), dtype=np.int64)
+    unique: list[tuple[int, int]] = []  # (side, j) of each image to embed after the two originals
+    seen: dict[tuple[int, bytes], int] = {}
+    for d in ex.directions:
+        for j in range(n_heads):
+            if not d.mask_raw(j).any():
+                index[d.side, j] = d.side
+                continue
+            key = (d.side, hashlib.blake2b(np.packbits(d.masks[j]).tobytes(), digest_size=16).digest())
+            if key not in seen:
+                seen[key] = 2 + len(unique)
+                unique.append((d.side, j))
+            index[d.side, j] = seen[key]
+
+    def images() -> Iterator[np.ndarray]:
+        yield from raws
+        for side, j in unique:
+            yield ex.directions[side].erased(j)
+
+    emb = embed_images(V, images(), batch_size)
+    e1, e2 = emb[0], emb[1]
+    erased = emb[torch.as_tensor(index)]  # (2, K, D)
+    ex.embeddings = emb[:2].numpy()
+    ex.erased_embeddings = erased.numpy()
+    ex.n_verified = int(emb.shape[0])
+    ex.similarity = float(cosine(e1, e2))
+    for d, own, other in ((ex.directions[0], e1, e2), (ex.directions[1], e2, e1)):
+        d.sim_own = cosine(erased[d.side], own[None]).double().numpy()
+        d.sim_other = cosine(erased[d.side], other[None]).double().numpy()
+    ex.both_masked = cosine(erased[0], erased[1]).double().numpy()
+
+
+def _np(t: torch.Tensor) -> np.ndarray:
+    return t.detach().float().cpu().numpy()
+
+
+def _check_finite(d: DirectionExplanation) -> None:
+    for name in ("H_t", "H_f", "H_d", "H_attr", "J", "attr_conf"):
+        if not np.all(np.isfinite(getattr(d, name))):
+            raise FloatingPointError(f"non-finite values in {name} of side {d.side}; check the network weights")
