@@ -4,9 +4,10 @@ Importing the package registers every network (docs/ARCHITECTURE.md,
 "Registered names"); build one with :func:`get_network`.
 
 Example:
+    >>> import numpy as np
     >>> from models import get_network
     >>> net = get_network("FaceWorld-attribute", weights=False)
-    >>> len(net(net.preprocess([np.zeros((60, 50, 3), np.uint8)])))  # doctest: +SKIP
+    >>> len(net(net.preprocess([np.zeros((60, 50, 3), np.uint8)])))
     30
 """
 from models.preprocess import Preprocess

@@ -1,0 +1,307 @@
+"""Registry, architectures (against a functional re-implementation), preprocessing, target layers."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from models import Preprocess, get_network, list_networks, register_network, resolve_layer
+from models.attributes import HEAD_SIZES
+from models.registry import PRETRAINED_ENV, REPO_ROOT, build_network
+
+CONTRACT_NAMES = [
+    "VGGFace2", "VGGFace2-Se", "VGGFace2-verification", "ArcFace-r50", "ArcFace-r100", "CosFace-r50",
+    "CosFace-r100", "iresnet18", "iresnet34", "iresnet50", "iresnet100", "iresnet200", "VGGFace2-ArcFace",
+    "VGGFace2-evidential", "attribute-net", "FaceWorld-recognition", "FaceWorld-attribute",
+    "FaceWorld-verification", "FaceWorld-evidential",
+]
+VGG_MEAN = (91.4953, 103.8827, 131.0912)
+# name -> (kind, size attribute, value, input size, channel order, target layer)
+EXPECTED = {
+    "VGGFace2": ("classifier", "num_classes", 8631, (224, 224), "BGR", "layer4.2.conv3"),
+    "VGGFace2-Se": ("classifier", "num_classes", 8631, (224, 224), "BGR", "layer4.2.conv3"),
+    "VGGFace2-verification": ("embedding", "embedding_size", 2048, (224, 224), "BGR", "layer4.2.conv3"),
+    "ArcFace-r50": ("embedding", "embedding_size", 512, (112, 112), "RGB", "layer4.2.conv2"),
+    "CosFace-r100": ("embedding", "embedding_size", 512, (112, 112), "RGB", "layer4.2.conv2"),
+    "iresnet200": ("embedding", "embedding_size", 512, (112, 112), "RGB", "layer4.5.conv2"),
+    "VGGFace2-ArcFace": ("classifier", "num_classes", 8631, (112, 112), "RGB", "layer4.2.conv2"),
+    "VGGFace2-evidential": ("evidential", "num_classes", 8631, (112, 112), "RGB", "layer4.2.conv2"),
+    "attribute-net": ("attribute", "head_sizes", HEAD_SIZES, (224, 224), "BGR", "backbone.layer4.2.conv3"),
+    "FaceWorld-recognition": ("classifier", "num_classes", 300, (112, 112), "BGR", "layer4.0.conv3"),
+    "FaceWorld-attribute": ("attribute", "head_sizes", HEAD_SIZES, (112, 112), "BGR", "backbone.layer4.0.conv3"),
+    "FaceWorld-verification": ("embedding", "embedding_size", 128, (112, 112), "RGB", "layer4.0.conv2"),
+    "FaceWorld-evidential": ("evidential", "num_classes", 300, (112, 112), "RGB", "layer4.0.conv2"),
+}
+
+
+def _meta(name: str, **overrides) -> nn.Module:
+    with torch.device("meta"):
+        return build_network(name, **overrides)
+
+
+# ----------------------------------------------------------------------------- registry
+
+
+def test_contract_names_registered():
+    missing = set(CONTRACT_NAMES) - set(list_networks())
+    assert not missing, f"not registered: {missing}"
+
+
+def test_unknown_name_lists_valid_names():
+    with pytest.raises(ValueError) as err:
+        get_network("VGGFace3", weights=False)
+    msg = str(err.value)
+    assert "'VGGFace3'" in msg and "attribute-net" in msg and "CosFace-r100" in msg and "Did you mean" in msg
+
+
+def test_duplicate_registration_fails():
+    before = list_networks()
+    with pytest.raises(ValueError, match="already registered"):
+        register_network("VGGFace2")(lambda **kw: nn.Identity())
+    assert list_networks() == before
+
+
+def test_unknown_override_lists_accepted_arguments():
+    with pytest.raises(ValueError, match="depth") as err:
+        get_network("FaceWorld-verification", weights=False, depth=50)
+    assert "embedding_size" in str(err.value) and "layers" in str(err.value)
+
+
+def test_missing_weights_names_path_and_readme(monkeypatch, tmp_path):
+    monkeypatch.setenv(PRETRAINED_ENV, str(tmp_path))
+    with pytest.raises(FileNotFoundError) as err:
+        get_network("VGGFace2")
+    assert str(tmp_path / "resnet50_ft_weight.pkl") in str(err.value)
+    assert 'README section "Pre-trained weights"' in str(err.value)
+    monkeypatch.delenv(PRETRAINED_ENV)
+    with pytest.raises(FileNotFoundError, match=str(REPO_ROOT / "pre-trained" / "face_world")):
+        get_network("FaceWorld-attribute")
+    with pytest.raises(FileNotFoundError, match="nowhere.pth"):
+        get_network("FaceWorld-attribute", weights=tmp_path / "nowhere.pth")
+
+
+def test_default_weights_found_through_env(monkeypatch, tmp_path):
+    ref = get_network("FaceWorld-verification", weights=False)
+    (tmp_path / "face_world").mkdir()
+    torch.save(ref.state_dict(), tmp_path / "face_world" / "FaceWorld-verification.pth")
+    monkeypatch.setenv(PRETRAINED_ENV, str(tmp_path))
+    net = get_network("FaceWorld-verification")
+    x = torch.randn(2, 3, 112, 112)
+    torch.testing.assert_close(net(x), ref(x), rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("name", sorted(EXPECTED))
+def test_declared_attributes(name):
+    kind, attr, value, size, order, target = EXPECTED[name]
+    net = _meta(name)
+    assert net.kind == kind
+    assert getattr(net, attr) == value
+    assert isinstance(net.preprocess, Preprocess)
+    assert (net.preprocess.input_size, net.preprocess.channel_order) == (size, order)
+    assert net.target_layer == target
+    assert isinstance(net.get_submodule(net.target_layer), nn.Conv2d)
+
+
+@pytest.mark.parametrize("depth,layers", [(18, (2, 2, 2, 2)), (34, (3, 4, 6, 3)), (200, (6, 26, 60, 6))])
+def test_iresnet_depths(depth, layers):
+    net = _meta(f"iresnet{depth}")
+    assert tuple(len(getattr(net, f"layer{i}")) for i in range(1, 5)) == layers
+    assert net.fc.in_features == 512 * 7 * 7
+
+
+def test_faceworld_forward_shapes_eval_mode():
+    images = [np.full((90, 80, 3), 100, np.uint8), np.zeros((130, 120, 3), np.uint8)]
+    for name in ("FaceWorld-recognition", "FaceWorld-verification", "FaceWorld-evidential"):
+        net = get_network(name, weights=False)
+        assert not net.training and next(net.parameters()).device.type == "cpu"
+        out = net(net.preprocess(images))
+        expected = net.num_classes if net.kind != "embedding" else net.embedding_size
+        assert tuple(out.shape) == (2, expected), name
+    net = get_network("FaceWorld-attribute", weights=False)
+    outs = net(net.preprocess(images))
+    assert [tuple(o.shape) for o in outs] == [(2, n) for n in HEAD_SIZES]
+
+
+def test_overrides_change_architecture():
+    net = get_network("FaceWorld-evidential", weights=False, num_classes=7, embedding_size=32, input_size=(64, 48))
+    assert tuple(net(torch.zeros(1, 3, 64, 48)).shape) == (1, 7)
+    assert net.fc.in_features == 128 * 4 * 3 and net.preprocess.input_size == (64, 48)
+
+
+def test_arcface_logits_are_scaled_cosines():
+    net = get_network("VGGFace2-ArcFace", weights=False, layers=(1, 1, 1, 1), width=8, num_classes=5,
+                      embedding_size=16, logit_scale=4.0)
+    x = torch.randn(3, 3, 112, 112)
+    with torch.no_grad():
+        emb, logits = net.forward_embedding(x), net(x)
+    cos = torch.stack([F.cosine_similarity(emb, w[None], dim=1) for w in net.weight], dim=1)
+    torch.testing.assert_close(logits, 4.0 * cos, rtol=1e-5, atol=1e-5)
+
+
+# ----------------------------------------------------------------------------- target layers
+
+
+def test_resolve_layer_default_override_and_error():
+    net = _meta("VGGFace2-Se")
+    assert resolve_layer(net) is net.layer4[2].conv3  # SE gates (conv4/conv5) are skipped
+    assert resolve_layer(net, "layer3.5.conv2") is net.layer3[5].conv2
+    with pytest.raises(ValueError) as err:
+        resolve_layer(net, "layer9.conv1")
+    assert "'layer9.conv1'" in str(err.value) and "layer4.2.conv3" in str(err.value)
+
+
+# ----------------------------------------------------------------------------- preprocessing
+
+
+def test_preprocess_hand_computed_values():
+    img = np.array([[[255, 0, 51], [10, 20, 30]], [[0, 0, 0], [255, 255, 255]]], np.uint8)  # BGR, 2x2
+    vgg = Preprocess((2, 2), "BGR", VGG_MEAN, (1, 1, 1))(img)
+    assert vgg.dtype == torch.float32 and tuple(vgg.shape) == (1, 3, 2, 2)
+    torch.testing.assert_close(vgg[0, :, 0, 0], torch.tensor([163.5047, -103.8827, -80.0912]))
+    torch.testing.assert_close(vgg[0, :, 0, 1], torch.tensor([-81.4953, -83.8827, -101.0912]))
+    ir = Preprocess((2, 2), "RGB", (127.5,) * 3, (127.5,) * 3)([img])
+    torch.testing.assert_close(ir[0, :, 0, 0], torch.tensor([-0.6, -1.0, 1.0]))  # R, G, B
+    torch.testing.assert_close(ir[0, :, 1, 1], torch.tensor([1.0, 1.0, 1.0]))
+
+
+def test_preprocess_bilinear_resize():
+    img = np.zeros((1, 2, 3), np.uint8)
+    img[0, 1] = 100  # [0, 100] -> 4 px with half-pixel centres: [0, 25, 75, 100]
+    out = Preprocess((1, 4), "BGR")(img)
+    torch.testing.assert_close(out[0, 0, 0], torch.tensor([0.0, 25.0, 75.0, 100.0]))
+
+
+@pytest.mark.parametrize("name,expected", [
+    ("FaceWorld-recognition", [10 - 91.4953, 20 - 103.8827, 30 - 131.0912]),  # B, G, R - mean
+    ("VGGFace2", [10 - 91.4953, 20 - 103.8827, 30 - 131.0912]),
+    ("FaceWorld-verification", [(30 - 127.5) / 127.5, (20 - 127.5) / 127.5, (10 - 127.5) / 127.5]),
+])
+def test_network_preprocess_on_constant_image(name, expected):
+    net = _meta(name)
+    batch = np.zeros((2, 37, 41, 3), np.uint8)
+    batch[..., 0], batch[..., 1], batch[..., 2] = 10, 20, 30
+    x = net.preprocess(batch)
+    assert tuple(x.shape) == (2, 3, *net.preprocess.input_size)
+    torch.testing.assert_close(x[1, :, 5, 7], torch.tensor(expected, dtype=torch.float32))
+    assert torch.all(x == x[:, :, :1, :1])
+
+
+def test_preprocess_rejects_bad_input():
+    with pytest.raises(ValueError, match="uint8"):
+        Preprocess((4, 4))([np.zeros((4, 4, 3), np.float32)])
+    with pytest.raises(ValueError, match="channel_order"):
+        Preprocess((4, 4), "RGBA")
+
+
+# ----------------------------------------------------------------------------- architectures vs functional re-implementation
+
+
+def _randomise(net: nn.Module) -> dict[str, torch.Tensor]:
+    gen = torch.Generator().manual_seed(3)
+    with torch.no_grad():
+        for m in net.modules():
+            if isinstance(m, (nn.BatchNorm2d, nn.BatchNorm1d)):
+                m.running_mean.copy_(torch.randn(m.running_mean.shape, generator=gen) * 0.1)
+                m.running_var.copy_(torch.rand(m.running_var.shape, generator=gen) + 0.5)
+                m.weight.copy_(torch.rand(m.weight.shape, generator=gen) + 0.5)
+                m.bias.copy_(torch.randn(m.bias.shape, generator=gen) * 0.1)
+            elif isinstance(m, nn.PReLU):
+                m.weight.copy_(torch.rand(m.weight.shape, generator=gen))
+            elif isinstance(m, nn.Conv2d) and m.bias is not None:
+                m.bias.copy_(torch.randn(m.bias.shape, generator=gen))
+    return net.eval().state_dict()
+
+
+def _bn(x, sd, p):
+    return F.batch_norm(x, sd[p + ".running_mean"], sd[p + ".running_var"], sd[p + ".weight"], sd[p + ".bias"],
+                        training=False, eps=1e-5)
+
+
+def _ref_vggface2(sd, x, layers, se):
+    """Caffe ResNet from its description: stride in the 1x1 conv1, ceil-mode pool, SE before the addition."""
+    x = F.max_pool2d(F.relu(_bn(F.conv2d(x, sd["conv1.weight"], stride=2, padding=3), sd, "bn1")), 3, 2, 0,
+                     ceil_mode=True)
+    for i, n in enumerate(layers, start=1):
+        for b in range(n):
+            p, s = f"layer{i}.{b}", (2 if i > 1 and b == 0 else 1)
+            out = F.relu(_bn(F.conv2d(x, sd[p + ".conv1.weight"], stride=s), sd, p + ".bn1"))
+            out = F.relu(_bn(F.conv2d(out, sd[p + ".conv2.weight"], padding=1), sd, p + ".bn2"))
+            out = _bn(F.conv2d(out, sd[p + ".conv3.weight"]), sd, p + ".bn3")
+            if se:
+                g = F.avg_pool2d(out, out.shape[2])
+                g = F.relu(F.conv2d(g, sd[p + ".conv4.weight"], sd[p + ".conv4.bias"]))
+                out = out * torch.sigmoid(F.conv2d(g, sd[p + ".conv5.weight"], sd[p + ".conv5.bias"]))
+            if p + ".downsample.0.weight" in sd:
+                x = _bn(F.conv2d(x, sd[p + ".downsample.0.weight"], stride=s), sd, p + ".downsample.1")
+            x = F.relu(out + x)
+    x = F.avg_pool2d(x, 7, stride=1).flatten(1)  # Caffe's AvgPool2d(7) at 224 input
+    return F.linear(x, sd["fc.weight"], sd["fc.bias"])
+
+
+def _ref_iresnet(sd, x, layers):
+    """arcface_torch iresnet: BN-conv-BN-PReLU-conv(stride)-BN + shortcut, then BN, fc, BN1d."""
+    x = F.prelu(_bn(F.conv2d(x, sd["conv1.weight"], padding=1), sd, "bn1"), sd["prelu.weight"])
+    for i, n in enumerate(layers, start=1):
+        for b in range(n):
+            p, s = f"layer{i}.{b}", (2 if b == 0 else 1)
+            out = F.conv2d(_bn(x, sd, p + ".bn1"), sd[p + ".conv1.weight"], padding=1)
+            out = F.prelu(_bn(out, sd, p + ".bn2"), sd[p + ".prelu.weight"])
+            out = _bn(F.conv2d(out, sd[p + ".conv2.weight"], stride=s, padding=1), sd, p + ".bn3")
+            if p + ".downsample.0.weight" in sd:
+                x = _bn(F.conv2d(x, sd[p + ".downsample.0.weight"], stride=s), sd, p + ".downsample.1")
+            x = out + x
+    x = _bn(x, sd, "bn2").flatten(1)
+    return _bn(F.linear(x, sd["fc.weight"], sd["fc.bias"]), sd, "features")
+
+
+@pytest.mark.parametrize("se", [False, True])
+def test_vggface2_resnet_matches_reference(se):
+    layers = (1, 2, 1, 1)
+    net = get_network("VGGFace2-Se" if se else "VGGFace2", weights=False, layers=layers, width=8, num_classes=11)
+    sd = _randomise(net)
+    x = torch.randn(2, 3, 224, 224)
+    sizes = []
+    hook = net.layer1.register_forward_hook(lambda m, i, o: sizes.append(tuple(o.shape[2:])))
+    with torch.no_grad():
+        out = net(x)
+    hook.remove()
+    assert sizes == [(56, 56)]  # 224 -> 112 -> ceil-mode pool -> 56 as in Caffe
+    torch.testing.assert_close(out, _ref_vggface2(sd, x, layers, se), rtol=1e-4, atol=1e-4)
+
+
+def test_iresnet_matches_reference():
+    layers = (1, 2, 1, 1)
+    net = get_network("iresnet50", weights=False, layers=layers, width=8, embedding_size=16, input_size=(50, 38))
+    assert net.fc.in_features == 64 * 4 * 3  # 50 -> 25 -> 13 -> 7 -> 4, 38 -> 19 -> 10 -> 5 -> 3
+    sd = _randomise(net)
+    x = torch.randn(2, 3, 50, 38)
+    with torch.no_grad():
+        torch.testing.assert_close(net(x), _ref_iresnet(sd, x, layers), rtol=1e-4, atol=1e-4)
+
+
+def test_attribute_net_heads_on_pooled_feature():
+    net = get_network("FaceWorld-attribute", weights=False)
+    x = torch.randn(2, 3, 112, 112)
+    with torch.no_grad():
+        feat = net.backbone.forward_features(x)
+        outs = net(x)
+    assert tuple(feat.shape) == (2, 512)
+    for j, head in enumerate(net.heads):
+        torch.testing.assert_close(outs[j], feat @ head.weight.T + head.bias)
+
+
+# ----------------------------------------------------------------------------- device
+
+
+@pytest.mark.cuda
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device (none visible to torch)")
+def test_cuda_device_matches_cpu():
+    cpu = get_network("FaceWorld-verification", weights=False)
+    gpu = get_network("FaceWorld-verification", weights=False, device="cuda")
+    gpu.load_state_dict(cpu.state_dict())
+    assert next(gpu.parameters()).is_cuda and not gpu.training
+    x = cpu.preprocess([np.full((120, 100, 3), 77, np.uint8)])
+    with torch.no_grad():
+        torch.testing.assert_close(gpu(x.cuda()).cpu(), cpu(x), rtol=1e-3, atol=1e-3)
