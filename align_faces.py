@@ -9,8 +9,11 @@ input folder also works for the output folder.
 Outputs in ``--output-dir``:
 
 * the aligned images, same relative paths (and format, by extension);
-* ``alignment.csv``: per aligned image the method, the ``estimated`` flag and
-  the five landmarks used (input-image pixels);
+* ``alignment.csv``: per aligned image the method (``haar-eyes``, ``haar-box``,
+  the landmark format, or ``center-crop``), the ``estimated`` flag (true when
+  the landmarks were estimated by the detector, not read from a file), the
+  number of face boxes and the roll search angle (detector only) and the five
+  landmarks used (input-image pixels);
 * ``skipped.csv`` and ``failures.jsonl``: images that were not aligned (no face
   found, unreadable file, no landmarks) with the stage and the reason.
 
@@ -97,7 +100,7 @@ def align_one(args, rel: str, landmark_table) -> tuple[np.ndarray, dict]:
         image = read_image(args.input_dir / rel)
     except ImageReadError as err:
         raise _Skip("read", "ImageReadError", f"{err.reason}. Fix: {err.hint}") from err
-    row = {"path": rel, "method": "", "estimated": "", "num_faces": ""}
+    row = {"path": rel, "method": "", "estimated": "", "num_faces": "", "rotation": ""}
     if not args.align:
         row.update(method="center-crop", estimated="")
         return center_crop(image, args.size), row
@@ -106,7 +109,8 @@ def align_one(args, rel: str, landmark_table) -> tuple[np.ndarray, dict]:
         if det.landmarks is None:
             raise _Skip("detect", "NoFaceFound", det.reason)
         points = det.landmarks
-        row.update(method=det.method, estimated=str(det.estimated).lower(), num_faces=det.num_faces)
+        row.update(method=det.method, estimated=str(det.estimated).lower(), num_faces=det.num_faces,
+                   rotation=f"{det.rotation:g}")
     else:
         if rel not in landmark_table:
             raise _Skip("landmarks", "MissingLandmarks", f"no row for {rel!r} in {args.landmarks}")
@@ -165,7 +169,7 @@ def main(argv: list[str] | None = None) -> int:
             skipped.append({"path": rel, "stage": skip.stage, "error_type": skip.error_type,
                             "message": skip.message})
 
-    columns = ["path", "method", "estimated", "num_faces"] + [f"{a}{i}" for i in range(1, 6) for a in "xy"]
+    columns = ["path", "method", "estimated", "num_faces", "rotation"] + [f"{a}{i}" for i in range(1, 6) for a in "xy"]
     atomic_write_text(args.output_dir / "alignment.csv", _csv_text(done, columns))
     atomic_write_text(args.output_dir / "skipped.csv", _csv_text(skipped, ["path", "stage", "error_type",
                                                                             "message"]))

@@ -351,3 +351,22 @@ def test_align_faces_detect_mode_on_real_photo(tmp_path, shared_dir):
     assert cv2.imread(str(out / "person" / "face.png")).shape == (224, 224, 3)
     skipped = list(csv.DictReader((out / "skipped.csv").open()))
     assert [(r["path"], r["stage"], r["error_type"]) for r in skipped] == [("person/noise.png", "detect", "NoFaceFound")]
+
+
+@needs_haar
+def test_detect_tilted_face_by_roll_search(shared_dir):
+    from utils.image_io import read_image
+
+    path = shared_dir / "data" / "real_faces" / "xfr_subject_1" / "2.png"
+    if not path.exists():
+        pytest.skip(f"{path} not present")
+    upright = read_image(path)
+    ref = detect_landmarks(upright)
+    assert ref.rotation == 0.0 and ref.landmarks is not None
+    turn = cv2.getRotationMatrix2D((112, 112), -35.0, 1.0)  # head rolled 35 degrees clockwise
+    tilted = cv2.warpAffine(upright, turn, (224, 224), borderMode=cv2.BORDER_REPLICATE)
+    det = detect_landmarks(tilted)
+    assert det.landmarks is not None and det.rotation != 0.0, det
+    expected_eyes = _apply(turn, ref.landmarks[:2])
+    eye_distance = np.linalg.norm(expected_eyes[1] - expected_eyes[0])
+    assert np.linalg.norm(det.landmarks[:2] - expected_eyes, axis=1).max() < 0.15 * eye_distance

@@ -22,11 +22,13 @@ largest face box in which a valid eye pair is found (else the largest box), then
    pairs the one closest to where eyes usually sit in a Haar face box). When
    no such pair is found, the eye centres are placed at fixed fractions of the
    box (:data:`BOX_EYE_FRACTIONS`, measured on the shared real-face photos),
-   which assumes no in-plane roll.
+   which assumes no in-plane roll in the searched image.
 2. Nose tip and mouth corners: the template's own, carried by the similarity
    that maps the template's two eye centres onto the detected ones. Alignment
    with these five points is therefore an exact two-eye alignment; the nose
    and mouth add no information of their own, and the flag says so.
+3. Tilted heads: when the upright photo has no face, copies turned by
+   :data:`ROLL_SEARCH_DEGREES` are searched and the points mapped back.
 
 The Haar cascades ship with ``opencv-python(-headless)`` 4.x. OpenCV 5 dropped
 ``cv2.CascadeClassifier`` and the cascade files from the main package;
@@ -62,6 +64,9 @@ _DETECT_MAX_SIDE = 800  # photos are searched at most this large (speed)
 _EYE_ROI_SIDE = 200  # face boxes are rescaled to this side for the eye search
 _MAX_FACE_CANDIDATES = 5  # face boxes (largest first) searched for eyes
 
+#: In-plane turns (degrees, counter-clockwise) tried in order until a face is found.
+ROLL_SEARCH_DEGREES = (0.0, 20.0, -20.0, 40.0, -40.0)
+
 
 class DetectorUnavailableError(RuntimeError):
     """The Haar-cascade detector cannot run with the installed OpenCV."""
@@ -81,6 +86,8 @@ class Detection:
         reason: why no face was returned ("" on success).
         face_box: ``(x, y, w, h)`` of the chosen face in input pixels, or ``None``.
         num_faces: how many face boxes the face cascade found.
+        rotation: degrees the image was turned for the search that found the
+            face (0 upright; see :data:`ROLL_SEARCH_DEGREES`).
     """
 
     landmarks: np.ndarray | None
@@ -89,6 +96,7 @@ class Detection:
     reason: str = ""
     face_box: tuple[int, int, int, int] | None = None
     num_faces: int = 0
+    rotation: float = 0.0
 
 
 def arcface_template(size: int = 112) -> np.ndarray:
@@ -266,8 +274,46 @@ def landmarks_from_eyes(eyes: np.ndarray) -> np.ndarray:
     return np.hstack([ARCFACE_TEMPLATE_112, np.ones((5, 1))]) @ matrix.T
 
 
+def _rotated(gray: np.ndarray, degrees: float) -> tuple[np.ndarray, np.ndarray]:
+    """``gray`` turned by ``degrees`` (counter-clockwise) on a canvas that holds
+    all of it, and the ``(2, 3)`` matrix mapping rotated pixels back to ``gray``."""
+    h, w = gray.shape
+    matrix = cv2.getRotationMatrix2D((w / 2, h / 2), degrees, 1.0)
+    cos, sin = abs(matrix[0, 0]), abs(matrix[0, 1])
+    new_w, new_h = int(np.ceil(h * sin + w * cos)), int(np.ceil(h * cos + w * sin))
+    matrix[:, 2] += (new_w / 2 - w / 2, new_h / 2 - h / 2)
+    turned = cv2.warpAffine(gray, matrix, (new_w, new_h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+    return turned, cv2.invertAffineTransform(matrix)
+
+
+def _detect_upright(gray: np.ndarray, face_cascade, eye_cascade):
+    """Faces and eyes in an (equalised) gray image: ``(box, eyes (2, 2), method, num_faces)`` or ``None``."""
+    h, w = gray.shape
+    scale = min(1.0, _DETECT_MAX_SIDE / max(h, w))
+    small = cv2.resize(gray, (round(w * scale), round(h * scale)), interpolation=cv2.INTER_AREA) \
+        if scale < 1.0 else gray
+    faces = face_cascade.detectMultiScale(small, scaleFactor=1.1, minNeighbors=5, minSize=(24, 24))
+    if len(faces) == 0:
+        return None
+    # Largest first; the first box with a valid eye pair wins (false positives
+    # in hair or clothing are often larger than the face but have no eyes).
+    boxes = [tuple(int(round(v / scale)) for v in b) for b in sorted(faces, key=lambda b: -b[2] * b[3])]
+    box, eyes_frac, method = boxes[0], BOX_EYE_FRACTIONS, "haar-box"
+    for candidate in boxes[:_MAX_FACE_CANDIDATES]:
+        found = _eyes_in_box(gray, candidate, eye_cascade)
+        if found is not None:
+            box, eyes_frac, method = candidate, found, "haar-eyes"
+            break
+    eyes = np.array(box[:2], dtype=np.float64) + eyes_frac * np.array(box[2:], dtype=np.float64)
+    return box, eyes, method, len(faces)
+
+
 def detect_landmarks(image: np.ndarray) -> Detection:
     """Find the main frontal face and estimate its five landmarks.
+
+    The frontal-face cascade tolerates little in-plane roll, so when the upright
+    image has no face the search is repeated on copies turned by
+    :data:`ROLL_SEARCH_DEGREES`; the points are mapped back to the input image.
 
     Args:
         image: ``(H, W, 3)`` uint8 BGR (or ``(H, W)`` gray).
@@ -283,22 +329,20 @@ def detect_landmarks(image: np.ndarray) -> Detection:
     image = _check_image(image)
     gray = cv2.cvtColor(image, cv2.COLOR_BGR2GRAY) if image.ndim == 3 else image
     gray = cv2.equalizeHist(gray.astype(np.uint8))
+    for degrees in ROLL_SEARCH_DEGREES:
+        turned, back = _rotated(gray, degrees) if degrees else (gray, np.eye(2, 3))
+        found = _detect_upright(turned, face_cascade, eye_cascade)
+        if found is None:
+            continue
+        box, eyes, method, num_faces = found
+        eyes = eyes @ back[:, :2].T + back[:, 2]
+        if degrees:
+            corners = np.array([[box[0], box[1]], [box[0] + box[2], box[1]], [box[0], box[1] + box[3]],
+                                [box[0] + box[2], box[1] + box[3]]], dtype=np.float64) @ back[:, :2].T + back[:, 2]
+            lo, hi = corners.min(axis=0), corners.max(axis=0)
+            box = (int(lo[0]), int(lo[1]), int(hi[0] - lo[0]), int(hi[1] - lo[1]))
+        return Detection(landmarks_from_eyes(eyes), True, method, "", box, num_faces, float(degrees))
     h, w = gray.shape
-    scale = min(1.0, _DETECT_MAX_SIDE / max(h, w))
-    small = cv2.resize(gray, (round(w * scale), round(h * scale)), interpolation=cv2.INTER_AREA) \
-        if scale < 1.0 else gray
-    faces = face_cascade.detectMultiScale(small, scaleFactor=1.1, minNeighbors=5, minSize=(24, 24))
-    if len(faces) == 0:
-        return Detection(None, True, "none", f"no face found by the Haar frontal-face cascade in a {w}x{h} image "
-                         "(profile, very small, or occluded faces are missed)")
-    # Largest first; the first box with a valid eye pair wins (false positives
-    # in hair or clothing are often larger than the face but have no eyes).
-    boxes = [tuple(int(round(v / scale)) for v in b) for b in sorted(faces, key=lambda b: -b[2] * b[3])]
-    box, eyes_frac, method = boxes[0], BOX_EYE_FRACTIONS, "haar-box"
-    for candidate in boxes[:_MAX_FACE_CANDIDATES]:
-        found = _eyes_in_box(gray, candidate, eye_cascade)
-        if found is not None:
-            box, eyes_frac, method = candidate, found, "haar-eyes"
-            break
-    eyes = np.array(box[:2], dtype=np.float64) + eyes_frac * np.array(box[2:], dtype=np.float64)
-    return Detection(landmarks_from_eyes(eyes), True, method, "", box, len(faces))
+    return Detection(None, True, "none", f"no face found by the Haar frontal-face cascade in a {w}x{h} image, "
+                     f"also turned by {list(ROLL_SEARCH_DEGREES[1:])} degrees "
+                     "(profile, very small, or occluded faces are missed)")
