@@ -36,12 +36,15 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from utils.align import ALIGN_SIZES, DetectorUnavailableError, _cascades, align_face, center_crop, detect_landmarks
+from utils.align import (ALIGN_SIZES, DetectorUnavailableError, align_face, center_crop, detect_landmarks,
+                         ensure_detector)
 from utils.atomic import atomic_write_image, atomic_write_text
 from utils.image_io import ImageReadError, read_image
 from utils.landmarks import read_landmarks
 
-IMAGE_EXTENSIONS = {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff", ".gif", ".ppm", ".pgm", ".pbm"}
+# Read by content; these extensions only choose which files of a folder to try
+# (and the output format: each aligned image keeps its name and extension).
+IMAGE_EXTENSIONS = {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff", ".gif", ".ppm"}
 EXIT_OK, EXIT_USAGE, EXIT_SOME_FAILED = 0, 2, 3
 
 
@@ -140,7 +143,7 @@ def main(argv: list[str] | None = None) -> int:
     landmark_table = None
     if args.align and args.landmark_format == "detect":
         try:
-            _cascades()
+            ensure_detector()
         except DetectorUnavailableError as err:
             print(f"error: {err}", file=sys.stderr)
             return EXIT_USAGE
@@ -163,7 +166,10 @@ def main(argv: list[str] | None = None) -> int:
             if Path(rel).is_absolute() or not _inside(out_path, args.output_dir):
                 raise _Skip("output", "UnsafePath", f"{rel!r} would be written outside --output-dir")
             aligned, row = align_one(args, rel, landmark_table)
-            atomic_write_image(out_path, aligned)
+            try:
+                atomic_write_image(out_path, aligned)
+            except (OSError, ValueError) as err:
+                raise _Skip("write", type(err).__name__, f"cannot write {out_path}: {err}") from err
             done.append(row)
         except _Skip as skip:
             skipped.append({"path": rel, "stage": skip.stage, "error_type": skip.error_type,

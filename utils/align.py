@@ -235,6 +235,11 @@ def _cascades():
     return face, eye
 
 
+def ensure_detector() -> None:
+    """Load the Haar cascades now; raises :class:`DetectorUnavailableError` with the fix if they are missing."""
+    _cascades()
+
+
 def _eyes_in_box(gray: np.ndarray, box: tuple[int, int, int, int], eye_cascade) -> np.ndarray | None:
     """Eye centres ``(2, 2)`` in box fractions (left, right), or ``None``."""
     x, y, w, h = box
