@@ -12,6 +12,15 @@ from utils.cam import CAMExplainer, ClassLogit, HeadLogit, minmax_normalise, res
 METHODS = ("GradCAM", "GradCAM++")
 
 
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    """Tiny nets: one intra-op thread avoids OpenMP oversubscription on shared CI cores."""
+    old = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(old)
+
+
 def reference_map(net, layer_name, x, score_fn, method, out_size):
     """Plain Grad-CAM: input requires grad, full graph, one full backward for this one target."""
     layer = net.get_submodule(layer_name)

@@ -29,6 +29,15 @@ Q = P.T.copy()
 PRE = Preprocess((4, 4), "BGR", (0.0, 0.0, 128.0), (1.0, 1.0, 1.0))
 
 
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    """Tiny nets: one intra-op thread avoids OpenMP oversubscription on shared CI cores."""
+    old = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(old)
+
+
 class HandR(nn.Module):
     kind, num_classes, target_layer = "classifier", 3, "conv"
 
