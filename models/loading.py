@@ -23,6 +23,7 @@ import codecs
 import io
 import os
 import pickle
+import re
 from collections.abc import Mapping
 from functools import lru_cache
 from pathlib import Path
@@ -52,7 +53,7 @@ class CheckpointMismatchError(CheckpointError):
 
 def _latin1_encode(text: str, encoding: str = "utf-8", errors: str = "strict") -> bytes:
     """``_codecs.encode`` as Python 3 protocol-2 pickles use it for ``bytes`` (latin1 only)."""
-    if codecs.lookup(encoding).name != "iso8859-1":
+    if encoding.lower().replace("_", "-") not in ("latin1", "latin-1", "iso-8859-1", "iso8859-1", "l1"):
         raise UnsafeCheckpointError(f"_codecs.encode with encoding {encoding!r} refused (only latin1 is allowed)")
     return codecs.encode(text, "latin1", errors)
 
@@ -122,9 +123,10 @@ def read_pth(path: Path) -> dict[str, torch.Tensor]:
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as err:
+        found = re.search(r"GLOBAL ([\w.]+)", str(err))
         raise UnsafeCheckpointError(
             f"refused to load {path}: torch.load(weights_only=True) found something other than tensors "
-            f"({str(err).splitlines()[0] if str(err) else err!r}). Save weights as "
+            f"(the global {found.group(1) if found else '?'}). Weights files must hold "
             "torch.save(model.state_dict(), path), never a whole model or custom objects."
         ) from err
     except (RuntimeError, EOFError, OSError) as err:
