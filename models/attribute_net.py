@@ -26,7 +26,7 @@ from torch import nn
 
 from models.attributes import HEAD_SIZES
 from models.registry import create_from_defaults, last_conv_name, register_network
-from models.resnet_vggface2 import RESNET50_LAYERS, VGGFace2ResNet
+from models.resnet_vggface2 import FACE_WORLD_TRUNK, RESNET50_LAYERS, VGGFace2ResNet
 
 
 class AttributeNet(nn.Module):
@@ -49,11 +49,15 @@ class AttributeNet(nn.Module):
         head_sizes: Sequence[int] = HEAD_SIZES,
         input_size: int | Sequence[int] = 224,
         se: bool = False,
+        stem_pool: bool = True,
+        strides: Sequence[int] = (1, 2, 2, 2),
     ) -> None:
         super().__init__()
         if not head_sizes or min(head_sizes) < 2:
             raise ValueError(f"head_sizes must be a non-empty list of ints >= 2, got {tuple(head_sizes)}")
-        self.backbone = VGGFace2ResNet(layers, width, se=se, include_top=False, input_size=input_size)
+        self.backbone = VGGFace2ResNet(
+            layers, width, se=se, include_top=False, input_size=input_size, stem_pool=stem_pool, strides=strides
+        )
         feat = self.backbone.feature_size
         self.heads = nn.ModuleList(nn.Linear(feat, int(n)) for n in head_sizes)
         self.head_sizes = tuple(int(n) for n in head_sizes)
@@ -73,5 +77,5 @@ def attribute_net(**overrides) -> AttributeNet:
 
 @register_network("FaceWorld-attribute", weights="face_world/FaceWorld-attribute.pth")
 def faceworld_attribute(**overrides) -> AttributeNet:
-    """Small attribute net for the face-world demo: trunk (1, 1, 1, 1), width 16, 112x112."""
-    return create_from_defaults(AttributeNet, {"layers": (1, 1, 1, 1), "width": 16, "input_size": 112}, overrides)
+    """Small attribute net for the face-world demo (trunk: ``FACE_WORLD_TRUNK``)."""
+    return create_from_defaults(AttributeNet, dict(FACE_WORLD_TRUNK), overrides)

@@ -198,7 +198,9 @@ def vggface2_evidential(**overrides) -> IResNetEvidential:
     return create_from_defaults(IResNetEvidential, {"layers": IRESNET_LAYERS[50]}, overrides)
 
 
-_SMALL = {"layers": (1, 1, 1, 1), "width": 16, "embedding_size": 128, "input_size": 112}
+# Face-world demo iresnets: one block per stage, width 16, 64x64 input (4x4
+# last map, fc 128*4*4 -> 128), small enough to train on two CPU cores.
+_SMALL = {"layers": (1, 1, 1, 1), "width": 16, "embedding_size": 128, "input_size": 64}
 
 
 @register_network("FaceWorld-verification", weights="face_world/FaceWorld-verification.pth")
@@ -209,5 +211,5 @@ def faceworld_verification(**overrides) -> IResNet:
 
 @register_network("FaceWorld-evidential", weights="face_world/FaceWorld-evidential.pth")
 def faceworld_evidential(**overrides) -> IResNetEvidential:
-    """Small iresnet evidential classifier (300 identities) for the face-world demo."""
-    return create_from_defaults(IResNetEvidential, {**_SMALL, "num_classes": 300}, overrides)
+    """Small iresnet evidential classifier (200 identities) for the face-world demo."""
+    return create_from_defaults(IResNetEvidential, {**_SMALL, "num_classes": 200}, overrides)

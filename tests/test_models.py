@@ -29,10 +29,10 @@ EXPECTED = {
     "VGGFace2-ArcFace": ("classifier", "num_classes", 8631, (112, 112), "RGB", "layer4.2.conv2"),
     "VGGFace2-evidential": ("evidential", "num_classes", 8631, (112, 112), "RGB", "layer4.2.conv2"),
     "attribute-net": ("attribute", "head_sizes", HEAD_SIZES, (224, 224), "BGR", "backbone.layer4.2.conv3"),
-    "FaceWorld-recognition": ("classifier", "num_classes", 300, (112, 112), "BGR", "layer4.0.conv3"),
-    "FaceWorld-attribute": ("attribute", "head_sizes", HEAD_SIZES, (112, 112), "BGR", "backbone.layer4.0.conv3"),
-    "FaceWorld-verification": ("embedding", "embedding_size", 128, (112, 112), "RGB", "layer4.0.conv2"),
-    "FaceWorld-evidential": ("evidential", "num_classes", 300, (112, 112), "RGB", "layer4.0.conv2"),
+    "FaceWorld-recognition": ("classifier", "num_classes", 200, (64, 64), "BGR", "layer4.0.conv3"),
+    "FaceWorld-attribute": ("attribute", "head_sizes", HEAD_SIZES, (64, 64), "BGR", "backbone.layer4.0.conv3"),
+    "FaceWorld-verification": ("embedding", "embedding_size", 128, (64, 64), "RGB", "layer4.0.conv2"),
+    "FaceWorld-evidential": ("evidential", "num_classes", 200, (64, 64), "RGB", "layer4.0.conv2"),
 }
 
 
@@ -88,7 +88,7 @@ def test_default_weights_found_through_env(monkeypatch, tmp_path):
     torch.save(ref.state_dict(), tmp_path / "face_world" / "FaceWorld-verification.pth")
     monkeypatch.setenv(PRETRAINED_ENV, str(tmp_path))
     net = get_network("FaceWorld-verification")
-    x = torch.randn(2, 3, 112, 112)
+    x = torch.randn(2, 3, 64, 64)
     torch.testing.assert_close(net(x), ref(x), rtol=0, atol=0)
 
 
@@ -283,7 +283,7 @@ def test_iresnet_matches_reference():
 
 def test_attribute_net_heads_on_pooled_feature():
     net = get_network("FaceWorld-attribute", weights=False)
-    x = torch.randn(2, 3, 112, 112)
+    x = torch.randn(2, 3, 64, 64)
     with torch.no_grad():
         feat = net.backbone.forward_features(x)
         outs = net(x)
