@@ -35,7 +35,7 @@ Example:
 """
 from __future__ import annotations
 
-import logging
+import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -43,8 +43,6 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 from torch import nn
-
-log = logging.getLogger(__name__)
 
 METHODS = ("GradCAM", "GradCAM++")
 
@@ -271,7 +269,7 @@ def _batched_grad(scores: torch.Tensor, leaf: torch.Tensor) -> torch.Tensor:
         (grads,) = torch.autograd.grad(scores, leaf, grad_outputs=eye, is_grads_batched=True, retain_graph=True)
         return grads
     except RuntimeError as err:  # an op without a vmap rule: same result, one row at a time
-        log.warning("batched backward unavailable (%s); falling back to one backward per target", err)
+        warnings.warn(f"batched backward unavailable ({err}); falling back to one backward per target", stacklevel=2)
         rows = [torch.autograd.grad(scores, leaf, grad_outputs=e, retain_graph=True)[0] for e in eye]
         return torch.stack(rows)
 

@@ -198,8 +198,8 @@ def _record_failure(fh, item: PairItem, stage: str, err: BaseException) -> None:
     fh.flush()
 
 
-def _run_one(plan: Plan, nets: Sim2WordNets, item: PairItem) -> str | None:
-    """Explain and write one pair; returns None, or raises with the stage stored on the exception."""
+def _run_one(plan: Plan, nets: Sim2WordNets, item: PairItem) -> None:
+    """Explain and write one pair; an exception carries the failing stage in ``sim2word_stage``."""
     from utils.image_io import read_image
 
     stage = "parse"
@@ -224,7 +224,6 @@ def _run_one(plan: Plan, nets: Sim2WordNets, item: PairItem) -> str | None:
     except Exception as err:  # recorded in failures.jsonl by the caller; the run goes on
         err.sim2word_stage = stage
         raise
-    return None
 
 
 def run_pairs(plan: Plan, nets: Sim2WordNets) -> int:
@@ -265,6 +264,8 @@ def run_pairs(plan: Plan, nets: Sim2WordNets) -> int:
 def main(strategy: str, argv: list[str] | None = None, prog: str | None = None) -> int:
     """Parse arguments, run the pairs, return the exit code (0, 2 or 3)."""
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    # deterministic cuBLAS (utils.seeding asks torch for deterministic kernels); must precede CUDA init
+    os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
     parser = build_parser(strategy, prog=prog or Path(sys.argv[0]).name)
     args = parser.parse_args(argv)
     try:

@@ -138,7 +138,9 @@ class DirectionExplanation:
         masks: (n_heads, H, W) bool, J > thresh.
         attr_class: (n_heads,) predicted class per head.
         attr_conf: (n_heads,) softmax confidence of that class.
-        eraser: erases the raw image (see :meth:`mask_raw`, :meth:`erased`).
+        eraser: erases the raw image. Erased images are not stored (30 raw-size copies
+            per side would be large); :meth:`erased` / :meth:`erased_images` rebuild them
+            deterministically, :meth:`mask_raw` gives the raw-size region.
         sim_own: (n_heads,) cos(V(E_j), V(own original)), or ``None``.
         sim_other: (n_heads,) cos(V(E_j), V(other original)), or ``None``.
     """
@@ -167,6 +169,10 @@ class DirectionExplanation:
     def erased(self, j: int) -> np.ndarray:
         """(H_raw, W_raw, 3) uint8 raw image erased for head j."""
         return self.eraser(self.mask_raw(j))
+
+    def erased_images(self) -> np.ndarray:
+        """(n_heads, H_raw, W_raw, 3) uint8: every erased image (built on demand; large for big images)."""
+        return np.stack([self.erased(j) for j in range(len(self.masks))])
 
 
 @dataclass
