@@ -26,8 +26,11 @@ import math
 from pathlib import Path
 from typing import Any
 
-from utils.atomic import atomic_write_json
+from utils.atomic import atomic_write_bytes, atomic_write_json  # also re-exported: docs/ARCHITECTURE.md names them here
 from utils.sim2word import PairExplanation, Sim2WordConfig
+
+__all__ = ["REQUIRED_KEYS", "atomic_write_bytes", "atomic_write_json", "check_finite", "is_done", "make_record",
+           "write_record"]
 
 REQUIRED_KEYS = (
     "Datasets", "Heatmap-method", "thresh", "verification-net", "image-path1", "image-path2", "match",
