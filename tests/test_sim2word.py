@@ -226,3 +226,22 @@ def test_wrong_network_kind_is_refused():
         Sim2WordNets(HandR(), HandR(), HandV())
     with pytest.raises(ValueError, match="strategy"):
         Sim2WordConfig(strategy="top5")
+
+
+def test_record_keys_values_and_nan_refusal():
+    from utils.records import REQUIRED_KEYS, make_record
+
+    cfg = Sim2WordConfig(thresh=0.3)
+    ex = explain_pair(IMG1, IMG2, NETS, cfg, pair_index=2)
+    meta = dict(datasets="D", recognition_net="R", attribute_net="A", verification_net="V", image_path1="a.png",
+                image_path2="b.png", match=0, pair_index=2)
+    rec = make_record(ex, cfg, **meta)
+    assert set(REQUIRED_KEYS) | {"topk"} <= set(rec) and "id_thresh" not in rec
+    d1, d2 = ex.directions
+    assert rec["attributes-image1"]["image1-f_attr_1"] == [d1.sim_own[1], d1.sim_other[1]]
+    assert rec["attributes-image2"]["image2-f_attr_0"] == [d2.sim_own[0], d2.sim_other[0]]
+    assert rec["attributes-both-masked"]["Both_masked-f_attr_0"] == ex.both_masked[0]
+    assert rec["class1"] == [0] and rec["Attribute2-class"] == [0, 1] and rec["mask-fraction1"] == [5 / 16, 3 / 16]
+    ex.directions[0].sim_other[1] = float("nan")
+    with pytest.raises(FloatingPointError, match="image1-f_attr_1"):
+        make_record(ex, cfg, **meta)
