@@ -28,3 +28,10 @@ def shared_dir() -> Path:
     if not SHARED_DIR.is_dir():
         pytest.skip(f"shared data folder not found at {SHARED_DIR} (set SIM2WORD_SHARED)")
     return SHARED_DIR
+
+
+# Tiny convolutions on a shared 2-core machine run far faster single-threaded
+# (thread hand-off dominates); tests never need intra-op parallelism.
+import torch  # noqa: E402
+
+torch.set_num_threads(1)
