@@ -1,0 +1,81 @@
+#!/usr/bin/env python
+"""Train (or evaluate) the face-world demo networks: the embedded default.
+
+Examples:
+    python train_face_world.py                      # train all four, then evaluate
+    python train_face_world.py --evaluate-only      # evaluate the committed weights
+    python train_face_world.py --networks FaceWorld-verification --epochs 2
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+REPO_ROOT = Path(__file__).resolve().parent
+sys.path.insert(0, str(REPO_ROOT))
+
+from models import get_network  # noqa: E402
+from utils.demo_training import (  # noqa: E402
+    DEMO_NETWORKS, TrainConfig, WorldSplit, evaluate, format_metrics, render_pool, save_weights, train_network,
+    write_metrics,
+)
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--networks", nargs="+", default=list(DEMO_NETWORKS), choices=DEMO_NETWORKS,
+                   help="which demo networks to train / evaluate (default: all four)")
+    p.add_argument("--output-dir", type=Path, default=REPO_ROOT / "pre-trained" / "face_world",
+                   help="where the weights <name>.pth and metrics.json go (default: pre-trained/face_world)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the identities, images and initialisation")
+    p.add_argument("--num-identities", type=int, default=200, help="training identities = classifier classes")
+    p.add_argument("--num-heldout-identities", type=int, default=60, help="identities kept out for verification")
+    p.add_argument("--epochs", type=int, default=TrainConfig.epochs, help="epochs per network")
+    p.add_argument("--images-per-identity", type=int, default=TrainConfig.images_per_identity,
+                   help="images rendered per training identity (the pool all four networks train on)")
+    p.add_argument("--batch-size", type=int, default=TrainConfig.batch_size, help="training batch size")
+    p.add_argument("--lr", type=float, default=TrainConfig.lr, help="peak SGD learning rate (cosine schedule)")
+    p.add_argument("--threads", type=int, default=2, help="torch CPU threads")
+    p.add_argument("--evaluate-only", action="store_true",
+                   help="skip training; load the weights from --output-dir and print the held-out metrics")
+    return p.parse_args(argv)
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    split = WorldSplit(seed=args.seed, num_identities=args.num_identities,
+                       num_heldout_identities=args.num_heldout_identities)
+    cfg = TrainConfig(epochs=args.epochs, images_per_identity=args.images_per_identity,
+                      batch_size=args.batch_size, lr=args.lr, threads=args.threads)
+    torch.set_num_threads(args.threads)
+    nets = {}
+    pool = None
+    if not args.evaluate_only:
+        start = time.time()
+        pool = render_pool(split, cfg)
+        print(f"rendered the training pool: {len(pool[1])} images in {time.time() - start:.0f} s")
+    for name in args.networks:
+        path = args.output_dir / f"{name}.pth"
+        overrides = {"num_classes": args.num_identities} if name in ("FaceWorld-recognition", "FaceWorld-evidential") else {}
+        if args.evaluate_only:
+            nets[name] = get_network(name, weights=str(path), **overrides)
+            continue
+        start = time.time()
+        nets[name] = train_network(name, split, cfg, pool)
+        save_weights(nets[name], path)
+        print(f"{name}: trained in {time.time() - start:.0f} s, saved to {path}")
+    metrics = evaluate(nets, split)
+    metrics["train_config"] = {k: v for k, v in vars(cfg).items() if k != "extra"}
+    print(format_metrics(metrics))
+    if not args.evaluate_only:
+        existing = args.output_dir / "metrics.json"
+        write_metrics(metrics, existing if set(args.networks) == set(DEMO_NETWORKS) else args.output_dir / "metrics-partial.json")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
