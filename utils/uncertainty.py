@@ -1,0 +1,672 @@
+"""Explaining identification with evidential uncertainty (METHOD.md section 6, paper Section 4).
+
+For one image I with identity label y (``explain_image``):
+
+1. ``H_t`` = Grad-CAM of the recognition net R's top-1 class on I;
+   ``H_attr[j]`` = Grad-CAM of the attribute net A's head j (its predicted
+   class); ``J[j] = minmax(H_t * H_attr[j])``. All maps at R's input size.
+2. Candidate attributes: *present* heads (METHOD.md section 2) whose softmax
+   confidence is ``> attr_conf`` (paper 0.8). Erase region of j:
+   ``J[j] >= thresh`` (paper 0.1; note ``>=`` here, ``>`` in Section 3),
+   resized (nearest) to the raw image size and filled as in Section 3.
+3. Evidential uncertainty of an image x under the evidential net E
+   (:func:`utils.losses.edl_uncertainty`): ``e = ReLU(E(x)) * evidence_scale``,
+   ``alpha = e + 1``, ``u = K / sum(alpha)``, K = E's number of classes. The
+   original and every candidate's erased image go through E in one batch.
+4. The attributes sorted by the uncertainty of their erased image, largest
+   first: the attribute whose removal makes E least sure is the most
+   characteristic of the identity.
+
+Quantity experiment (``quantity_experiment``), for every N of ``erase_nums``:
+erase the *intersection* of the regions of the N most uncertainty-raising
+attributes and ask whether R still predicts the label. Rules where METHOD.md
+is silent (this module's choice, also stated in the run's summary):
+
+* only attributes whose erased image has ``u > u(original)`` (strictly)
+  qualify, ranked by ``u`` descending (ties: lower head index first);
+* fewer than N qualify -> the intersection of those that qualify is erased;
+* none qualify, or the intersection is empty at the raw image size -> the
+  image is left unchanged (R's prediction on the original is reused, which is
+  what R gives on an unchanged image).
+
+Random baseline (``random_baseline``): the same number k of attributes that
+the ranking erased for this image (k = min(N, #qualifying)) is drawn
+uniformly without replacement from the image's candidate attributes, with a
+NumPy generator seeded by ``SeedSequence([seed, image index, N])``, and the
+intersection of their regions is erased under the same rules. Matching k per
+image makes the comparison about *which* attributes are erased, not how many
+(the intersection of more regions is smaller); the mean erased area of both
+is reported next to the accuracies.
+
+Run folder (:func:`run_dir_name`):
+``<output-dir>/uncertainty-<Datasets>-<recognition-net>-<uncertainty-net>-erase-<fill>``
+(+ ``-GradCAMpp``, ``-thresh-<t>``, ``-attr-conf-<c>``, ``-scale-<s>`` when not
+the defaults). Inside: ``json/<n>.json`` (n = the image's index in the list),
+``config.json``, ``failures.jsonl``, ``summary.json`` and ``summary.txt``.
+Exit codes as the verification scripts: 0 all images done, 3 some failed
+(see ``failures.jsonl``), 2 usage error.
+
+Example:
+    >>> nets = UncertaintyNets(get_network("FaceWorld-recognition"), get_network("FaceWorld-attribute"),
+    ...                        get_network("FaceWorld-evidential"))
+    >>> ex = explain_image(read_image(path), nets, UncertaintyConfig())
+    >>> ex.u_original, ex.ranking()[:3]
+    (0.31..., [13, 0, 8])
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import re
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+from tqdm import tqdm
+
+from models.attributes import ATTRIBUTES, is_present, word_for
+from utils.atomic import atomic_write_json, atomic_write_text
+from utils.cam import METHODS, CAMExplainer, ClassLogit, HeadLogit, minmax_normalise
+from utils.data import DataConfigError, _resolve, _split
+from utils.erasing import FILLS, Eraser, resize_mask
+from utils.losses import edl_uncertainty
+from utils.records import is_done
+from utils.runner import EXIT_FAILED, EXIT_OK, EXIT_USAGE, UsageError, _check_config, resolve_device
+from utils.seeding import seed_everything
+
+log = logging.getLogger("sim2word.uncertainty")
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+DEFAULT_DATASET_LIST = REPO_ROOT / "data" / "face_world" / "identification.txt"
+DEFAULT_OUTPUT_DIR = REPO_ROOT / "outputs"
+DEFAULTS = {"recognition_net": "FaceWorld-recognition", "attribute_net": "FaceWorld-attribute",
+            "uncertainty_net": "FaceWorld-evidential", "heatmap_method": "GradCAM", "Erasing_method": "black",
+            "thresh": 0.1, "attr_conf": 0.8, "evidence_scale": 100.0, "erase_nums": (1, 2, 3)}
+RULE = ("only attributes whose erased image raises u strictly above the original's qualify, ranked by u "
+        "descending; fewer than N qualify -> the intersection of the regions of those that qualify is erased; "
+        "none qualify or an empty intersection -> the image is unchanged. Random baseline: the same number of "
+        "attributes drawn uniformly (seeded) from the image's candidates.")
+
+
+# ----------------------------------------------------------------------------------------------- image lists
+@dataclass(frozen=True)
+class ImageItem:
+    """One line of an identification list (``path label``).
+
+    Attributes:
+        index: image index n (0-based over non-blank, non-comment lines): the output ``<n>.json``.
+        line_no: 1-based line number.
+        path: the image path resolved against the root ("" if the line is bad).
+        label: identity class id (-1 if the line is bad).
+        error: why the line is unusable, or ``None``.
+    """
+
+    index: int
+    line_no: int
+    path: str
+    label: int
+    error: str | None = None
+
+
+def parse_image_lines(lines: Sequence[str], root: str | Path | None = None, source: str = "<list>") -> list[ImageItem]:
+    """Parse ``path label`` lines (same quoting rules as the pair lists of :mod:`utils.data`).
+
+    A malformed line becomes an item with ``error`` set (recorded as a failure, the run goes on).
+    """
+    root = Path(root) if root is not None else None
+    items: list[ImageItem] = []
+    for line_no, raw in enumerate(lines, start=1):
+        line = raw.strip().lstrip("\ufeff")
+        if not line or line.startswith("#"):
+            continue
+        fields, n = _split(line), len(items)
+        if len(fields) != 2:
+            err = f"{source}:{line_no}: expected 2 fields 'path label', got {len(fields)}: {line[:200]!r}"
+            items.append(ImageItem(n, line_no, "", -1, err))
+        elif not re.fullmatch(r"\d+", fields[1]):
+            err = f"{source}:{line_no}: label must be a non-negative integer class id, got {fields[1][:50]!r}"
+            items.append(ImageItem(n, line_no, "", -1, err))
+        else:
+            items.append(ImageItem(n, line_no, _resolve(fields[0], root), int(fields[1])))
+    return items
+
+
+def read_image_list(path: str | Path, root: str | Path | None = None) -> list[ImageItem]:
+    """Read an identification list; ``root`` defaults to the list's folder.
+
+    Raises:
+        DataConfigError: the file is missing or not UTF-8 text.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise DataConfigError(f"identification list {path} not found; pass an existing 'path label' file with "
+                              "--dataset-list (the face-world list is data/face_world/identification.txt)")
+    try:
+        text = path.read_bytes().decode("utf-8-sig")
+    except (OSError, UnicodeDecodeError) as err:
+        raise DataConfigError(f"cannot read identification list {path}: {err}; it must be a UTF-8 text file") from err
+    return parse_image_lines(text.splitlines(), root if root is not None else path.parent, source=str(path))
+
+
+# ------------------------------------------------------------------------------------------- configuration
+@dataclass(frozen=True)
+class UncertaintyConfig:
+    """What to compute for one image (defaults: the paper's Section 4 settings).
+
+    Attributes:
+        heatmap_method: "GradCAM" or "GradCAM++".
+        thresh: erase region of j is ``J[j] >= thresh``.
+        attr_conf: candidates need head confidence ``> attr_conf``.
+        evidence_scale: evidence multiplier of the evidential net.
+        erasing_method: fill, one of ``utils.erasing.FILLS``.
+        erase_nums: the N values of the quantity experiment (empty: no experiment).
+        random_baseline: also erase N random candidates' intersection.
+        seed: seed of the random fill and of the random baseline.
+        batch_size: images per forward of E and of R on erased images.
+    """
+
+    heatmap_method: str = "GradCAM"
+    thresh: float = 0.1
+    attr_conf: float = 0.8
+    evidence_scale: float = 100.0
+    erasing_method: str = "black"
+    erase_nums: tuple[int, ...] = (1, 2, 3)
+    random_baseline: bool = True
+    seed: int = 0
+    batch_size: int = 32
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "erase_nums", tuple(int(n) for n in self.erase_nums))
+        checks = [
+            (self.heatmap_method in METHODS, f"heatmap_method {self.heatmap_method!r} not in {METHODS}"),
+            (self.erasing_method in FILLS, f"erasing_method {self.erasing_method!r} not in {FILLS}"),
+            (np.isfinite(self.thresh), f"thresh must be finite, got {self.thresh}"),
+            (np.isfinite(self.attr_conf), f"attr_conf must be finite, got {self.attr_conf}"),
+            (np.isfinite(self.evidence_scale) and self.evidence_scale > 0,
+             f"evidence_scale must be a positive number, got {self.evidence_scale}"),
+            (all(n >= 1 for n in self.erase_nums), f"erase_nums must be >= 1, got {self.erase_nums}"),
+            (int(self.batch_size) >= 1, f"batch_size must be >= 1, got {self.batch_size}"),
+        ]
+        for ok, msg in checks:
+            if not ok:
+                raise ValueError(msg)
+
+
+@dataclass
+class UncertaintyNets:
+    """R (classifier), A (attribute net), E (evidential net) and the Grad-CAM layers of R and A."""
+
+    recognition: nn.Module
+    attribute: nn.Module
+    evidential: nn.Module
+    recognition_layer: str | None = None
+    attribute_layer: str | None = None
+
+    def __post_init__(self) -> None:
+        for role, net, kinds in (("recognition", self.recognition, ("classifier", "evidential")),
+                                 ("attribute", self.attribute, ("attribute",)),
+                                 ("uncertainty", self.evidential, ("evidential",))):
+            if getattr(net, "kind", None) not in kinds:
+                raise ValueError(f"the {role} net must be of kind {' or '.join(kinds)}, got "
+                                 f"{getattr(net, 'kind', None)!r}; pick a matching registered network")
+
+
+# -------------------------------------------------------------------------------------- the small formulas
+def candidate_attributes(attr_class: Sequence[int], attr_conf: Sequence[float], min_conf: float) -> list[int]:
+    """Heads j that are present (``models.attributes.is_present``) with confidence ``> min_conf``, ascending."""
+    return [j for j, (c, p) in enumerate(zip(attr_class, attr_conf)) if is_present(j, int(c)) and float(p) > min_conf]
+
+
+def identification_joint_maps(H_t: torch.Tensor, H_attr: torch.Tensor) -> torch.Tensor:
+    """``J[j] = minmax(H_t * H_attr[j])`` (section 6 step 1). (H, W), (K, H, W) -> (K, H, W) in [0, 1]."""
+    if H_attr.shape[0] == 0:
+        return H_attr.clone()
+    return minmax_normalise(H_t[None] * H_attr)
+
+
+def erase_regions(J: np.ndarray, thresh: float) -> np.ndarray:
+    """Erase regions ``J >= thresh`` (section 6 step 2: ``>=``). (..., H, W) -> bool."""
+    return np.asarray(J) >= float(thresh)
+
+
+def raising_attributes(u_original: float, u_by_attr: dict[int, float]) -> list[int]:
+    """Heads whose erased image has ``u > u_original``, by ``u`` descending (ties: lower index first)."""
+    up = [j for j, u in u_by_attr.items() if u > u_original]
+    return sorted(up, key=lambda j: (-u_by_attr[j], j))
+
+
+def intersection_region(masks: dict[int, np.ndarray], chosen: Sequence[int]) -> np.ndarray | None:
+    """AND of the regions of ``chosen`` heads; ``None`` when nothing is chosen (the image stays unchanged).
+
+    Args:
+        masks: head j -> (H, W) bool region.
+        chosen: heads to intersect.
+    """
+    if len(chosen) == 0:
+        return None
+    out = np.asarray(masks[chosen[0]], dtype=bool).copy()
+    for j in chosen[1:]:
+        out &= np.asarray(masks[j], dtype=bool)
+    return out
+
+
+def random_attributes(candidates: Sequence[int], k: int, seed: int, index: int, n: int) -> list[int]:
+    """``k`` candidates drawn without replacement, seeded by ``SeedSequence([seed, index, n])``; ascending."""
+    k = min(int(k), len(candidates))
+    if k <= 0:
+        return []
+    rng = np.random.default_rng(np.random.SeedSequence([int(seed), int(index), int(n)]))
+    return sorted(int(c) for c in rng.choice(np.asarray(candidates, dtype=np.int64), size=k, replace=False))
+
+
+def _forward(net: nn.Module, images: Sequence[np.ndarray], batch_size: int) -> torch.Tensor:
+    """(N, C) float64 CPU outputs of ``net`` on BGR images, ``batch_size`` per forward, gradient-free."""
+    p = next(net.parameters(), None)
+    device = p.device if p is not None else torch.device("cpu")
+    out = []
+    with torch.inference_mode():
+        for s in range(0, len(images), batch_size):
+            out.append(net(net.preprocess(list(images[s:s + batch_size])).to(device)).double().cpu())
+    return torch.cat(out)
+
+
+def evidential_uncertainty(E: nn.Module, images: Sequence[np.ndarray], evidence_scale: float,
+                           batch_size: int = 32) -> tuple[np.ndarray, np.ndarray]:
+    """Uncertainty ``u = K / sum(ReLU(E(x)) * scale + 1)`` of each image, and E's top-1 class.
+
+    Returns:
+        ``(u (N,) float64 in (0, 1], top-1 class (N,) int64)``.
+    """
+    logits = _forward(E, images, batch_size)
+    return edl_uncertainty(logits, evidence_scale).numpy(), logits.argmax(dim=1).numpy()
+
+
+def predict(R: nn.Module, images: Sequence[np.ndarray], batch_size: int = 32) -> tuple[np.ndarray, np.ndarray]:
+    """R's top-1 class and its softmax probability. Returns ``((N,) int64, (N,) float64)``."""
+    probs = torch.softmax(_forward(R, images, batch_size), dim=1)
+    score, cls = probs.max(dim=1)
+    return cls.numpy(), score.numpy()
+
+
+# ------------------------------------------------------------------------------------------ one image
+@dataclass
+class ImageExplanation:
+    """Everything computed for one image (maps at R's input size (H, W); K = number of candidates).
+
+    Attributes:
+        pred_class, pred_score: R's top-1 class and its softmax probability on the original.
+        attr_class, attr_conf: (30,) A's predicted class per head and its softmax confidence.
+        candidates: the K candidate heads, ascending.
+        H_t: (H, W) Grad-CAM of R's top-1 class.
+        H_attr, J: (K, H, W) attribute maps and joint maps of the candidates.
+        masks: (K, H, W) bool erase regions ``J >= thresh``.
+        mask_fraction: (K,) fraction of raw-image pixels erased per candidate.
+        u_original: uncertainty of the original.
+        u_attr: (K,) uncertainty of each candidate's erased image.
+        evidential_class: E's top-1 class on the original.
+        eraser: fills regions of the raw image (rebuilds erased images on demand).
+        quantity: N -> result of :func:`quantity_experiment` (filled by it).
+    """
+
+    pred_class: int
+    pred_score: float
+    attr_class: np.ndarray
+    attr_conf: np.ndarray
+    candidates: list[int]
+    H_t: np.ndarray
+    H_attr: np.ndarray
+    J: np.ndarray
+    masks: np.ndarray
+    mask_fraction: np.ndarray
+    u_original: float
+    u_attr: np.ndarray
+    evidential_class: int
+    eraser: Eraser
+    quantity: dict[int, dict[str, Any]] = field(default_factory=dict)
+
+    @property
+    def raw_shape(self) -> tuple[int, int]:
+        return tuple(self.eraser.image.shape[:2])
+
+    def u_by_attr(self) -> dict[int, float]:
+        return {j: float(u) for j, u in zip(self.candidates, self.u_attr)}
+
+    def mask_dict(self) -> dict[int, np.ndarray]:
+        return {j: m for j, m in zip(self.candidates, self.masks)}
+
+    def ranking(self) -> list[int]:
+        """Candidates by uncertainty of their erased image, largest first (ties: lower index)."""
+        u = self.u_by_attr()
+        return sorted(u, key=lambda j: (-u[j], j))
+
+
+def explain_image(img: np.ndarray, nets: UncertaintyNets, config: UncertaintyConfig, index: int = 0) -> ImageExplanation:
+    """Section 6 steps 1-3 for one raw BGR uint8 image (any size); ``index`` seeds the random fill."""
+    R, A, E = nets.recognition, nets.attribute, nets.evidential
+    size = tuple(R.preprocess.input_size)
+    with CAMExplainer(R, nets.recognition_layer or R.target_layer, config.heatmap_method) as cam:
+        rec = cam(R.preprocess([img]), lambda out: [[ClassLogit(int(out[0].argmax()))]], out_size=size)
+    probs = torch.softmax(rec.outputs[0].double(), dim=0)
+    pred_class = int(probs.argmax())
+    chosen: dict[str, list[int]] = {}
+
+    def attribute_targets(out: list[torch.Tensor]) -> list[list[HeadLogit]]:
+        p = [torch.softmax(o[0].double(), dim=0) for o in out]
+        chosen["cls"] = [int(q.argmax()) for q in p]
+        chosen["conf"] = [float(q.max()) for q in p]
+        chosen["cand"] = candidate_attributes(chosen["cls"], chosen["conf"], config.attr_conf)
+        return [[HeadLogit(j) for j in chosen["cand"]]]
+
+    with CAMExplainer(A, nets.attribute_layer or A.target_layer, config.heatmap_method) as cam:
+        att = cam(A.preprocess([img]), attribute_targets, out_size=size)
+    H_t, H_attr = rec.maps[0][0], att.maps[0]
+    J = identification_joint_maps(H_t, H_attr).detach().float().cpu().numpy()
+    masks = erase_regions(J, config.thresh)
+    eraser = Eraser(img, config.erasing_method, config.seed, index, 0)
+    raw_masks = [resize_mask(m, img.shape[:2]) for m in masks]
+    u, top = evidential_uncertainty(E, [img, *(eraser(m) for m in raw_masks)], config.evidence_scale,
+                                    config.batch_size)
+    ex = ImageExplanation(
+        pred_class=pred_class, pred_score=float(probs[pred_class]),
+        attr_class=np.asarray(chosen["cls"], np.int64), attr_conf=np.asarray(chosen["conf"], np.float64),
+        candidates=list(chosen["cand"]), H_t=H_t.detach().float().cpu().numpy(),
+        H_attr=H_attr.detach().float().cpu().numpy(), J=J, masks=masks,
+        mask_fraction=np.array([m.mean() for m in raw_masks], np.float64), u_original=float(u[0]),
+        u_attr=u[1:].astype(np.float64), evidential_class=int(top[0]), eraser=eraser)
+    for name in ("H_t", "H_attr", "J", "u_attr", "attr_conf"):
+        if not np.all(np.isfinite(getattr(ex, name))) or not np.isfinite(ex.u_original):
+            raise FloatingPointError(f"non-finite values in {name}; check the network weights")
+    return ex
+
+
+def _plan_erasure(ex: ImageExplanation, chosen: list[int]) -> tuple[np.ndarray | None, float]:
+    """Raw-size region of the intersection of ``chosen`` (``None``: unchanged) and its pixel fraction."""
+    region = intersection_region(ex.mask_dict(), chosen)
+    if region is None:
+        return None, 0.0
+    raw = resize_mask(region, ex.raw_shape)
+    return (raw, float(raw.mean())) if raw.any() else (None, 0.0)
+
+
+def quantity_experiment(ex: ImageExplanation, R: nn.Module, config: UncertaintyConfig, index: int = 0,
+                        ) -> dict[int, dict[str, Any]]:
+    """Section 6 step 5 for one image, every N of ``config.erase_nums`` (rules: module docstring).
+
+    All erased images of the image go through R in one batched pass. Fills ``ex.quantity`` and returns it:
+    N -> ``{"qualifying", "erased-attributes", "intersection-empty", "mask-fraction",
+    "predicted-identity", "random": {...}}`` (``random`` only with the baseline).
+    """
+    raising = raising_attributes(ex.u_original, ex.u_by_attr())
+    jobs: list[tuple[int, str, list[int]]] = []
+    for n in config.erase_nums:
+        chosen = raising[:n]
+        jobs.append((n, "uncertainty", chosen))
+        if config.random_baseline:
+            jobs.append((n, "random", random_attributes(ex.candidates, len(chosen), config.seed, index, n)))
+    plans = [_plan_erasure(ex, chosen) for _, _, chosen in jobs]
+    todo = [i for i, (region, _) in enumerate(plans) if region is not None]
+    classes = predict(R, [ex.eraser(plans[i][0]) for i in todo], config.batch_size)[0] if todo else []
+    after = dict(zip(todo, (int(c) for c in classes)))
+    out: dict[int, dict[str, Any]] = {}
+    for i, (n, kind, chosen) in enumerate(jobs):
+        entry = {"erased-attributes": chosen, "intersection-empty": bool(chosen) and plans[i][0] is None,
+                 "mask-fraction": plans[i][1], "predicted-identity": after.get(i, ex.pred_class)}
+        if kind == "uncertainty":
+            out[n] = {"qualifying": len(raising), **entry}
+        else:
+            out[n]["random"] = entry
+    ex.quantity = out
+    return out
+
+
+# ---------------------------------------------------------------------------------------------- records
+def make_image_record(ex: ImageExplanation, item: ImageItem, config: UncertaintyConfig, meta: dict[str, Any],
+                      num_classes: int) -> dict[str, Any]:
+    """The per-image JSON record (keys documented in ``RECORD_KEYS``)."""
+    words = [word_for(j, int(c)) for j, c in enumerate(ex.attr_class)]
+    order = ex.ranking()
+    pos = {j: k for k, j in enumerate(ex.candidates)}
+    attrs = [{"attribute": j, "name": ATTRIBUTES[j], "class": int(ex.attr_class[j]), "word": words[j],
+              "confidence": float(ex.attr_conf[j]), "uncertainty": float(ex.u_attr[pos[j]]),
+              "delta": float(ex.u_attr[pos[j]] - ex.u_original), "mask-fraction": float(ex.mask_fraction[pos[j]])}
+             for j in order]
+    quantity = {}
+    for n, q in ex.quantity.items():
+        entry = {k: v for k, v in q.items() if k != "random"}
+        entry["correct"] = q["predicted-identity"] == item.label
+        if "random" in q:
+            entry["random"] = {**q["random"], "correct": q["random"]["predicted-identity"] == item.label}
+        quantity[str(n)] = entry
+    return {
+        **meta, "Heatmap-method": config.heatmap_method, "thresh": config.thresh, "attr-conf": config.attr_conf,
+        "evidence-scale": config.evidence_scale, "Erasing-method": config.erasing_method, "num-classes": num_classes,
+        "index": item.index, "image-path": item.path, "label": item.label,
+        "predicted-identity": ex.pred_class, "predicted-score": ex.pred_score, "correct": ex.pred_class == item.label,
+        "evidential-identity": ex.evidential_class,
+        "Attribute-class": [int(c) for c in ex.attr_class], "Attribute-score": [float(p) for p in ex.attr_conf],
+        "Attribute-word": words, "Attribute-present": [is_present(j, int(c)) for j, c in enumerate(ex.attr_class)],
+        "candidates": list(ex.candidates), "uncertainty-original": ex.u_original,
+        "uncertainty-attributes": attrs, "quantity": quantity,
+    }
+
+
+RECORD_KEYS = (
+    "Datasets", "recognition-net", "attribute-net", "uncertainty-net", "Heatmap-method", "thresh", "attr-conf",
+    "evidence-scale", "Erasing-method", "num-classes", "index", "image-path", "label", "predicted-identity",
+    "predicted-score", "correct", "evidential-identity", "Attribute-class", "Attribute-score", "Attribute-word",
+    "Attribute-present", "candidates", "uncertainty-original", "uncertainty-attributes", "quantity",
+)
+
+
+def summarise(records: Sequence[dict[str, Any]], erase_nums: Sequence[int], random_baseline: bool) -> dict[str, Any]:
+    """Accuracy of R before / after erasing (and random baseline) per N over the records."""
+    m = len(records)
+    acc = (lambda xs: sum(xs) / m) if m else (lambda xs: None)
+    mean = (lambda xs: float(np.mean(xs))) if m else (lambda xs: None)
+    rows = []
+    for n in erase_nums:
+        qs = [r["quantity"][str(n)] for r in records]
+        row = {"N": n, "images": m, "accuracy-before": acc([r["correct"] for r in records]),
+               "accuracy-after": acc([q["correct"] for q in qs]),
+               "mask-fraction": mean([q["mask-fraction"] for q in qs]),
+               "images-N-qualifying": sum(q["qualifying"] >= n for q in qs),
+               "images-fewer-qualifying": sum(0 < q["qualifying"] < n for q in qs),
+               "images-none-qualifying": sum(q["qualifying"] == 0 for q in qs),
+               "images-empty-intersection": sum(q["intersection-empty"] for q in qs)}
+        if random_baseline:
+            row["accuracy-after-random"] = acc([q["random"]["correct"] for q in qs])
+            row["mask-fraction-random"] = mean([q["random"]["mask-fraction"] for q in qs])
+            row["images-empty-intersection-random"] = sum(q["random"]["intersection-empty"] for q in qs)
+        rows.append(row)
+    return {"images": m, "mean-uncertainty-original": mean([r["uncertainty-original"] for r in records]),
+            "mean-candidates": mean([len(r["candidates"]) for r in records]), "rule": RULE, "quantity": rows}
+
+
+def format_summary(summary: dict[str, Any]) -> str:
+    """A text table of :func:`summarise` (accuracies in %, erased area in % of the image)."""
+    pct = lambda v: "n/a" if v is None else f"{100 * v:.2f}"  # noqa: E731
+    has_random = any("accuracy-after-random" in r for r in summary["quantity"])
+    head = ["N", "images", "acc before", "acc after (uncertainty)", "erased area", "N qualify", "fewer",
+            "none", "empty"]
+    if has_random:
+        head[5:5] = ["acc after (random)", "erased area (random)"]
+    lines = [" | ".join(head)]
+    for r in summary["quantity"]:
+        cells = [r["N"], r["images"], pct(r["accuracy-before"]), pct(r["accuracy-after"]), pct(r["mask-fraction"]),
+                 r["images-N-qualifying"], r["images-fewer-qualifying"], r["images-none-qualifying"],
+                 r["images-empty-intersection"]]
+        if has_random:
+            cells[5:5] = [pct(r["accuracy-after-random"]), pct(r["mask-fraction-random"])]
+        lines.append(" | ".join(str(c) for c in cells))
+    mu, mc = summary["mean-uncertainty-original"], summary["mean-candidates"]
+    lines += ["", f"images: {summary['images']}; mean uncertainty of the originals: "
+              f"{'n/a' if mu is None else f'{mu:.4f}'}; mean candidates per image: "
+              f"{'n/a' if mc is None else f'{mc:.2f}'}",
+              f"rule: {summary['rule']}"]
+    return "\n".join(lines) + "\n"
+
+
+# ------------------------------------------------------------------------------------------------ the run
+def _safe(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9._+-]+", "_", str(text)).strip("._") or "x"
+
+
+def run_dir_name(datasets: str = "identification", recognition_net: str = DEFAULTS["recognition_net"],
+                 uncertainty_net: str = DEFAULTS["uncertainty_net"], Erasing_method: str = "black",
+                 heatmap_method: str = "GradCAM", thresh: float = 0.1, attr_conf: float = 0.8,
+                 evidence_scale: float = 100.0, **_: Any) -> str:
+    """Run folder name (module docstring); called with no argument it is the default run's folder."""
+    name = (f"uncertainty-{_safe(datasets)}-{_safe(recognition_net)}-{_safe(uncertainty_net)}"
+            f"-erase-{Erasing_method}")
+    for value, default, suffix in ((heatmap_method, "GradCAM", heatmap_method.replace("+", "p")),
+                                   (thresh, 0.1, f"thresh-{thresh:g}"), (attr_conf, 0.8, f"attr-conf-{attr_conf:g}"),
+                                   (evidence_scale, 100.0, f"scale-{evidence_scale:g}")):
+        if value != default:
+            name += "-" + suffix
+    return name
+
+
+def default_json_fold() -> Path:
+    """The ``json`` folder of a run of the script with every default (what the visualisation reads)."""
+    return DEFAULT_OUTPUT_DIR / run_dir_name() / "json"
+
+
+@dataclass
+class Plan:
+    """Everything resolved before the loop: arguments, config, items, run folder, device."""
+
+    args: argparse.Namespace
+    config: UncertaintyConfig
+    items: list[ImageItem]
+    run_dir: Path
+    device: torch.device
+
+
+def make_plan(args: argparse.Namespace) -> Plan:
+    """Resolve list, config, run folder and device; raises :class:`utils.runner.UsageError`."""
+    try:
+        dataset_list = Path(args.dataset_list).resolve()
+        root = Path(args.dataset_root).resolve() if args.dataset_root else dataset_list.parent
+        items = read_image_list(dataset_list, root)
+        config = UncertaintyConfig(
+            heatmap_method=args.heatmap_method, thresh=args.thresh, attr_conf=args.attr_conf,
+            evidence_scale=args.evidence_scale, erasing_method=args.Erasing_method,
+            erase_nums=tuple(dict.fromkeys(args.Erase_num)), random_baseline=args.random_baseline, seed=args.seed,
+            batch_size=args.batch_size)
+    except (DataConfigError, ValueError) as err:
+        raise UsageError(str(err)) from None
+    args.dataset_list, args.dataset_root = str(dataset_list), str(root)
+    args.Datasets = dataset_list.stem
+    if args.limit is not None:
+        items = items[: args.limit]
+    run_dir = Path(args.output_dir).resolve() / run_dir_name(args.Datasets, **vars(args))
+    _check_config(run_dir / "config.json", vars(args), args.resume)
+    return Plan(args, config, items, run_dir, resolve_device(args.device))
+
+
+def load_nets(args: argparse.Namespace, device: torch.device) -> UncertaintyNets:
+    """Build R, A and E from the arguments; raises :class:`UsageError` on bad names, files or kinds."""
+    from models import get_network
+
+    def one(role: str) -> nn.Module:
+        name = getattr(args, f"{role}_net")
+        try:
+            return get_network(name, weights=getattr(args, f"{role}_weights"), device=device,
+                               **(getattr(args, f"{role}_arch") or {}))
+        except (FileNotFoundError, ValueError, TypeError) as err:
+            raise UsageError(f"cannot build the {role} net {name!r}: {err}") from None
+
+    try:
+        return UncertaintyNets(one("recognition"), one("attribute"), one("uncertainty"),
+                               args.recognition_layer, args.attribute_layer)
+    except ValueError as err:
+        raise UsageError(str(err)) from None
+
+
+def _run_one(plan: Plan, nets: UncertaintyNets, item: ImageItem) -> None:
+    from utils.image_io import read_image
+
+    stage = "parse"
+    try:
+        if item.error is not None:
+            raise ValueError(item.error)
+        stage = "read"
+        img = read_image(item.path)
+        stage = "explain"
+        ex = explain_image(img, nets, plan.config, item.index)
+        stage = "quantity"
+        quantity_experiment(ex, nets.recognition, plan.config, item.index)
+        stage = "record"
+        a = plan.args
+        meta = {"Datasets": a.Datasets, "recognition-net": a.recognition_net, "attribute-net": a.attribute_net,
+                "uncertainty-net": a.uncertainty_net}
+        rec = make_image_record(ex, item, plan.config, meta, int(nets.evidential.num_classes))
+        atomic_write_json(plan.run_dir / "json" / f"{item.index}.json", rec)  # last: the completion marker
+    except Exception as err:  # recorded in failures.jsonl by the caller; the run goes on
+        err.sim2word_stage = stage
+        raise
+
+
+def run_images(plan: Plan, nets: UncertaintyNets) -> int:
+    """The loop over the images, then the summary; returns the exit code (0 or 3)."""
+    seed_everything(plan.args.seed)
+    (plan.run_dir / "json").mkdir(parents=True, exist_ok=True)
+    atomic_write_json(plan.run_dir / "config.json", vars(plan.args))
+    counts, seconds = {"done": 0, "skipped": 0, "failed": 0}, 0.0
+    with open(plan.run_dir / "failures.jsonl", "w", encoding="utf-8") as fh:
+        for item in tqdm(plan.items, desc="images", unit="image"):
+            if plan.args.resume and is_done(plan.run_dir / "json" / f"{item.index}.json"):
+                counts["skipped"] += 1
+                continue
+            start = time.perf_counter()
+            try:
+                _run_one(plan, nets, item)
+                counts["done"] += 1
+            except Exception as err:  # per-image failure: recorded, never fatal
+                counts["failed"] += 1
+                stage = getattr(err, "sim2word_stage", "explain")
+                fh.write(json.dumps({"image": item.index, "line": item.line_no, "path": item.path, "stage": stage,
+                                     "error_type": type(err).__name__, "message": str(err)[:2000]},
+                                    ensure_ascii=False) + "\n")
+                fh.flush()
+                log.warning("image %d failed at %s: %s: %s", item.index, stage, type(err).__name__, str(err)[:300])
+            seconds += time.perf_counter() - start
+    records = []
+    for item in plan.items:
+        path = plan.run_dir / "json" / f"{item.index}.json"
+        if is_done(path):
+            records.append(json.loads(path.read_text(encoding="utf-8")))
+    summary = summarise(records, plan.config.erase_nums, plan.config.random_baseline)
+    missing = len(plan.items) - len(records)
+    summary.update({"listed": len(plan.items), "done": counts["done"], "skipped": counts["skipped"],
+                    "failed": counts["failed"], "missing": missing,
+                    "seconds-per-image": round(seconds / max(counts["done"] + counts["failed"], 1), 4)})
+    text = format_summary(summary)
+    atomic_write_json(plan.run_dir / "summary.json", summary)
+    atomic_write_text(plan.run_dir / "summary.txt", text)
+    log.info("quantity experiment (identification accuracy of %s, %%):\n%s", plan.args.recognition_net, text)
+    log.info("summary: %d images, done %d, skipped (already done) %d, failed %d, missing %d; %.3f s/image -> %s",
+             len(plan.items), counts["done"], counts["skipped"], counts["failed"], missing,
+             summary["seconds-per-image"], plan.run_dir)
+    return EXIT_FAILED if counts["failed"] or missing else EXIT_OK
+
+
+def main(parser: argparse.ArgumentParser, argv: list[str] | None = None) -> int:
+    """Parse, plan, load the networks and run; returns the exit code (0, 2 or 3)."""
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")  # deterministic cuBLAS; before CUDA init
+    args = parser.parse_args(argv)
+    try:
+        plan = make_plan(args)
+        nets = load_nets(args, plan.device)
+    except UsageError as err:
+        log.error("%s", err)
+        return EXIT_USAGE
+    return run_images(plan, nets)
