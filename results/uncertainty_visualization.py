@@ -53,7 +53,8 @@ def build_parser() -> argparse.ArgumentParser:
                         "then the current directory)")
     p.add_argument("--figsize", type=float, nargs=2, default=(12.0, 5.0), metavar=("W", "H"),
                    help="figure size in inches (default: %(default)s)")
-    p.add_argument("--dpi", type=int, default=100, help="pixels per inch (image = figsize * dpi) (default: %(default)s)")
+    p.add_argument("--dpi", type=int, default=100,
+                   help="pixels per inch (image = figsize * dpi) (default: %(default)s)")
     p.add_argument("--progress", action=argparse.BooleanOptionalAction, default=True,
                    help="show a progress bar over the files (default: on)")
     return p

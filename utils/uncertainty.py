@@ -347,7 +347,8 @@ class ImageExplanation:
         return sorted(u, key=lambda j: (-u[j], j))
 
 
-def explain_image(img: np.ndarray, nets: UncertaintyNets, config: UncertaintyConfig, index: int = 0) -> ImageExplanation:
+def explain_image(img: np.ndarray, nets: UncertaintyNets, config: UncertaintyConfig,
+                  index: int = 0) -> ImageExplanation:
     """Section 6 steps 1-3 for one raw BGR uint8 image (any size); ``index`` seeds the random fill."""
     R, A, E = nets.recognition, nets.attribute, nets.evidential
     size = tuple(R.preprocess.input_size)
