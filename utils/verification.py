@@ -26,7 +26,7 @@ def _chunks(items: Iterable[np.ndarray], size: int) -> Iterator[list[np.ndarray]
         yield chunk
 
 
-def embed_images(net: nn.Module, images: Iterable[np.ndarray], batch_size: int = 32) -> torch.Tensor:
+def embed_images(net: nn.Module, images: Iterable[np.ndarray], batch_size: int = 32, amp: bool = False) -> torch.Tensor:
     """Raw embeddings of BGR uint8 images, ``batch_size`` images per forward.
 
     Args:
@@ -34,6 +34,8 @@ def embed_images(net: nn.Module, images: Iterable[np.ndarray], batch_size: int =
         images: iterable of (H, W, 3) uint8 BGR arrays (consumed lazily, one batch
             at a time, so huge images need not all be in memory).
         batch_size: images per forward pass (>= 1).
+        amp: run the forwards under bf16 autocast (faster on GPUs with bf16 units;
+            similarities change by ~1e-3, see ``benchmarks/bench_pair.py --amp``).
 
     Returns:
         (N, D) float32 CPU tensor of un-normalised embeddings.
@@ -46,7 +48,7 @@ def embed_images(net: nn.Module, images: Iterable[np.ndarray], batch_size: int =
     net.eval()
     out = []
     try:
-        with torch.inference_mode():
+        with torch.inference_mode(), torch.autocast(device.type, dtype=torch.bfloat16, enabled=bool(amp)):
             for chunk in _chunks(images, batch_size):
                 x = net.preprocess(chunk).to(device)
                 out.append(net(x).float().cpu())

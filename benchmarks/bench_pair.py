@@ -1,0 +1,290 @@
+"""Seconds per pair: our engine vs the authors' way vs the forward-pass floor, at paper size.
+
+Networks (random weights, BatchNorm statistics calibrated on the benchmark
+images, see ``benchmarks/common.py``): R = VGGFace2 ResNet-50 (224), A = the
+30-head ResNet-50 attribute net (224), V = ArcFace-r50 and ArcFace-r100 (112),
+one table row per V. Pairs: rendered face-world faces at ``--size`` pixels.
+
+Per pair, in the same run:
+
+(a) engine: ``utils.sim2word.explain_pair`` + ``utils.records.make_record``
+    (what the runner does for a pair, minus image decoding and the JSON write;
+    no visualization);
+(b) reference: ``benchmarks/reference.py``, the authors' way (a full forward +
+    backward per head and per identity class, input requiring grad; one image
+    per verification forward; no reuse) + ``make_record``;
+(c) floor: only the forward passes no implementation can avoid, batched, on
+    tensors preprocessed beforehand: R and A on the two images, V on the two
+    originals and on every distinct non-empty erased image (the images the
+    engine verifies).
+
+(a) and (b) records are compared (every number to ``--tol``) for every timed
+pair; any mismatch is printed and the script exits 1 without a speed table.
+
+Example:
+    OMP_NUM_THREADS=2 nice -n 10 python benchmarks/bench_pair.py --pairs 2
+"""
+from __future__ import annotations
+
+import argparse
+import cProfile
+import datetime as dt
+import json
+import os
+import platform
+import pstats
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+if str(REPO_ROOT) not in sys.path:  # run as a script from anywhere
+    sys.path.insert(0, str(REPO_ROOT))
+
+from benchmarks.common import calibrate_batchnorm, calibration_batch, face_pairs  # noqa: E402
+from benchmarks.reference import ReferenceSim2Word, compare_records  # noqa: E402
+from utils.records import make_record  # noqa: E402
+from utils.sim2word import PairExplanation, Sim2WordConfig, Sim2WordNets, explain_pair  # noqa: E402
+
+DEFAULT_OUT = REPO_ROOT / "benchmarks" / "results"
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter,
+                                epilog="Exit status: 0 done, 1 engine and reference records differ.")
+    p.add_argument("--pairs", type=int, default=2, help="number of pairs timed per verification net (default: %(default)s)")
+    p.add_argument("--size", type=int, default=250, help="raw image side in pixels (default: %(default)s)")
+    p.add_argument("--recognition-net", default="VGGFace2", help="registered name of R (default: %(default)s)")
+    p.add_argument("--attribute-net", default="attribute-net", help="registered name of A (default: %(default)s)")
+    p.add_argument("--verification-nets", nargs="+", default=["ArcFace-r50", "ArcFace-r100"],
+                   help="registered names of V, one table row each (default: %(default)s)")
+    p.add_argument("--device", default=None, help="cpu or cuda[:N] (default: cuda when available, else cpu)")
+    p.add_argument("--threads", type=int, default=None, help="torch intra-op threads on CPU (default: torch's)")
+    p.add_argument("--batch-size", type=int, default=32, help="images per verification forward (default: %(default)s)")
+    p.add_argument("--thresh", type=float, default=0.6, help="erasing threshold theta (default: %(default)s)")
+    p.add_argument("--seed", type=int, default=0, help="seed of weights and faces (default: %(default)s)")
+    p.add_argument("--tol", type=float, default=1e-4, help="max abs difference allowed between (a) and (b) records (default: %(default)s)")
+    p.add_argument("--reference", action=argparse.BooleanOptionalAction, default=True,
+                   help="time (b) and check (a) == (b); --no-reference for a quick engine-vs-floor run (default: %(default)s)")
+    p.add_argument("--amp", action=argparse.BooleanOptionalAction, default=False,
+                   help="also time the engine with bf16 autocast on the verification forwards and report the "
+                        "max abs change of the similarities (default: %(default)s)")
+    p.add_argument("--profile", action=argparse.BooleanOptionalAction, default=False,
+                   help="cProfile one extra engine pair per V and print the top functions (default: %(default)s)")
+    p.add_argument("--output-dir", default=str(DEFAULT_OUT),
+                   help="folder of the result files bench-<date>.json/.md (default: <repo>/benchmarks/results)")
+    args = p.parse_args(argv)
+    if args.pairs < 1 or args.size < 16 or args.batch_size < 1:
+        p.error(f"--pairs and --batch-size must be >= 1 and --size >= 16, got {args.pairs}, {args.batch_size}, {args.size}")
+    return args
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def timed(fn, device: torch.device):
+    """(result, seconds) of ``fn()`` with the device synchronised around it."""
+    _sync(device)
+    start = time.perf_counter()
+    out = fn()
+    _sync(device)
+    return out, time.perf_counter() - start
+
+
+def record(ex: PairExplanation, config: Sim2WordConfig, n: int, label: int, v_name: str) -> dict:
+    return make_record(ex, config, datasets="bench", recognition_net="R", attribute_net="A", verification_net=v_name,
+                       image_path1=f"{n}_1.png", image_path2=f"{n}_2.png", match=label, pair_index=n)
+
+
+def distinct_erased(ex: PairExplanation) -> list[np.ndarray]:
+    """The erased images the engine verified: per side, one per distinct non-empty raw-size mask."""
+    out = []
+    for d in ex.directions:
+        seen = set()
+        for j in range(len(d.masks)):
+            m = d.mask_raw(j)
+            key = np.packbits(d.masks[j]).tobytes()
+            if m.any() and key not in seen:
+                seen.add(key)
+                out.append(d.eraser(m))
+    return out
+
+
+def floor_inputs(nets: Sim2WordNets, img1, img2, erased: list[np.ndarray], device: torch.device) -> list:
+    R, A, V = nets.recognition, nets.attribute, nets.verification
+    return [R.preprocess([img1, img2]).to(device), A.preprocess([img1, img2]).to(device),
+            V.preprocess([img1, img2, *erased]).to(device)]
+
+
+def floor_pass(nets: Sim2WordNets, inputs: list, batch_size: int) -> None:
+    """(c): the unavoidable forwards only, batched, inference mode."""
+    xr, xa, xv = inputs
+    with torch.inference_mode():
+        nets.recognition(xr)
+        nets.attribute(xa)
+        for chunk in xv.split(batch_size):
+            nets.verification(chunk)
+
+
+def similarities(rec: dict) -> np.ndarray:
+    vals = [rec["similarity"]]
+    for key in ("attributes-image1", "attributes-image2", "attributes-both-masked"):
+        for v in rec[key].values():
+            vals += v if isinstance(v, list) else [v]
+    return np.asarray(vals, dtype=np.float64)
+
+
+def machine_info(device: torch.device) -> dict:
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    info = {"date": dt.datetime.now().astimezone().isoformat(timespec="seconds"), "cpu": cpu,
+            "cpu_count": os.cpu_count(), "torch": torch.__version__, "threads": torch.get_num_threads(),
+            "python": platform.python_version(), "device": str(device), "platform": platform.platform()}
+    if device.type == "cuda":
+        info["gpu"] = torch.cuda.get_device_name(device)
+    return info
+
+
+def load_average() -> list[float] | None:
+    try:
+        return [round(x, 2) for x in os.getloadavg()]
+    except (OSError, AttributeError):
+        return None
+
+
+def build_nets(args: argparse.Namespace, device: torch.device, pairs) -> tuple:
+    from models import get_network
+
+    images = [im for p in pairs for im in p[:2]]
+    torch.manual_seed(args.seed)
+    R = get_network(args.recognition_net, weights=False, device=device)
+    A = get_network(args.attribute_net, weights=False, device=device)
+    for net in (R, A):
+        calibrate_batchnorm(net, calibration_batch(net, images))
+    return R, A, images
+
+
+def bench_one_v(args, device, pairs, R, A, images, v_name: str) -> dict:
+    from models import get_network
+
+    torch.manual_seed(args.seed + 1)
+    V = get_network(v_name, weights=False, device=device)
+    calibrate_batchnorm(V, calibration_batch(V, images))
+    nets = Sim2WordNets(R, A, V)
+    config = Sim2WordConfig(thresh=args.thresh, batch_size=args.batch_size)
+    amp_config = Sim2WordConfig(thresh=args.thresh, batch_size=args.batch_size, amp=True)
+    explain_pair(*pairs[0][:2], nets, Sim2WordConfig(thresh=args.thresh, calculate_similarity=False))  # warm-up
+    rows = {"a": [], "b": [], "c": [], "amp": [], "n_verified": [], "max_diff": 0.0, "amp_max_diff": 0.0,
+            "mismatches": []}
+    for n, (img1, img2, label) in enumerate(tqdm(pairs, desc=v_name, unit="pair")):
+        ex, ta = timed(lambda: explain_pair(img1, img2, nets, config, pair_index=n), device)
+        rec_a, tr = timed(lambda: record(ex, config, n, label, v_name), device)
+        rows["a"].append(ta + tr)
+        rows["n_verified"].append(ex.n_verified)
+        if args.reference:
+            ref = ReferenceSim2Word(nets, config)
+            rx, tb = timed(lambda: ref(img1, img2, pair_index=n), device)
+            rows["b"].append(tb + tr)
+            worst, bad = compare_records(rec_a, record(rx, config, n, label, v_name), tol=args.tol)
+            rows["max_diff"] = max(rows["max_diff"], worst)
+            rows["mismatches"] += [f"pair {n}: {m}" for m in bad]
+        inputs = floor_inputs(nets, img1, img2, distinct_erased(ex), device)
+        _, tc = timed(lambda: floor_pass(nets, inputs, args.batch_size), device)
+        rows["c"].append(tc)
+        if args.amp:
+            ex_amp, tamp = timed(lambda: explain_pair(img1, img2, nets, amp_config, pair_index=n), device)
+            rows["amp"].append(tamp)
+            diff = np.abs(similarities(record(ex_amp, amp_config, n, label, v_name)) - similarities(rec_a)).max()
+            rows["amp_max_diff"] = max(rows["amp_max_diff"], float(diff))
+    if args.profile:
+        prof = cProfile.Profile()
+        prof.runcall(explain_pair, *pairs[0][:2], nets, config)
+        print(f"\n--- cProfile of one engine pair, V = {v_name} ---")
+        pstats.Stats(prof).sort_stats("tottime").print_stats(20)
+    return rows
+
+
+def summarise(v_name: str, rows: dict) -> dict:
+    mean = lambda xs: float(np.mean(xs)) if xs else None  # noqa: E731
+    a, b, c = mean(rows["a"]), mean(rows["b"]), mean(rows["c"])
+    out = {"verification_net": v_name, "pairs": len(rows["a"]), "engine_s": a, "reference_s": b, "floor_s": c,
+           "speedup_b_over_a": b / a if b else None, "overhead_a_over_c": a / c,
+           "verified_images_per_pair": mean(rows["n_verified"]), "max_abs_diff_a_b": rows["max_diff"] if b else None,
+           "engine_s_per_pair_all": rows["a"], "reference_s_per_pair_all": rows["b"], "floor_s_per_pair_all": rows["c"]}
+    if rows["amp"]:
+        out.update({"engine_amp_s": mean(rows["amp"]), "amp_max_abs_sim_diff": rows["amp_max_diff"]})
+    return out
+
+
+def markdown(results: list[dict], info: dict, command: str) -> str:
+    amp = any("engine_amp_s" in r for r in results)
+    head = ["V", "pairs", "(a) engine s/pair", "(b) reference s/pair", "(c) floor s/pair", "speedup b/a",
+            "overhead a/c", "images verified/pair", "max abs diff a-b"]
+    if amp:
+        head += ["engine bf16 s/pair", "bf16 max abs sim diff"]
+    fmt = lambda x, f=".2f": "-" if x is None else format(x, f)  # noqa: E731
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for r in results:
+        cells = [r["verification_net"], str(r["pairs"]), fmt(r["engine_s"]), fmt(r["reference_s"]), fmt(r["floor_s"]),
+                 fmt(r["speedup_b_over_a"], ".1f") + ("x" if r["speedup_b_over_a"] else ""),
+                 fmt(r["overhead_a_over_c"]) + "x", fmt(r["verified_images_per_pair"], ".1f"),
+                 fmt(r["max_abs_diff_a_b"], ".1e")]
+        if amp:
+            cells += [fmt(r.get("engine_amp_s")), fmt(r.get("amp_max_abs_sim_diff"), ".1e")]
+        lines.append("| " + " | ".join(cells) + " |")
+    meta = (f"Command: `{command}`  \nMachine: {info['cpu']}, {info['cpu_count']} cores, device {info['device']}"
+            f"{', ' + info['gpu'] if 'gpu' in info else ''}, torch {info['torch']} ({info['threads']} threads); "
+            f"load average before/after {info.get('load_before')} / {info.get('load_after')}  \nDate: {info['date']}")
+    return "\n".join(lines) + "\n\n" + meta + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    device = torch.device(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    if device.type == "cuda" and not torch.cuda.is_available():
+        print(f"--device {args.device}: CUDA is not available here; use --device cpu", file=sys.stderr)
+        return 2
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    info = machine_info(device)
+    info["load_before"] = load_average()
+    pairs = face_pairs(args.pairs, args.size, args.seed)
+    R, A, images = build_nets(args, device, pairs)
+    results, mismatches = [], []
+    for v_name in args.verification_nets:
+        rows = bench_one_v(args, device, pairs, R, A, images, v_name)
+        mismatches += [f"{v_name} {m}" for m in rows["mismatches"]]
+        results.append(summarise(v_name, rows))
+    info["load_after"] = load_average()
+    if mismatches:
+        print(f"engine and reference records differ ({len(mismatches)} values), no speed table:", file=sys.stderr)
+        print("\n".join(mismatches[:20]), file=sys.stderr)
+        return 1
+    command = "python benchmarks/bench_pair.py " + " ".join(sys.argv[1:] if argv is None else argv)
+    table = markdown(results, info, command)
+    print("\n" + table)
+    out = Path(args.output_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    stem = f"bench-{dt.datetime.now().strftime('%Y%m%d-%H%M%S')}-{device.type}"
+    from utils.atomic import atomic_write_json, atomic_write_text
+
+    atomic_write_json(out / f"{stem}.json", {"machine": info, "args": vars(args), "results": results})
+    atomic_write_text(out / f"{stem}.md", table)
+    print(f"written: {out / stem}.json, .md")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
