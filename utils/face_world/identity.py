@@ -242,7 +242,7 @@ def sample_nuisance(rng_or_seed: np.random.Generator | int | None = None) -> Nui
         bg_seed=int(rng.integers(2**31)), shirt_bgr=_colour(rng, 20, 220),
         gaze=(float(rng.uniform(-0.8, 0.8)), float(rng.uniform(-0.3, 0.3))),
         noise_sigma=float(rng.uniform(0, 6)), noise_seed=int(rng.integers(2**31)),
-        blur_sigma=float(rng.choice((0.0, rng.uniform(0.3, 1.0)))),
+        blur_sigma=float(rng.choice((0.0, rng.uniform(0.3, 0.8)))),
         smiling=smiling, mouth_open=bool(rng.random() < (0.45 if smiling else 0.3)),
     )
 
