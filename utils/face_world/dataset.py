@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Iterator
@@ -75,7 +74,11 @@ class FaceWorld:
         return (self[n] for n in range(len(self)))
 
     def arrays(self, progress: bool = False) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Render everything: images ``(M, H, W, 3)`` uint8 BGR, labels ``(M, 30)`` int64, identity ids ``(M,)`` int64."""
+        """Render everything.
+
+        Returns:
+            images ``(M, H, W, 3)`` uint8 BGR, labels ``(M, 30)`` int64, identity ids ``(M,)`` int64.
+        """
         m, s = len(self), self.size
         images = np.empty((m, s, s, 3), np.uint8)
         labels = np.empty((m, len(ATTRIBUTES)), np.int64)

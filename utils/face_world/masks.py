@@ -42,7 +42,6 @@ class _Regions:
         return cov > 0
 
     def grow(self, mask: np.ndarray, units: float) -> np.ndarray:
-        assert mask.dtype == bool
         k = max(1, int(round(units * self.p.unit)))
         kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * k + 1, 2 * k + 1))
         return cv2.dilate(mask.view(np.uint8), kernel).view(bool)

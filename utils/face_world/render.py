@@ -18,7 +18,7 @@ import numpy as np
 
 from .identity import (HAIR_BGR, IRIS_BROWN_BGR, IRIS_OTHER_BGR, LIPSTICK_BGR, SKIN_BGR, Identity, Nuisance,
                        labels_of)
-from .shapes import CX, FRAME, FaceLayout, ellipse, layout_of
+from .shapes import FRAME, FaceLayout, ellipse, layout_of
 
 _SHIFT = 4  # sub-pixel bits of the OpenCV drawing calls
 _ONE = float(1 << _SHIFT)
@@ -305,7 +305,7 @@ def _draw_skin_features(p: Painter, lay: FaceLayout, col, face_cov: np.ndarray) 
 
 
 def _draw_eyes(p: Painter, lay: FaceLayout, col, nuisance: Nuisance) -> None:
-    i, g, skin = lay.i, lay.g, col["skin"]
+    i, skin = lay.i, col["skin"]
     if i.eye_bags:
         p.fill(lay.bags, _shade(skin, 0.8, (8, 0, 0)))
         p.line([b[12:] for b in lay.bags], _shade(skin, 0.66), 0.7)
@@ -318,9 +318,7 @@ def _draw_eyes(p: Painter, lay: FaceLayout, col, nuisance: Nuisance) -> None:
     p.line(lay.upper_lids, (40, 36, 40), 0.9)
     if i.gender == 1:
         p.line(lay.eyeliner, (16, 14, 18), 1.5)
-    for b in lay.brows():
-        p.fill([b], col["brow"])
-    del g
+    p.fill(lay.brows(), col["brow"])
 
 
 def _circle(x: float, y: float, r: float) -> np.ndarray:
@@ -405,7 +403,8 @@ def render(identity: Identity, nuisance: Nuisance, size: int = 112, with_masks: 
 
         masks = attribute_masks(lay, p)
     return FaceSample(image=image, labels=labels_of(identity, nuisance), masks=masks,
-                      landmarks=p.px(lay.landmarks(nuisance.smiling, nuisance.mouth_open)), identity=identity, nuisance=nuisance)
+                      landmarks=p.px(lay.landmarks(nuisance.smiling, nuisance.mouth_open)), identity=identity,
+                      nuisance=nuisance)
 
 
-__all__ = ["FaceSample", "Painter", "affine", "background", "blur_radius", "palette", "render", "CX"]
+__all__ = ["FaceSample", "Painter", "affine", "background", "blur_radius", "palette", "render"]

@@ -328,7 +328,8 @@ class FaceLayout:
 
     @_memo
     def nose(self, big: bool | None = None, pointy: bool | None = None) -> dict[str, list[np.ndarray]]:
-        """Nose parts: ``bridge`` lines, ``wings`` arcs, ``nostrils`` polygons, ``tip`` lines, ``fill``/``shade`` polygons."""
+        """Nose parts: ``bridge`` lines, ``wings`` arcs, ``nostrils`` polygons, ``tip`` lines,
+        ``fill`` / ``shade`` polygons."""
         big = self.i.big_nose if big is None else big
         pointy = self.i.pointy_nose if pointy is None else pointy
         k, y, w = (1.5 if big else 1.0), self.tip_y, self.g.nose_w
