@@ -91,7 +91,7 @@ class WorldSplit:
 class TrainConfig:
     """Optimisation settings shared by the four networks."""
 
-    epochs: int = 12
+    epochs: int = 10
     images_per_identity: int = 24
     batch_size: int = 64
     lr: float = 0.1
