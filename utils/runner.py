@@ -22,8 +22,16 @@ failed, 2 usage error (bad flag, missing pair list or weights, a run folder
 holding results of different settings).
 
 Sharding: ``--shard i/n`` takes pairs with ``index % n == i``. Under torchrun
-(``RANK``/``WORLD_SIZE`` set; no process group is needed) each rank takes
-its share of that: global shard ``i * WORLD_SIZE + RANK`` of ``n * WORLD_SIZE``.
+(``RANK``/``WORLD_SIZE`` set) each rank takes its share of that: global shard
+``i * WORLD_SIZE + RANK`` of ``n * WORLD_SIZE``. The ranks never talk while
+they run; at the end, when torchrun's rendezvous variables (``MASTER_ADDR``,
+``MASTER_PORT``) are set, they join a gloo process group once to add up their
+counts, and rank 0 logs the report of the whole run and writes it to
+``summary.json`` (``summary-shard-<i>-of-<n>.json`` with ``--shard i/n``);
+every rank then exits with the code of the whole run.
+
+Images are read (decoded) by a small thread pool a few pairs ahead of the
+pair being explained (:func:`prefetch_pairs`), so decoding overlaps compute.
 """
 from __future__ import annotations
 
@@ -34,7 +42,11 @@ import os
 import re
 import sys
 import time
+from collections import deque
+from collections.abc import Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -198,16 +210,48 @@ def _record_failure(fh, item: PairItem, stage: str, err: BaseException) -> None:
     fh.flush()
 
 
-def _run_one(plan: Plan, nets: Sim2WordNets, item: PairItem) -> None:
-    """Explain and write one pair; an exception carries the failing stage in ``sim2word_stage``."""
+def _read_pair(item: PairItem):
+    """The two decoded images of a pair (``None`` for a bad list line: the parse error is raised later)."""
     from utils.image_io import read_image
 
+    if item.error is not None:
+        return None
+    return read_image(item.path1), read_image(item.path2)
+
+
+def prefetch_pairs(items: Iterable[PairItem], workers: int = 2, ahead: int = 4) -> Iterator[tuple[PairItem, Future]]:
+    """Yield ``(item, future of its two images)`` in order, reading up to ``ahead`` pairs in advance.
+
+    Decoding runs in ``workers`` threads (OpenCV/Pillow release the GIL), overlapping
+    the explanation of the current pair. A read error is raised by ``future.result()``.
+    """
+    queue: deque[tuple[PairItem, Future]] = deque()
+    todo = iter(items)
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="sim2word-read") as pool:
+        def submit() -> None:
+            item = next(todo, None)
+            if item is not None:
+                queue.append((item, pool.submit(_read_pair, item)))
+
+        for _ in range(ahead):
+            submit()
+        while queue:
+            item, future = queue.popleft()
+            submit()
+            yield item, future
+
+
+def _run_one(plan: Plan, nets: Sim2WordNets, item: PairItem, images: Future | None = None) -> None:
+    """Explain and write one pair; an exception carries the failing stage in ``sim2word_stage``.
+
+    ``images``: the prefetched read of the pair (:func:`prefetch_pairs`); ``None`` reads it here.
+    """
     stage = "parse"
     try:
         if item.error is not None:
             raise ValueError(item.error)
         stage = "read"
-        img1, img2 = read_image(item.path1), read_image(item.path2)
+        img1, img2 = images.result() if images is not None else _read_pair(item)
         stage = "explain"
         ex = explain_pair(img1, img2, nets, plan.config, pair_index=item.index)
         stage = "record"
@@ -234,15 +278,19 @@ def run_pairs(plan: Plan, nets: Sim2WordNets) -> int:
     atomic_write_json(plan.run_dir / "config.json", vars(plan.args))
     counts = {"done": 0, "skipped": 0, "failed": 0}
     seconds = 0.0
-    quiet = plan.shard[0] != 0 and "WORLD_SIZE" in os.environ
+    quiet = int(os.environ.get("RANK", 0) or 0) != 0  # one progress bar under torchrun (rank 0's)
+    todo = []
+    for item in plan.items:
+        if plan.args.resume and is_done(plan.run_dir / "json" / f"{item.index}.json"):
+            counts["skipped"] += 1
+        else:
+            todo.append(item)
     with open(plan.run_dir / f"failures{suffix}.jsonl", "w", encoding="utf-8") as fh:
-        for item in tqdm(plan.items, desc=f"pairs{suffix}", unit="pair", disable=quiet):
-            if plan.args.resume and is_done(plan.run_dir / "json" / f"{item.index}.json"):
-                counts["skipped"] += 1
-                continue
+        for item, images in tqdm(prefetch_pairs(todo), total=len(todo), desc=f"pairs{suffix}", unit="pair",
+                                 disable=quiet):
             start = time.perf_counter()
             try:
-                _run_one(plan, nets, item)
+                _run_one(plan, nets, item, images)
                 counts["done"] += 1
             except Exception as err:  # per-pair failure: recorded, never fatal
                 counts["failed"] += 1
@@ -255,10 +303,50 @@ def run_pairs(plan: Plan, nets: Sim2WordNets) -> int:
                "failed": counts["failed"], "missing": missing, "shard": list(plan.shard),
                "seconds_per_pair": round(seconds / max(counts["done"] + counts["failed"], 1), 4)}
     atomic_write_json(plan.run_dir / f"summary{suffix}.json", {k: v for k, v in summary.items() if k != "seconds_per_pair"})
+    _log_summary("summary" + suffix, summary, plan.run_dir)
+    total = _all_ranks_summary(plan, summary)
+    if total is not None:
+        summary = total
+    return EXIT_FAILED if summary["failed"] or summary["missing"] else EXIT_OK
+
+
+def _log_summary(name: str, summary: dict[str, Any], run_dir: Path) -> None:
     log.info("%s: %d pairs, done %d, skipped (already done) %d, failed %d, missing %d; %.3f s/pair -> %s",
-             "summary" + suffix, summary["pairs"], summary["done"], summary["skipped"], summary["failed"],
-             missing, summary["seconds_per_pair"], plan.run_dir)
-    return EXIT_FAILED if counts["failed"] or missing else EXIT_OK
+             name, summary["pairs"], summary["done"], summary["skipped"], summary["failed"], summary["missing"],
+             summary["seconds_per_pair"], run_dir)
+
+
+def _all_ranks_summary(plan: Plan, summary: dict[str, Any]) -> dict[str, Any] | None:
+    """Under torchrun: add up the ranks' counts (gloo all-reduce); rank 0 logs and writes the run's report.
+
+    Returns the summed summary (on every rank), or ``None`` outside torchrun.
+    """
+    env = os.environ
+    world = int(env.get("WORLD_SIZE", 1) or 1)
+    if world == 1 or not (env.get("MASTER_ADDR") and env.get("MASTER_PORT")):
+        return None
+    import torch.distributed as dist
+
+    keys = ("pairs", "done", "skipped", "failed", "missing")
+    own = dist.is_initialized()
+    if not own:  # ranks may finish hours apart: wait for the slowest one
+        dist.init_process_group("gloo", timeout=timedelta(days=7))
+    try:
+        sums = torch.tensor([summary[k] for k in keys] + [summary["seconds_per_pair"]], dtype=torch.float64)
+        dist.all_reduce(sums)
+    finally:
+        if not own:
+            dist.destroy_process_group()
+    total = {k: int(v) for k, v in zip(keys, sums[:-1].tolist())}
+    total["seconds_per_pair"] = round(float(sums[-1]) / world, 4)  # mean over the ranks
+    spec = resolve_shard(plan.args.shard, {})  # the --shard part only: the whole torchrun job
+    total["shard"] = list(spec)
+    total["ranks"] = world
+    if int(env.get("RANK", 0)) == 0:
+        atomic_write_json(plan.run_dir / f"summary{_shard_suffix(spec)}.json",
+                          {k: v for k, v in total.items() if k != "seconds_per_pair"})
+        _log_summary(f"summary of all {world} ranks" + _shard_suffix(spec), total, plan.run_dir)
+    return total
 
 
 def main(strategy: str, argv: list[str] | None = None, prog: str | None = None) -> int:
