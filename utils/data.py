@@ -12,6 +12,15 @@ as a per-pair failure with its line number. Every non-blank, non-comment line
 gets the next pair index ``n`` (0-based), the name of its output ``<n>.json``.
 Duplicate pairs are kept (each has its own index) and reported with a warning.
 
+CSV pair lists (a file ending in ``.csv``, e.g. ``real_faces/pairs.csv`` or
+deepface's ``master.csv``) are read with :mod:`csv`: comma separated, fields
+quoted as CSV quotes them, an optional header row. A header naming
+``img1,img2,same``, ``path1,path2,label`` or ``file_x,file_y,decision`` (any
+case, any column order, extra columns ignored) picks those columns; without
+one the first three columns are used. Labels may be ``1``/``0``,
+``yes``/``no`` or ``true``/``false`` (any case). Everything else (comments,
+blank lines, per-line errors, indices, duplicates) works as above.
+
 Datasets config (``configs/datasets.json``, or the file named by the
 environment variable ``SIM2WORD_DATASETS``), parsed with :mod:`json`:
 ``{"<name>": {"pair_list": "...", "image_root": "..."}}``; paths are relative to
@@ -19,6 +28,7 @@ the repository root or absolute; keys starting with ``_`` are comments.
 """
 from __future__ import annotations
 
+import csv
 import json
 import logging
 import os
@@ -87,17 +97,92 @@ def parse_pair_lines(lines: list[str], image_root: str | Path | None = None, sou
             items.append(PairItem(n, line_no, "", "", -1, err))
         else:
             items.append(PairItem(n, line_no, _resolve(fields[0], root), _resolve(fields[1], root), int(fields[2])))
+    _warn_duplicates(items, source)
+    return items
+
+
+def _warn_duplicates(items: list[PairItem], source: str) -> None:
     counts = Counter((it.path1, it.path2) for it in items if it.error is None)
     dups = {k: c for k, c in counts.items() if c > 1}
     if dups:
         first = next(iter(dups))
         log.warning("%s: %d pair(s) appear more than once (kept, each with its own index), e.g. %s %s x%d",
                     source, len(dups), first[0], first[1], dups[first])
+
+
+#: Header column triples (path 1, path 2, label) recognised in CSV pair lists, lower case.
+CSV_HEADERS = (("img1", "img2", "same"), ("path1", "path2", "label"), ("file_x", "file_y", "decision"))
+#: Label spellings accepted in CSV pair lists (lower-cased before lookup).
+CSV_LABELS = {"1": 1, "0": 0, "yes": 1, "no": 0, "true": 1, "false": 0}
+
+
+def _csv_header(fields: list[str]) -> tuple[int, int, int] | None:
+    """Column indices (path1, path2, label) if ``fields`` is a header row, else ``None``.
+
+    A row naming a known triple (:data:`CSV_HEADERS`) picks those columns; any
+    other row whose third field is not a label and whose first two fields have
+    no file extension is taken as a header of columns 0, 1, 2.
+    """
+    names = [f.strip().lower() for f in fields]
+    for triple in CSV_HEADERS:
+        if all(n in names for n in triple):
+            return tuple(names.index(n) for n in triple)
+    looks_like_data = len(names) >= 3 and (names[2] in CSV_LABELS or any(Path(n).suffix for n in names[:2]))
+    return None if looks_like_data else (0, 1, 2)
+
+
+def _csv_row_error(fields: list[str], cols: tuple[int, int, int], width: int) -> str | None:
+    """Why a CSV data row is unusable, or ``None``."""
+    if len(fields) != width:
+        return f"expected {width} comma-separated fields (path1,path2,label{',...' if width > 3 else ''}), got {len(fields)}"
+    if fields[cols[2]].lower() not in CSV_LABELS:
+        return f"label must be one of {', '.join(CSV_LABELS)}, got {fields[cols[2]][:50]!r}"
+    if not (fields[cols[0]] and fields[cols[1]]):
+        return "empty image path"
+    return None
+
+
+def parse_pair_csv(lines: list[str], image_root: str | Path | None = None, source: str = "<pairs.csv>") -> list[PairItem]:
+    """Parse the lines of a CSV pair list (see the module docstring).
+
+    Args:
+        lines: the file's lines (line endings already split off).
+        image_root: root of relative image paths.
+        source: file name used in error messages.
+
+    Returns:
+        One :class:`PairItem` per data row (header, blank and ``#`` lines skipped),
+        indexed and checked exactly like :func:`parse_pair_lines`.
+    """
+    root = Path(image_root) if image_root is not None else None
+    items: list[PairItem] = []
+    cols, width = None, 3  # label columns and the expected number of fields (the header's, else 3)
+    for line_no, raw in enumerate(lines, start=1):
+        line = raw.strip().lstrip("\ufeff")
+        if not line or line.startswith("#"):
+            continue
+        try:
+            fields, bad = [f.strip() for f in next(csv.reader([line], strict=True))], None
+        except csv.Error as err:
+            fields, bad = [], f"not a valid CSV row ({err})"
+        if cols is None:  # the first row decides: a header (skipped) or data in columns 0, 1, 2
+            header = _csv_header(fields) if bad is None else None
+            cols = header or (0, 1, 2)
+            if header is not None:
+                width = len(fields)
+                continue
+        bad = bad or _csv_row_error(fields, cols, width)
+        if bad is not None:
+            items.append(PairItem(len(items), line_no, "", "", -1, f"{source}:{line_no}: {bad}: {line[:200]!r}"))
+        else:
+            items.append(PairItem(len(items), line_no, _resolve(fields[cols[0]], root),
+                                  _resolve(fields[cols[1]], root), CSV_LABELS[fields[cols[2]].lower()]))
+    _warn_duplicates(items, source)
     return items
 
 
 def read_pair_list(path: str | Path, image_root: str | Path | None = None) -> list[PairItem]:
-    """Read and parse a pair list file.
+    """Read and parse a pair list file (``.csv``: :func:`parse_pair_csv`; else :func:`parse_pair_lines`).
 
     Args:
         path: the list file.
@@ -115,7 +200,8 @@ def read_pair_list(path: str | Path, image_root: str | Path | None = None) -> li
     except (OSError, UnicodeDecodeError) as err:
         raise DataConfigError(f"cannot read pair list {path}: {err}; it must be a UTF-8 text file") from err
     root = Path(image_root) if image_root is not None else path.parent
-    return parse_pair_lines(text.splitlines(), root, source=str(path))
+    parse = parse_pair_csv if path.suffix.lower() == ".csv" else parse_pair_lines
+    return parse(text.splitlines(), root, source=str(path))
 
 
 def datasets_config_path() -> Path:
