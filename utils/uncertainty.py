@@ -430,7 +430,23 @@ def quantity_experiment(ex: ImageExplanation, R: nn.Module, config: UncertaintyC
 # ---------------------------------------------------------------------------------------------- records
 def make_image_record(ex: ImageExplanation, item: ImageItem, config: UncertaintyConfig, meta: dict[str, Any],
                       num_classes: int) -> dict[str, Any]:
-    """The per-image JSON record (keys documented in ``RECORD_KEYS``)."""
+    """The per-image JSON record, keys in the order of ``RECORD_KEYS``.
+
+    * run settings: ``Datasets``, ``recognition-net``, ``attribute-net``, ``uncertainty-net``,
+      ``Heatmap-method``, ``thresh``, ``attr-conf``, ``evidence-scale``, ``Erasing-method``,
+      ``num-classes`` (K of the evidential net);
+    * the image: ``index`` (n of ``<n>.json``), ``image-path`` (resolved), ``label``;
+    * R on the original: ``predicted-identity``, ``predicted-score`` (softmax), ``correct``;
+      ``evidential-identity``: E's top-1 on the original;
+    * A: ``Attribute-class``, ``Attribute-score`` (softmax confidence), ``Attribute-word`` (multi-class
+      heads worded by class), ``Attribute-present`` — 30 entries each; ``candidates``: heads j erased;
+    * ``uncertainty-original``: u of the original; ``uncertainty-attributes``: one object per candidate
+      (``attribute``, ``name``, ``class``, ``word``, ``confidence``, ``uncertainty``, ``delta`` = u - u(original),
+      ``mask-fraction`` of raw pixels erased), sorted by ``uncertainty`` largest first;
+    * ``quantity``: ``"<N>"`` -> ``qualifying`` (number of u-raising candidates), ``erased-attributes``,
+      ``intersection-empty``, ``mask-fraction``, ``predicted-identity``, ``correct`` (R after erasing), and
+      ``random`` with the same keys for the random baseline.
+    """
     words = [word_for(j, int(c)) for j, c in enumerate(ex.attr_class)]
     order = ex.ranking()
     pos = {j: k for k, j in enumerate(ex.candidates)}
