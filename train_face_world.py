@@ -34,7 +34,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--seed", type=int, default=0, help="seed of the identities, images and initialisation")
     p.add_argument("--num-identities", type=int, default=200, help="training identities = classifier classes")
     p.add_argument("--num-heldout-identities", type=int, default=60, help="identities kept out for verification")
-    p.add_argument("--epochs", type=int, default=TrainConfig.epochs, help="epochs per network")
+    p.add_argument("--epochs", type=int, default=None,
+                   help="epochs for every network (default: per network, utils.demo_training.DEFAULT_EPOCHS)")
     p.add_argument("--images-per-identity", type=int, default=TrainConfig.images_per_identity,
                    help="images rendered per training identity (the pool all four networks train on)")
     p.add_argument("--batch-size", type=int, default=TrainConfig.batch_size, help="training batch size")

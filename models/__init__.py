@@ -1,7 +1,9 @@
 """Face networks used by Sim2Word: architectures, a registry and safe loaders.
 
-Importing the package registers every network (docs/ARCHITECTURE.md,
-"Registered names"); build one with :func:`get_network`.
+The public names are imported lazily (PEP 562), so ``models.attributes`` (the
+vocabulary, used by the analysis scripts) loads without torch; the networks
+register on the first :func:`get_network` / :func:`list_networks` call
+(docs/ARCHITECTURE.md, "Registered names").
 
 Example:
     >>> import numpy as np
@@ -10,10 +12,15 @@ Example:
     >>> len(net(net.preprocess([np.zeros((60, 50, 3), np.uint8)])))
     30
 """
-from models.preprocess import Preprocess
-from models.registry import get_network, list_networks, register_network, resolve_layer
+import importlib
 
-# Importing the architecture modules registers their networks.
-from models import attribute_net, iresnet, resnet_vggface2  # noqa: E402,F401  isort: skip
+_EXPORTS = {"Preprocess": "models.preprocess", "get_network": "models.registry", "list_networks": "models.registry",
+            "register_network": "models.registry", "resolve_layer": "models.registry"}
 
-__all__ = ["Preprocess", "get_network", "list_networks", "register_network", "resolve_layer"]
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str):
+    if name in _EXPORTS:
+        return getattr(importlib.import_module(_EXPORTS[name]), name)
+    raise AttributeError(f"module 'models' has no attribute {name!r}")

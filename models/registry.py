@@ -74,13 +74,26 @@ def register_network(name: str, *, weights: str | None = None) -> Callable:
     return decorator
 
 
+_ARCHITECTURE_MODULES = ("models.resnet_vggface2", "models.iresnet", "models.attribute_net")
+
+
+def _ensure_registered() -> None:
+    """Import the architecture modules (their decorators register the networks) on first use."""
+    import importlib
+
+    for module in _ARCHITECTURE_MODULES:
+        importlib.import_module(module)
+
+
 def list_networks() -> list[str]:
     """All registered names, sorted."""
+    _ensure_registered()
     return sorted(_REGISTRY)
 
 
 def get_spec(name: str) -> NetworkSpec:
     """The :class:`NetworkSpec` of ``name``; unknown names raise ``ValueError`` listing valid ones."""
+    _ensure_registered()
     try:
         return _REGISTRY[name]
     except KeyError:
