@@ -33,6 +33,10 @@ def main(argv=None) -> int:
     p.add_argument("--thresh", type=float, default=0.6, help="erasing threshold theta on the joint maps (paper 0.6)")
     p.add_argument("--Erasing-method", dest="erasing_method", default="black",
                    choices=["black", "white", "mean", "random"], help="fill of erased pixels")
+    p.add_argument("--strategy", default="sameid", choices=["topk", "sameid", "threshold"],
+                   help="class-set strategy; a face and its twin usually get the same top-1 class, where 'sameid' "
+                        "(Scores-sameid.py) uses H_t alone and 'topk' gives H_d = H_t * (max H_t - H_t)")
+    p.add_argument("--topk", type=int, default=1, help="k of the top-k strategy")
     p.add_argument("--heatmap-method", default="GradCAM", choices=["GradCAM", "GradCAM++"], help="CAM method")
     p.add_argument("--recognition-net", default="FaceWorld-recognition", help="registered recognition net R")
     p.add_argument("--attribute-net", default="FaceWorld-attribute", help="registered attribute net A")
@@ -45,7 +49,7 @@ def main(argv=None) -> int:
     seed_everything(args.seed, deterministic=False)
     nets = Sim2WordNets(get_network(args.recognition_net), get_network(args.attribute_net),
                         get_network(args.verification_net))
-    config = Sim2WordConfig(thresh=args.thresh, erasing_method=args.erasing_method,
+    config = Sim2WordConfig(strategy=args.strategy, topk=args.topk, thresh=args.thresh, erasing_method=args.erasing_method,
                             heatmap_method=args.heatmap_method, seed=args.seed)
     start = time.time()
     pairs = make_twin_pairs(WorldSplit(seed=args.seed), args.num_pairs)

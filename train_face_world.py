@@ -20,7 +20,7 @@ sys.path.insert(0, str(REPO_ROOT))
 
 from models import get_network  # noqa: E402
 from utils.demo_training import (  # noqa: E402
-    DEMO_NETWORKS, TrainConfig, WorldSplit, evaluate, format_metrics, render_pool, save_weights, train_network,
+    DEMO_NETWORKS, TrainConfig, WorldSplit, evaluate, format_metrics, render_attribute_pool, render_pool, save_weights, train_network,
     write_metrics,
 )
 
@@ -54,11 +54,14 @@ def main(argv=None) -> int:
                       batch_size=args.batch_size, lr=args.lr, threads=args.threads)
     torch.set_num_threads(args.threads)
     nets = {}
-    pool = None
+    pools = {}
     if not args.evaluate_only:
         start = time.time()
-        pool = render_pool(split, cfg)
-        print(f"rendered the training pool: {len(pool[1])} images in {time.time() - start:.0f} s")
+        if set(args.networks) - {"FaceWorld-attribute"}:
+            pools["identity"] = render_pool(split, cfg)
+        if "FaceWorld-attribute" in args.networks:
+            pools["attribute"] = render_attribute_pool(split, cfg)
+        print(f"rendered the training pools: {[len(p[1]) for p in pools.values()]} images in {time.time() - start:.0f} s")
     for name in args.networks:
         path = args.output_dir / f"{name}.pth"
         overrides = {"num_classes": args.num_identities} if name in ("FaceWorld-recognition", "FaceWorld-evidential") else {}
@@ -66,15 +69,14 @@ def main(argv=None) -> int:
             nets[name] = get_network(name, weights=str(path), **overrides)
             continue
         start = time.time()
-        nets[name] = train_network(name, split, cfg, pool)
+        nets[name] = train_network(name, split, cfg, pools["attribute" if name == "FaceWorld-attribute" else "identity"])
         save_weights(nets[name], path)
         print(f"{name}: trained in {time.time() - start:.0f} s, saved to {path}")
     metrics = evaluate(nets, split)
     metrics["train_config"] = {k: v for k, v in vars(cfg).items() if k != "extra"}
     print(format_metrics(metrics))
-    if not args.evaluate_only:
-        existing = args.output_dir / "metrics.json"
-        write_metrics(metrics, existing if set(args.networks) == set(DEMO_NETWORKS) else args.output_dir / "metrics-partial.json")
+    if set(args.networks) == set(DEMO_NETWORKS):
+        write_metrics(metrics, args.output_dir / "metrics.json")
     return 0
 
 

@@ -65,11 +65,17 @@ class WorldSplit:
     seed: int = 0
     num_identities: int = 200
     num_heldout_identities: int = 60
+    num_attribute_identities: int = 3200
     size: int = 112
 
     def identities(self) -> list:
         """Training identities, index = class id."""
         return [sample_identity(np.random.default_rng([self.seed, 1, i])) for i in range(self.num_identities)]
+
+    def attribute_identities(self) -> list:
+        """Many identities for the attribute net: attributes must be learnt from the face, not
+        through the identity (with the 200 classifier identities the net memorises them)."""
+        return [sample_identity(np.random.default_rng([self.seed, 10, i])) for i in range(self.num_attribute_identities)]
 
     def heldout_identities(self) -> list:
         """Identities outside the training classes."""
@@ -84,7 +90,8 @@ class WorldSplit:
         images, ids, labels = [], [], []
         for i, ident in enumerate(identities):
             for k in range(per_identity):
-                sample = render(ident, sample_nuisance(np.random.default_rng([self.seed, 3, stream, i, k])), size=self.size)
+                nuisance = sample_nuisance(np.random.default_rng([self.seed, 3, stream, i, k]))
+                sample = render(ident, nuisance, size=self.size, with_masks=False)
                 images.append(sample.image)
                 ids.append(i)
                 labels.append(sample.labels)
@@ -128,6 +135,13 @@ def _loss_fn(name: str, net: nn.Module, head: nn.Module | None) -> Callable:
 def render_pool(split: WorldSplit, cfg: TrainConfig) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """The training pool: ``cfg.images_per_identity`` images of every training identity (nuisance stream 0)."""
     return split.render_images(split.identities(), cfg.images_per_identity, stream=0)
+
+
+def render_attribute_pool(split: WorldSplit, cfg: TrainConfig) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The attribute net's pool: as many images as :func:`render_pool`, spread over
+    ``split.num_attribute_identities`` identities (nuisance stream 5)."""
+    per = max(1, cfg.images_per_identity * split.num_identities // split.num_attribute_identities)
+    return split.render_images(split.attribute_identities(), per, stream=5)
 
 
 def train_network(name: str, split: WorldSplit, cfg: TrainConfig, pool: tuple[np.ndarray, np.ndarray, np.ndarray],
@@ -205,13 +219,16 @@ def evaluate(nets: dict[str, nn.Module], split: WorldSplit, heldout_per_identity
 
     * identification top-1 of the recognition net, and attribute accuracy per
       head, on fresh images of the training identities (nuisance stream 1000,
-      never used in training);
+      never used in training); attribute accuracy also on the held-out
+      identities (never seen in training);
     * verification ROC AUC and TAR at FAR 1e-2 of the verification net over
       all image pairs of the held-out identities (cosine similarity);
     * identification top-1 of the evidential net and its mean uncertainty.
     """
     images, ids, attrs = split.render_images(split.identities(), heldout_per_identity, stream=1000)
-    metrics: dict = {"split": asdict(split), "heldout_images": int(len(ids))}
+    v_images, v_ids, v_attrs = split.render_images(split.heldout_identities(), verification_per_identity, stream=2000)
+    metrics: dict = {"split": asdict(split), "heldout_images": int(len(ids)),
+                     "heldout_identity_images": int(len(v_ids))}
     if "FaceWorld-recognition" in nets:
         logits = _forward_all(nets["FaceWorld-recognition"], images)
         metrics["identification_top1"] = float((logits.argmax(1).numpy() == ids).mean())
@@ -221,11 +238,17 @@ def evaluate(nets: dict[str, nn.Module], split: WorldSplit, heldout_per_identity
         metrics["attribute_accuracy"] = per_head
         metrics["attribute_mean_accuracy"] = float(np.mean(list(per_head.values())))
         metrics["attribute_min_accuracy"] = float(min(per_head.values()))
+        # identity-level attributes of training identities can be learnt through the identity:
+        # also measure on identities never seen in training
+        outs = _forward_all(nets["FaceWorld-attribute"], v_images)
+        unseen = {ATTRIBUTES[j]: float((o.argmax(1).numpy() == v_attrs[:, j]).mean()) for j, o in enumerate(outs)}
+        metrics["attribute_accuracy_unseen_identities"] = unseen
+        metrics["attribute_mean_accuracy_unseen_identities"] = float(np.mean(list(unseen.values())))
+        metrics["attribute_min_accuracy_unseen_identities"] = float(min(unseen.values()))
     if "FaceWorld-evidential" in nets:
         logits = _forward_all(nets["FaceWorld-evidential"], images)
         metrics["evidential_top1"] = float((logits.argmax(1).numpy() == ids).mean())
     if "FaceWorld-verification" in nets:
-        v_images, v_ids, _ = split.render_images(split.heldout_identities(), verification_per_identity, stream=2000)
         emb = F.normalize(_forward_all(nets["FaceWorld-verification"], v_images), dim=1)
         sims = (emb @ emb.T).numpy()
         iu = np.triu_indices(len(v_ids), k=1)
@@ -259,9 +282,14 @@ def format_metrics(metrics: dict) -> str:
     if "identification_top1" in metrics:
         lines.append(f"identification top-1 (held-out images, {metrics['heldout_images']}): {metrics['identification_top1']:.4f}")
     if "attribute_mean_accuracy" in metrics:
-        lines.append(f"attribute accuracy: mean {metrics['attribute_mean_accuracy']:.4f}, min {metrics['attribute_min_accuracy']:.4f}")
+        lines.append(
+            f"attribute accuracy: mean {metrics['attribute_mean_accuracy']:.4f}, min {metrics['attribute_min_accuracy']:.4f} "
+            f"(held-out images of training identities); mean {metrics['attribute_mean_accuracy_unseen_identities']:.4f}, "
+            f"min {metrics['attribute_min_accuracy_unseen_identities']:.4f} (unseen identities, "
+            f"{metrics['heldout_identity_images']} images)")
+        lines.append(f"    {'head':<24s} {'seen ids':>8s} {'unseen ids':>10s}")
         for name, acc in metrics["attribute_accuracy"].items():
-            lines.append(f"    {name:<24s} {acc:.4f}")
+            lines.append(f"    {name:<24s} {acc:8.4f} {metrics['attribute_accuracy_unseen_identities'][name]:10.4f}")
     if "verification_auc" in metrics:
         p = metrics["verification_pairs"]
         lines.append(

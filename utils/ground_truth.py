@@ -77,11 +77,19 @@ def make_twin_pairs(split: WorldSplit, num_pairs: int, size: int = 112) -> list[
 
 @dataclass
 class PairScore:
-    """Scores of one explained pair under one variant."""
+    """Scores of one explained pair under one variant.
+
+    ``top1`` / ``top3`` are the probabilities that ``j*`` is ranked first / in the
+    first three when ties (e.g. identical erased images from empty masks) are
+    broken uniformly at random, so ties earn chance, never a free hit.
+    """
 
     kept: bool
     rank: int = -1
     n_present: int = 0
+    top1: float = 0.0
+    top3: float = 0.0
+    empty_masks: float = 0.0
     joint_in_region: float = float("nan")
     discriminant_in_region: float = float("nan")
     erased_in_region: float = float("nan")
@@ -111,13 +119,19 @@ def score_pair(pair: TwinPair, ex: PairExplanation, rng: np.random.Generator | N
         return PairScore(kept=False, n_present=len(present))
     if rng is not None:
         order = list(rng.permutation(present))
-    else:  # stable sort: ties (e.g. identical erased images) keep the attribute order
-        order = sorted(present, key=lambda j: -float(d.sim_other[j]))
+        scores = {j: -float(order.index(j)) for j in present}
+    else:
+        scores = {j: float(d.sim_other[j]) for j in present}
+        order = sorted(present, key=lambda j: -scores[j])
+    above = sum(scores[j] > scores[j_true] for j in present)
+    tied = sum(scores[j] == scores[j_true] for j in present)  # includes j* itself
     top1 = order[0]
     top1_mask = d.mask_raw(top1)
     erased_in = float(top1_mask[pair.region].sum() / top1_mask.sum()) if top1_mask.any() else 0.0
     return PairScore(
-        kept=True, rank=order.index(j_true) + 1, n_present=len(present),
+        kept=True, rank=above + 1, n_present=len(present),
+        top1=float(np.clip((1 - above) / tied, 0, 1)), top3=float(np.clip((3 - above) / tied, 0, 1)),
+        empty_masks=float(np.mean([not d.masks[j].any() for j in present])),
         joint_in_region=_mass_inside(d.J[j_true], pair.region),
         discriminant_in_region=_mass_inside(d.H_d, pair.region),
         erased_in_region=erased_in, region_share=float(pair.region.mean()),
@@ -131,6 +145,7 @@ class VariantSummary:
     name: str
     pairs: int
     kept: int
+    empty_masks: float
     top1: float
     top3: float
     chance_top1: float
@@ -149,19 +164,18 @@ def summarise(name: str, scores: list[PairScore], changed: list[int]) -> Variant
         raise ValueError(f"{name}: no pair kept (the attribute net never predicted the changed attribute present)")
     ks = [s for s, _ in kept]
     n = np.array([s.n_present for s in ks], dtype=float)
-    ranks = np.array([s.rank for s in ks])
-    per_attr: dict[str, list[int]] = {}
+    per_attr: dict[str, list[float]] = {}
     for s, j in kept:
-        per_attr.setdefault(ATTRIBUTES[j], []).append(int(s.rank == 1))
+        per_attr.setdefault(ATTRIBUTES[j], []).append(s.top1)
     return VariantSummary(
-        name=name, pairs=len(scores), kept=len(ks),
-        top1=float((ranks == 1).mean()), top3=float((ranks <= 3).mean()),
+        name=name, pairs=len(scores), kept=len(ks), empty_masks=float(np.mean([s.empty_masks for s in ks])),
+        top1=float(np.mean([s.top1 for s in ks])), top3=float(np.mean([s.top3 for s in ks])),
         chance_top1=float((1 / n).mean()), chance_top3=float((np.minimum(3, n) / n).mean()),
         joint_in_region=float(np.mean([s.joint_in_region for s in ks])),
         discriminant_in_region=float(np.mean([s.discriminant_in_region for s in ks])),
         erased_in_region=float(np.mean([s.erased_in_region for s in ks])),
         region_share=float(np.mean([s.region_share for s in ks])),
-        per_attribute={k: [int(sum(v)), len(v)] for k, v in sorted(per_attr.items())},
+        per_attribute={k: [float(sum(v)), len(v)] for k, v in sorted(per_attr.items())},
     )
 
 
@@ -187,11 +201,12 @@ def run_check(nets: Sim2WordNets, base: Sim2WordConfig, pairs: list[TwinPair], s
 
 def format_table(summaries: list[VariantSummary]) -> str:
     """Markdown table of the variants."""
-    head = ("| variant | pairs kept | top-1 | chance | top-3 | chance | J[j*] mass in region | "
+    head = ("| variant | pairs kept | empty masks | top-1 | chance | top-3 | chance | J[j*] mass in region | "
             "H_d mass in region | top-1 erased region in region | region share (chance) |")
-    rows = [head, "|" + "---|" * 10]
+    rows = [head, "|" + "---|" * 11]
     for s in summaries:
-        rows.append(f"| {s.name} | {s.kept}/{s.pairs} | {s.top1:.3f} | {s.chance_top1:.3f} | {s.top3:.3f} | "
+        rows.append(f"| {s.name} | {s.kept}/{s.pairs} | {s.empty_masks:.2f} | {s.top1:.3f} | {s.chance_top1:.3f} | "
+                    f"{s.top3:.3f} | "
                     f"{s.chance_top3:.3f} | {s.joint_in_region:.3f} | {s.discriminant_in_region:.3f} | "
                     f"{s.erased_in_region:.3f} | {s.region_share:.3f} |")
     return "\n".join(rows)
