@@ -49,7 +49,7 @@ def script_env() -> dict[str, str]:
     return {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONIOENCODING": "utf-8"}
 
 
-def run_script(script: str, args: list[str], cwd: Path, timeout: float = 300) -> subprocess.CompletedProcess:
+def run_script(script: str, args: list[str], cwd: Path, timeout: float = 900) -> subprocess.CompletedProcess:
     """Run a top-level script of the repo with this interpreter; captures text output."""
     return subprocess.run([sys.executable, str(REPO / script), *args], cwd=cwd, capture_output=True, text=True,
                           timeout=timeout, env=script_env())

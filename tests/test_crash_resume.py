@@ -103,7 +103,7 @@ def test_sigkill_then_resume_equals_an_uninterrupted_run(world, tmp_path):
     run = tmp_path / "out" / RUN_DIR
     proc = _start([*common, "--output-dir", str(tmp_path / "out")], root, tmp_path / "killed.log")
     try:
-        deadline = time.monotonic() + 240
+        deadline = time.monotonic() + 600
         while proc.poll() is None and time.monotonic() < deadline:
             if len(list((run / "json").glob("*.json"))) >= 3 if (run / "json").is_dir() else False:
                 break

@@ -109,7 +109,8 @@ def make_images(root: Path) -> dict[str, np.ndarray]:
     put("../outside.png", cv2.imencode(".png", img)[1].tobytes(), img)  # reached with ../ from the list
     # unusable ones
     put("zero.jpg", b"", None)
-    put("truncated.jpg", cv2.imencode(".jpg", _smooth(rng, 64, 64))[1].tobytes()[:600], None)
+    whole = cv2.imencode(".jpg", _smooth(rng, 128, 128))[1].tobytes()
+    put("cut_short.jpg", whole[: len(whole) * 2 // 3], None)  # header intact, scan data cut
     put("text.jpg", b"this is a text file, not an image\n", None)
     return expected
 
@@ -136,7 +137,7 @@ LIST = [
     ("../outside.png base.png 1", ("ok", "../outside.png", "base.png", 1)),
     ("missing.jpg base.png 1", ("fail", "read", "file not found")),
     ("zero.jpg base.png 0", ("fail", "read", "empty file")),
-    ("base.png truncated.jpg 1", ("fail", "read", "truncated")),
+    ("base.png cut_short.jpg 1", ("fail", "read", "truncated or corrupt JPEG data")),
     ("text.jpg base.png 0", ("fail", "read", "not an image")),
     ("../../etc/x.jpg base.png 0", ("fail", "read", "etc/x.jpg")),
     ("only_two.jpg fields.jpg", ("fail", "parse", "expected 3 fields")),
