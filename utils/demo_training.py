@@ -358,3 +358,24 @@ def write_demo_data(out_dir: Path, split: WorldSplit, num_pair_identities: int =
     atomic_write_text(out_dir / "identification.txt", header + "\n".join(lines) + "\n")
     atomic_write_json(out_dir / "attributes.json", {"attributes": list(ATTRIBUTES), "labels": truth}, indent=None)
     return {"pairs": len(genuine) + len(impostor), "identification": len(lines), "images": len(truth)}
+
+
+def small_batch_metrics(nets: dict[str, nn.Module], split: WorldSplit | None = None) -> dict:
+    """Accuracies on a small fixed batch (fast; the committed values are checked by a test).
+
+    40 unseen images (one each of training identities 0..39, nuisance stream
+    1000) for identification and attributes; all pairs of 3 images of 10
+    unseen identities for verification.
+    """
+    split = split or WorldSplit()
+    images, ids, attrs = split.render_images(split.identities()[:40], 1, stream=1000)
+    v_images, v_ids, _ = split.render_images(split.heldout_identities()[:10], 3, stream=2000)
+    out = {}
+    out["identification_top1"] = float((_forward_all(nets["FaceWorld-recognition"], images).argmax(1).numpy() == ids).mean())
+    heads = _forward_all(nets["FaceWorld-attribute"], images)
+    out["attribute_mean_accuracy"] = float(np.mean([(o.argmax(1).numpy() == attrs[:, j]).mean() for j, o in enumerate(heads)]))
+    out["evidential_top1"] = float((_forward_all(nets["FaceWorld-evidential"], images).argmax(1).numpy() == ids).mean())
+    emb = F.normalize(_forward_all(nets["FaceWorld-verification"], v_images), dim=1)
+    iu = np.triu_indices(len(v_ids), k=1)
+    out["verification_auc"] = float(roc_auc_score((v_ids[iu[0]] == v_ids[iu[1]]).astype(int), (emb @ emb.T).numpy()[iu]))
+    return out
