@@ -20,7 +20,7 @@ import sys
 from pathlib import Path
 
 from utils.cam import METHODS
-from utils.cli import _finite_float, _json_dict, _positive_int
+from utils.cli import _finite_float, _positive_int, add_network_flags
 from utils.erasing import FILLS
 from utils.uncertainty import DEFAULT_DATASET_LIST, DEFAULT_OUTPUT_DIR, DEFAULTS, main
 
@@ -38,20 +38,7 @@ def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
                       help="root of the relative image paths of the list (default: the list's folder)")
     data.add_argument("--limit", type=_positive_int, default=None, help="only the first N images of the list")
 
-    nets = p.add_argument_group("networks")
-    for role in ("recognition", "attribute", "uncertainty"):
-        nets.add_argument(f"--{role}-net", default=DEFAULTS[f"{role}_net"],
-                          help=f"registered name of the {role} network (default: %(default)s)")
-        nets.add_argument(f"--{role}-weights", default=None,
-                          help=f"weights file of the {role} network (default: its registered file under "
-                               "pre-trained/ or $SIM2WORD_PRETRAINED)")
-        nets.add_argument(f"--{role}-arch", type=_json_dict, default=None,
-                          help=f"architecture overrides of the {role} network as a JSON object, e.g. "
-                               "'{\"num_classes\": 500}' (must match the weights)")
-    nets.add_argument("--recognition-layer", default=None,
-                      help="Grad-CAM layer of the recognition net (default: its target_layer, the last conv)")
-    nets.add_argument("--attribute-layer", default=None,
-                      help="Grad-CAM layer of the attribute net (default: its target_layer, the last conv)")
+    add_network_flags(p, tuple((role, DEFAULTS[f"{role}_net"]) for role in ("recognition", "attribute", "uncertainty")))
 
     meth = p.add_argument_group("method")
     meth.add_argument("--heatmap-method", choices=METHODS, default="GradCAM",

@@ -29,6 +29,26 @@ _DESCRIPTIONS = {
 }
 
 
+def add_network_flags(p: argparse.ArgumentParser, roles: tuple[tuple[str, str], ...]) -> argparse._ArgumentGroup:
+    """The "networks" flag group shared by the scripts: ``--<role>-net/-weights/-arch`` per
+    ``(role, default registered name)``, plus the Grad-CAM layers of R and A."""
+    nets = p.add_argument_group("networks")
+    for role, default in roles:
+        nets.add_argument(f"--{role}-net", default=default,
+                          help=f"registered name of the {role} network (default: %(default)s)")
+        nets.add_argument(f"--{role}-weights", default=None,
+                          help=f"weights file of the {role} network (default: its registered file under "
+                               "pre-trained/ or $SIM2WORD_PRETRAINED)")
+        nets.add_argument(f"--{role}-arch", type=_json_dict, default=None,
+                          help=f"architecture overrides of the {role} network as a JSON object, e.g. "
+                               "'{\"num_classes\": 500}' (must match the weights)")
+    nets.add_argument("--recognition-layer", default=None,
+                      help="Grad-CAM layer of the recognition net (default: its target_layer, the last conv)")
+    nets.add_argument("--attribute-layer", default=None,
+                      help="Grad-CAM layer of the attribute net (default: its target_layer, the last conv)")
+    return nets
+
+
 def _json_dict(text: str) -> dict:
     try:
         value = json.loads(text)
@@ -97,20 +117,8 @@ def build_parser(strategy: str, prog: str | None = None) -> argparse.ArgumentPar
     data.add_argument("--limit", type=_positive_int, default=None,
                       help="only the first N pairs of the list (before sharding)")
 
-    nets = p.add_argument_group("networks")
-    for role, default in (("recognition", "FaceWorld-recognition"), ("attribute", "FaceWorld-attribute"),
-                          ("verification", "FaceWorld-verification")):
-        nets.add_argument(f"--{role}-net", default=default, help=f"registered name of the {role} network (default: %(default)s)")
-        nets.add_argument(f"--{role}-weights", default=None,
-                          help=f"weights file of the {role} network (default: its registered file under "
-                               "pre-trained/ or $SIM2WORD_PRETRAINED)")
-        nets.add_argument(f"--{role}-arch", type=_json_dict, default=None,
-                          help=f"architecture overrides of the {role} network as a JSON object, e.g. "
-                               "'{\"num_classes\": 500}' (must match the weights)")
-    nets.add_argument("--recognition-layer", default=None,
-                      help="Grad-CAM layer of the recognition net (default: its target_layer, the last conv)")
-    nets.add_argument("--attribute-layer", default=None,
-                      help="Grad-CAM layer of the attribute net (default: its target_layer, the last conv)")
+    add_network_flags(p, (("recognition", "FaceWorld-recognition"), ("attribute", "FaceWorld-attribute"),
+                          ("verification", "FaceWorld-verification")))
 
     meth = p.add_argument_group("method")
     meth.add_argument("--heatmap-method", choices=METHODS, default="GradCAM", help="class activation map method (default: %(default)s)")
