@@ -124,9 +124,11 @@ def read_pth(path: Path) -> dict[str, torch.Tensor]:
         obj = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as err:
         found = re.search(r"GLOBAL ([\w.]+)", str(err))
+        if not found:  # not a pickle of forbidden objects: not a torch.save file at all
+            raise CheckpointFormatError(f"cannot read {path} with torch.load: not a torch.save file ({err})") from err
         raise UnsafeCheckpointError(
             f"refused to load {path}: torch.load(weights_only=True) found something other than tensors "
-            f"(the global {found.group(1) if found else '?'}). Weights files must hold "
+            f"(the global {found.group(1)}). Weights files must hold "
             "torch.save(model.state_dict(), path), never a whole model or custom objects."
         ) from err
     except (RuntimeError, EOFError, OSError) as err:

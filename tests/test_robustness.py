@@ -357,9 +357,6 @@ def test_datasets_config_must_be_json(small, tmp_path, caplog, text):
     assert not marker.exists() and not (tmp_path / "o").exists()
 
 
-@pytest.mark.xfail(strict=True, reason="models/loading.py read_pth: torch.load's UnpicklingError for a file that "
-                   "is no pickle at all is reported as 'found something other than tensors (the global ?)'; "
-                   "without a GLOBAL in the error it should raise CheckpointFormatError 'not a torch.save file'")
 def test_garbage_pth_is_not_called_unsafe(tmp_path):
     from models.loading import CheckpointFormatError, UnsafeCheckpointError, read_checkpoint
 
@@ -509,9 +506,6 @@ def test_non_finite_networks_fail_the_pair_and_write_no_record(small, tmp_path, 
     assert strict_load(plan.run_dir / "summary.json")["failed"] == 1
 
 
-@pytest.mark.xfail(strict=True, reason="utils/sim2word.py: NaN logits of the recognition net are laundered "
-                   "into all-zero maps by minmax_normalise and class 0 by argsort; explain_pair should raise "
-                   "FloatingPointError when R's logits (or the raw CAMs) are not finite")
 def test_nan_recognition_logits_fail_the_pair(small, tmp_path):
     from utils.runner import run_pairs
 

@@ -250,6 +250,8 @@ def explain_pair(img1: np.ndarray, img2: np.ndarray, nets: Sim2WordNets, config:
 
     with CAMExplainer(R, nets.recognition_layer or R.target_layer, config.heatmap_method) as cam:
         rec = cam(R.preprocess([img1, img2]), identity_targets, out_size=size)
+    if not torch.isfinite(rec.outputs).all():  # NaN logits would become all-zero maps and class 0
+        raise FloatingPointError("the recognition net's logits are not finite for this pair")
     n_heads = len(A.head_sizes)
     with CAMExplainer(A, nets.attribute_layer or A.target_layer, config.heatmap_method) as cam:
         att = cam(A.preprocess([img1, img2]), [[HeadLogit(j) for j in range(n_heads)]] * 2, out_size=size)
