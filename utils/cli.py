@@ -144,6 +144,9 @@ def build_parser(strategy: str, prog: str | None = None) -> argparse.ArgumentPar
     run.add_argument("--calculate-similarity", action=argparse.BooleanOptionalAction, default=True,
                      help="run the verification net on originals and erased images (the similarity keys) (default: %(default)s)")
     run.add_argument("--batch-size", type=_positive_int, default=32, help="images per verification forward (default: %(default)s)")
+    run.add_argument("--amp", action=argparse.BooleanOptionalAction, default=False,
+                     help="bf16 autocast for the verification forwards (for GPUs; changes similarities by about "
+                          "1e-3..1e-2, slower on CPUs without bf16 units; default: off)")
     run.add_argument("--device", default=None,
                      help="cpu, cuda or cuda:N (default: cuda when available, cuda:$LOCAL_RANK under torchrun)")
     run.add_argument("--seed", type=int, default=0, help="seed of everything (random fill: seed + pair index; default: %(default)s)")

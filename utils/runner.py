@@ -151,7 +151,7 @@ def make_plan(args: argparse.Namespace) -> Plan:
             strategy=args.strategy, topk=getattr(args, "topk", 1), id_thresh=getattr(args, "id_thresh", 0.5),
             heatmap_method=args.heatmap_method, thresh=args.thresh, erasing_method=args.Erasing_method,
             ablation=args.ablation, seed=args.seed, batch_size=args.batch_size,
-            calculate_similarity=args.calculate_similarity)
+            calculate_similarity=args.calculate_similarity, amp=getattr(args, "amp", False))
     except (DataConfigError, ValueError) as err:
         raise UsageError(str(err)) from None
     args.pair_list, args.image_root = str(pair_list), str(image_root)
