@@ -34,6 +34,7 @@ import logging
 import os
 import re
 from collections import Counter
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -75,20 +76,30 @@ def _split(line: str) -> list[str]:
     return [m.group(1) if m.group(1) is not None else m.group(2) for m in _FIELD.finditer(line)]
 
 
-def _resolve(path: str, root: Path | None) -> str:
+def resolve_path(path: str, root: Path | None) -> str:
+    """``path`` joined to ``root`` unless it is absolute (reading what it names, even ``../``)."""
     p = Path(path)
     return str(p if p.is_absolute() or root is None else root / p)
+
+
+def list_fields(lines: Iterable[str]) -> Iterator[tuple[int, str, list[str]]]:
+    """``(1-based line number, stripped line, fields)`` of every non-blank, non-comment line.
+
+    Shared by the pair lists and the identification lists: a BOM and CRLF are
+    dropped, ``#`` starts a comment line, fields are split by :func:`_split`.
+    """
+    for line_no, raw in enumerate(lines, start=1):
+        line = raw.strip().lstrip("\ufeff")
+        if line and not line.startswith("#"):
+            yield line_no, line, _split(line)
 
 
 def parse_pair_lines(lines: list[str], image_root: str | Path | None = None, source: str = "<pairs>") -> list[PairItem]:
     """Parse the lines of a pair list (see the module docstring)."""
     root = Path(image_root) if image_root is not None else None
     items: list[PairItem] = []
-    for line_no, raw in enumerate(lines, start=1):
-        line = raw.strip().lstrip("\ufeff")
-        if not line or line.startswith("#"):
-            continue
-        fields, n = _split(line), len(items)
+    for line_no, line, fields in list_fields(lines):
+        n = len(items)
         if len(fields) != 3:
             err = f"{source}:{line_no}: expected 3 fields 'path1 path2 label', got {len(fields)}: {line[:200]!r}"
             items.append(PairItem(n, line_no, "", "", -1, err))
@@ -96,7 +107,7 @@ def parse_pair_lines(lines: list[str], image_root: str | Path | None = None, sou
             err = f"{source}:{line_no}: label must be 0 or 1, got {fields[2][:50]!r}"
             items.append(PairItem(n, line_no, "", "", -1, err))
         else:
-            items.append(PairItem(n, line_no, _resolve(fields[0], root), _resolve(fields[1], root), int(fields[2])))
+            items.append(PairItem(n, line_no, resolve_path(fields[0], root), resolve_path(fields[1], root), int(fields[2])))
     _warn_duplicates(items, source)
     return items
 
@@ -175,8 +186,8 @@ def parse_pair_csv(lines: list[str], image_root: str | Path | None = None, sourc
         if bad is not None:
             items.append(PairItem(len(items), line_no, "", "", -1, f"{source}:{line_no}: {bad}: {line[:200]!r}"))
         else:
-            items.append(PairItem(len(items), line_no, _resolve(fields[cols[0]], root),
-                                  _resolve(fields[cols[1]], root), CSV_LABELS[fields[cols[2]].lower()]))
+            items.append(PairItem(len(items), line_no, resolve_path(fields[cols[0]], root),
+                                  resolve_path(fields[cols[1]], root), CSV_LABELS[fields[cols[2]].lower()]))
     _warn_duplicates(items, source)
     return items
 

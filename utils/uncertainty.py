@@ -74,7 +74,7 @@ from tqdm import tqdm
 from models.attributes import ATTRIBUTES, is_present, word_for
 from utils.atomic import atomic_write_json, atomic_write_text
 from utils.cam import METHODS, CAMExplainer, ClassLogit, HeadLogit, minmax_normalise
-from utils.data import DataConfigError, _resolve, _split
+from utils.data import DataConfigError, list_fields, resolve_path
 from utils.erasing import FILLS, Eraser, resize_mask
 from utils.losses import edl_uncertainty
 from utils.records import is_done
@@ -122,11 +122,8 @@ def parse_image_lines(lines: Sequence[str], root: str | Path | None = None, sour
     """
     root = Path(root) if root is not None else None
     items: list[ImageItem] = []
-    for line_no, raw in enumerate(lines, start=1):
-        line = raw.strip().lstrip("\ufeff")
-        if not line or line.startswith("#"):
-            continue
-        fields, n = _split(line), len(items)
+    for line_no, line, fields in list_fields(lines):
+        n = len(items)
         if len(fields) != 2:
             err = f"{source}:{line_no}: expected 2 fields 'path label', got {len(fields)}: {line[:200]!r}"
             items.append(ImageItem(n, line_no, "", -1, err))
@@ -134,7 +131,7 @@ def parse_image_lines(lines: Sequence[str], root: str | Path | None = None, sour
             err = f"{source}:{line_no}: label must be a non-negative integer class id, got {fields[1][:50]!r}"
             items.append(ImageItem(n, line_no, "", -1, err))
         else:
-            items.append(ImageItem(n, line_no, _resolve(fields[0], root), int(fields[1])))
+            items.append(ImageItem(n, line_no, resolve_path(fields[0], root), int(fields[1])))
     return items
 
 
