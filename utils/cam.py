@@ -44,6 +44,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from models.registry import resolve_layer
+
 METHODS = ("GradCAM", "GradCAM++")
 
 
@@ -169,7 +171,7 @@ class CAMExplainer:
         if method not in _WEIGHTS:
             raise ValueError(f"unknown heat-map method {method!r}; valid: {', '.join(METHODS)}")
         self.net = net
-        self.layer = _resolve_layer(net, layer) if isinstance(layer, str) else layer
+        self.layer = resolve_layer(net, layer) if isinstance(layer, str) else layer
         self.method = method
         self._weights = _WEIGHTS[method]
         self._handles: list[torch.utils.hooks.RemovableHandle] = []
@@ -272,20 +274,6 @@ def _batched_grad(scores: torch.Tensor, leaf: torch.Tensor) -> torch.Tensor:
         warnings.warn(f"batched backward unavailable ({err}); falling back to one backward per target", stacklevel=2)
         rows = [torch.autograd.grad(scores, leaf, grad_outputs=e, retain_graph=True)[0] for e in eye]
         return torch.stack(rows)
-
-
-def _resolve_layer(net: nn.Module, name: str) -> nn.Module:
-    try:
-        from models.registry import resolve_layer  # optional helper of models/
-    except ImportError:
-        resolve_layer = None
-    if resolve_layer is not None:
-        return resolve_layer(net, name)
-    try:
-        return net.get_submodule(name)
-    except AttributeError:
-        names = [n for n, m in net.named_modules() if isinstance(m, nn.Conv2d)]
-        raise ValueError(f"layer {name!r} not found in {type(net).__name__}; conv layers: {', '.join(names[-5:])} ...") from None
 
 
 def _device_of(net: nn.Module) -> torch.device:
