@@ -35,7 +35,7 @@ def test_arcface_fallback_keeps_logit_monotonic():
         head.weight.copy_(torch.tensor([[1.0, 0.0], [0.0, 1.0]]))
     theta = math.pi - 0.2  # theta + m > pi: insightface's cos(theta) - m sin(m) branch
     emb = torch.tensor([[math.cos(theta), math.sin(theta)]])
-    logit = head(emb, torch.tensor([0]))[0, 0]
+    logit = head(emb, torch.tensor([0]))[0, 0].detach()
     assert float(logit) == pytest.approx(math.cos(theta) - math.sin(math.pi - 0.5) * 0.5, abs=1e-5)
 
 
