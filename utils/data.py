@@ -192,6 +192,20 @@ def parse_pair_csv(lines: list[str], image_root: str | Path | None = None, sourc
     return items
 
 
+def read_list_text(path: Path, what: str, fix: str) -> str:
+    """The UTF-8 text of a list file (BOM dropped).
+
+    Raises:
+        DataConfigError: naming ``what`` and the ``fix`` when the file is missing or not UTF-8 text.
+    """
+    if not path.is_file():
+        raise DataConfigError(f"{what} {path} not found; {fix}")
+    try:
+        return path.read_bytes().decode("utf-8-sig")
+    except (OSError, UnicodeDecodeError) as err:
+        raise DataConfigError(f"cannot read {what} {path}: {err}; it must be a UTF-8 text file") from err
+
+
 def read_pair_list(path: str | Path, image_root: str | Path | None = None) -> list[PairItem]:
     """Read and parse a pair list file (``.csv``: :func:`parse_pair_csv`; else :func:`parse_pair_lines`).
 
@@ -203,13 +217,7 @@ def read_pair_list(path: str | Path, image_root: str | Path | None = None) -> li
         DataConfigError: the file does not exist or cannot be read/decoded.
     """
     path = Path(path)
-    if not path.is_file():
-        raise DataConfigError(f"pair list {path} not found; pass an existing file with --pair-list or fix the "
-                              "datasets config entry")
-    try:
-        text = path.read_bytes().decode("utf-8-sig")
-    except (OSError, UnicodeDecodeError) as err:
-        raise DataConfigError(f"cannot read pair list {path}: {err}; it must be a UTF-8 text file") from err
+    text = read_list_text(path, "pair list", "pass an existing file with --pair-list or fix the datasets config entry")
     root = Path(image_root) if image_root is not None else path.parent
     parse = parse_pair_csv if path.suffix.lower() == ".csv" else parse_pair_lines
     return parse(text.splitlines(), root, source=str(path))

@@ -74,7 +74,7 @@ from tqdm import tqdm
 from models.attributes import ATTRIBUTES, is_present, word_for
 from utils.atomic import atomic_write_json, atomic_write_text
 from utils.cam import METHODS, CAMExplainer, ClassLogit, HeadLogit, minmax_normalise
-from utils.data import DataConfigError, list_fields, resolve_path
+from utils.data import DataConfigError, list_fields, read_list_text, resolve_path
 from utils.erasing import FILLS, Eraser, resize_mask
 from utils.losses import edl_uncertainty
 from utils.records import is_done
@@ -142,13 +142,8 @@ def read_image_list(path: str | Path, root: str | Path | None = None) -> list[Im
         DataConfigError: the file is missing or not UTF-8 text.
     """
     path = Path(path)
-    if not path.is_file():
-        raise DataConfigError(f"identification list {path} not found; pass an existing 'path label' file with "
-                              "--dataset-list (the face-world list is data/face_world/identification.txt)")
-    try:
-        text = path.read_bytes().decode("utf-8-sig")
-    except (OSError, UnicodeDecodeError) as err:
-        raise DataConfigError(f"cannot read identification list {path}: {err}; it must be a UTF-8 text file") from err
+    text = read_list_text(path, "identification list", "pass an existing 'path label' file with --dataset-list "
+                          "(the face-world list is data/face_world/identification.txt)")
     return parse_image_lines(text.splitlines(), root if root is not None else path.parent, source=str(path))
 
 
