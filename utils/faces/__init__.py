@@ -1,0 +1,1 @@
+"""Reading, detecting and aligning faces; pair and image lists. Imports only ``utils.base``."""

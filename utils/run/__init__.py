@@ -1,0 +1,1 @@
+"""The per-item run loop: command-line flags, resume, shards, failures, records."""
