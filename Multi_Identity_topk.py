@@ -1,14 +1,14 @@
 """Sim2Word with the top-k class-set strategy (paper Section 3 with --topk 1, Section 5.5 otherwise).
 
-Thin entry point: all flags and the run loop live in utils/cli.py and
-utils/runner.py. Run `python Multi_Identity_topk.py --help` for the flags.
+Thin entry point: all flags and the run loop live in utils/run/cli.py and
+utils/run/runner.py. Run `python Multi_Identity_topk.py --help` for the flags.
 
 Example:
     python Multi_Identity_topk.py --Datasets FaceWorld --limit 10
 """
 import sys
 
-from utils.runner import main
+from utils.run.runner import main
 
 if __name__ == "__main__":
     sys.exit(main("topk"))

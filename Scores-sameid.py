@@ -1,14 +1,14 @@
 """Sim2Word with top-1 identities; the discriminant is H_t alone when both images share the top-1 identity.
 
-Thin entry point: all flags and the run loop live in utils/cli.py and
-utils/runner.py. Run `python Scores-sameid.py --help` for the flags.
+Thin entry point: all flags and the run loop live in utils/run/cli.py and
+utils/run/runner.py. Run `python Scores-sameid.py --help` for the flags.
 
 Example:
     python Scores-sameid.py --Datasets FaceWorld --limit 10
 """
 import sys
 
-from utils.runner import main
+from utils.run.runner import main
 
 if __name__ == "__main__":
     sys.exit(main("sameid"))

@@ -36,11 +36,11 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from utils.align import (ALIGN_SIZES, DetectorUnavailableError, align_face, center_crop, detect_landmarks,
+from utils.faces.align import (ALIGN_SIZES, DetectorUnavailableError, align_face, center_crop, detect_landmarks,
                          ensure_detector)
-from utils.atomic import atomic_write_image, atomic_write_text
-from utils.image_io import ImageReadError, read_image
-from utils.landmarks import read_landmarks
+from utils.base.atomic import atomic_write_image, atomic_write_text
+from utils.faces.image_io import ImageReadError, read_image
+from utils.faces.landmarks import read_landmarks
 
 # Read by content; these extensions only choose which files of a folder to try
 # (and the output format: each aligned image keeps its name and extension).

@@ -17,7 +17,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from utils.pairlists import (PairCountError, generate_pairs, identities_from_celeba, identities_from_folders,
+from utils.faces.pairlists import (PairCountError, generate_pairs, identities_from_celeba, identities_from_folders,
                              max_pair_counts, write_pair_list)
 
 EXIT_OK, EXIT_USAGE = 0, 2

@@ -3,7 +3,7 @@
 
 Each pair is a face and its twin with exactly one identity attribute changed;
 the changed attribute should be the probe's top word, and its joint map
-should sit in the attribute's true region. See utils/ground_truth.py for the
+should sit in the attribute's true region. See utils/experiments/ground_truth.py for the
 protocol. Prints a markdown table (Sim2Word, its two ablations and a random
 ranking) and writes it with a JSON summary.
 """
@@ -19,11 +19,11 @@ REPO_ROOT = Path(__file__).resolve().parent
 sys.path.insert(0, str(REPO_ROOT))
 
 from models import get_network  # noqa: E402
-from utils.atomic import atomic_write_json, atomic_write_text  # noqa: E402
-from utils.demo_training import WorldSplit  # noqa: E402
-from utils.ground_truth import VARIANTS, format_table, make_twin_pairs, run_check  # noqa: E402
-from utils.seeding import seed_everything  # noqa: E402
-from utils.sim2word import Sim2WordConfig, Sim2WordNets  # noqa: E402
+from utils.base.atomic import atomic_write_json, atomic_write_text  # noqa: E402
+from utils.face_world.demo_training import WorldSplit  # noqa: E402
+from utils.experiments.ground_truth import VARIANTS, format_table, make_twin_pairs, run_check  # noqa: E402
+from utils.base.seeding import seed_everything  # noqa: E402
+from utils.explain.sim2word import Sim2WordConfig, Sim2WordNets  # noqa: E402
 
 
 def main(argv=None) -> int:

@@ -14,7 +14,7 @@ from pathlib import Path
 REPO_ROOT = Path(__file__).resolve().parent
 sys.path.insert(0, str(REPO_ROOT))
 
-from utils.demo_training import WorldSplit, write_demo_data  # noqa: E402
+from utils.face_world.demo_training import WorldSplit, write_demo_data  # noqa: E402
 
 
 def main(argv=None) -> int:

@@ -7,7 +7,7 @@ attributes (present, confidence > --attr-conf), their erased images
 erased image. Writes one JSON per image and the quantity experiment
 (identification accuracy before / after erasing the intersection of the
 regions of the --Erase_num most uncertainty-raising attributes, and a random
-baseline) as summary.txt / summary.json. All computation: utils/uncertainty.py.
+baseline) as summary.txt / summary.json. All computation: utils/experiments/uncertainty.py.
 
 Example:
     python quantity_single_person_uncertain.py --Erase_num 1 2 3
@@ -19,10 +19,10 @@ import argparse
 import sys
 from pathlib import Path
 
-from utils.cam import METHODS
-from utils.cli import _finite_float, _positive_int, add_network_flags
-from utils.erasing import FILLS
-from utils.uncertainty import DEFAULT_DATASET_LIST, DEFAULT_OUTPUT_DIR, DEFAULTS, main
+from utils.explain.cam import METHODS
+from utils.run.cli import _finite_float, _positive_int, add_network_flags
+from utils.explain.erasing import FILLS
+from utils.experiments.uncertainty import DEFAULT_DATASET_LIST, DEFAULT_OUTPUT_DIR, DEFAULTS, main
 
 
 def build_parser(prog: str | None = None) -> argparse.ArgumentParser:

@@ -19,7 +19,7 @@ REPO_ROOT = Path(__file__).resolve().parent
 sys.path.insert(0, str(REPO_ROOT))
 
 from models import get_network  # noqa: E402
-from utils.demo_training import (  # noqa: E402
+from utils.face_world.demo_training import (  # noqa: E402
     DEMO_NETWORKS, TrainConfig, WorldSplit, evaluate, format_metrics, render_attribute_pool, render_pool, save_weights, train_network,
     write_metrics,
 )
@@ -35,7 +35,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--num-identities", type=int, default=200, help="training identities = classifier classes")
     p.add_argument("--num-heldout-identities", type=int, default=60, help="identities kept out for verification")
     p.add_argument("--epochs", type=int, default=None,
-                   help="epochs for every network (default: per network, utils.demo_training.DEFAULT_EPOCHS)")
+                   help="epochs for every network (default: per network, utils.face_world.demo_training.DEFAULT_EPOCHS)")
     p.add_argument("--images-per-identity", type=int, default=TrainConfig.images_per_identity,
                    help="images rendered per training identity (the pool all four networks train on)")
     p.add_argument("--batch-size", type=int, default=TrainConfig.batch_size, help="training batch size")

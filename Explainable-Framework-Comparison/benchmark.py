@@ -2,7 +2,7 @@
 
 Every method gets the same triplets (probe, mate, non-mate) and the same
 networks, and each map is scored by the functions of
-:mod:`utils.saliency_metrics`:
+:mod:`utils.experiments.saliency_metrics`:
 
 * **Inpainting game (face-world twins).** probe = an unseen identity under
   nuisance n1; non-mate = its twin: the same identity and nuisance with
@@ -38,9 +38,9 @@ import numpy as np
 from methods import ComparisonNets, Explainer
 from utils.face_world import render, sample_identity, sample_nuisance
 from utils.face_world.twins import changed_region, make_twin, random_twin
-from utils.saliency_metrics import (HIT_FRACTIONS, curve_area, first_crossing, hit_curve, pixel_counts, pixel_order,
+from utils.experiments.saliency_metrics import (HIT_FRACTIONS, curve_area, first_crossing, hit_curve, pixel_counts, pixel_order,
                                     replace_top, trapezoid_auc)
-from utils.verification import cosine, embed_images
+from utils.explain.verification import cosine, embed_images
 
 # Seed namespaces of the benchmark's identities (WorldSplit uses 1 = training, 2 = held-out).
 GAME_IDS, DELINS_IDS, NUISANCE = 70, 71, 72
@@ -131,7 +131,7 @@ def real_triplets(pairs, read, n: int, seed: int, max_side: int = 256) -> list[T
     """Real-photo triplets: each genuine pair (p, m) of the list plus an impostor partner of p from the list.
 
     Args:
-        pairs: ``utils.data.PairItem`` list. read: path -> BGR image. max_side: photos are shrunk so that
+        pairs: ``utils.faces.data.PairItem`` list. read: path -> BGR image. max_side: photos are shrunk so that
             their longer side is at most this (the demo nets see 64 px anyway; keeps the curves small).
     """
     impostors: dict[str, list[str]] = {}

@@ -2,7 +2,7 @@
 
 One command explains the same triplets with every method and the same
 networks, scores every map (``benchmark.py`` describes the protocol,
-``utils/saliency_metrics.py`` the scores), times every explanation, prints
+``utils/experiments/saliency_metrics.py`` the scores), times every explanation, prints
 the method x metric table with the chance level, writes ``comparison.md``,
 ``comparison.json`` (settings, threshold, filter statistics, per-triplet
 scores) and ``fig4.png`` (the paper's Fig. 4 layout) into ``--output``.
@@ -31,12 +31,12 @@ import report
 from methods import ComparisonNets, create_method, list_methods
 from methods.xcos import load_head
 from models import get_network
-from utils.atomic import atomic_write_json, atomic_write_text
-from utils.data import read_pair_list
-from utils.demo_training import WorldSplit
-from utils.image_io import read_image
-from utils.saliency_metrics import eer_threshold
-from utils.seeding import seed_everything
+from utils.base.atomic import atomic_write_json, atomic_write_text
+from utils.faces.data import read_pair_list
+from utils.face_world.demo_training import WorldSplit
+from utils.faces.image_io import read_image
+from utils.experiments.saliency_metrics import eer_threshold
+from utils.base.seeding import seed_everything
 
 DEFAULT_REAL = Path(os.environ.get("SIM2WORD_SHARED", _paths.REPO_ROOT.parent / "shared")) / "data" / "real_faces"
 MASK_METHODS = ("RISE-sim", "xFR-blackbox")

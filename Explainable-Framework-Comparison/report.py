@@ -7,7 +7,7 @@ import cv2
 import numpy as np
 
 from models.attributes import ATTRIBUTES
-from utils.visualize import overlay
+from utils.explain.visualize import overlay
 
 # (key, header, direction) of the table columns; direction: "+" higher is better, "-" lower is better.
 COLUMNS = [

@@ -4,7 +4,7 @@ xCos (Lin et al., TOMM 2021) regresses its attention-weighted patch cosine
 onto the cosine of the whole embeddings. Here the verification net is frozen,
 its last feature grids and embeddings are computed once, and only the
 attention head is trained on random genuine / impostor pairs of the training
-identities (``utils.demo_training.WorldSplit``, a nuisance stream not used by
+identities (``utils.face_world.demo_training.WorldSplit``, a nuisance stream not used by
 the demo training) with an L1 (``--loss l1``, default) or squared loss
 between xCos and the true cosine. The head is then scored on all image pairs
 of the held-out identities (the split's verification set): ROC AUC, EER and
@@ -28,13 +28,13 @@ from tqdm import tqdm
 
 from methods.xcos import XCosAttention, embed_with_grid, save_head, xcos
 from models import get_network
-from utils.atomic import atomic_write_json
-from utils.demo_training import WorldSplit
-from utils.saliency_metrics import eer_threshold, kfold_accuracy
-from utils.seeding import seed_everything
+from utils.base.atomic import atomic_write_json
+from utils.face_world.demo_training import WorldSplit
+from utils.experiments.saliency_metrics import eer_threshold, kfold_accuracy
+from utils.base.seeding import seed_everything
 
 TRAIN_STREAM = 5000  # nuisance stream of the training images (demo training uses 0, evaluation 1000 / 2000)
-HELDOUT_STREAM = 2000  # the demo networks' own verification images (utils.demo_training.evaluate)
+HELDOUT_STREAM = 2000  # the demo networks' own verification images (utils.face_world.demo_training.evaluate)
 
 
 def parse_args(argv=None) -> argparse.Namespace:

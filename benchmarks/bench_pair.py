@@ -7,7 +7,7 @@ one table row per V. Pairs: rendered face-world faces at ``--size`` pixels.
 
 Per pair, in the same run:
 
-(a) engine: ``utils.sim2word.explain_pair`` + ``utils.records.make_record``
+(a) engine: ``utils.explain.sim2word.explain_pair`` + ``utils.run.records.make_record``
     (what the runner does for a pair, minus image decoding and the JSON write;
     no visualization);
 (b) reference: ``benchmarks/reference.py``, the authors' way (a full forward +
@@ -47,8 +47,8 @@ if str(REPO_ROOT) not in sys.path:  # run as a script from anywhere
 
 from benchmarks.common import calibrate_batchnorm, calibration_batch, face_pairs  # noqa: E402
 from benchmarks.reference import ReferenceSim2Word, compare_records  # noqa: E402
-from utils.records import make_record  # noqa: E402
-from utils.sim2word import PairExplanation, Sim2WordConfig, Sim2WordNets, explain_pair  # noqa: E402
+from utils.run.records import make_record  # noqa: E402
+from utils.explain.sim2word import PairExplanation, Sim2WordConfig, Sim2WordNets, explain_pair  # noqa: E402
 
 DEFAULT_OUT = REPO_ROOT / "benchmarks" / "results"
 
@@ -290,7 +290,7 @@ def main(argv: list[str] | None = None) -> int:
     out = Path(args.output_dir)
     out.mkdir(parents=True, exist_ok=True)
     stem = f"bench-{dt.datetime.now().strftime('%Y%m%d-%H%M%S')}-{device.type}"
-    from utils.atomic import atomic_write_json, atomic_write_text
+    from utils.base.atomic import atomic_write_json, atomic_write_text
 
     atomic_write_json(out / f"{stem}.json", {"machine": info, "args": vars(args), "results": results})
     atomic_write_text(out / f"{stem}.md", table)

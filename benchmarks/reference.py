@@ -1,13 +1,13 @@
 """A faithful reference: Sim2Word computed the authors' way, one target at a time.
 
-It exists only to be compared against the engine (:func:`utils.sim2word.explain_pair`):
+It exists only to be compared against the engine (:func:`utils.explain.sim2word.explain_pair`):
 ``benchmarks/bench_pair.py`` times both, ``tests/test_reference_equivalence.py``
 checks that they give the same per-pair records. It deliberately shares no
 Grad-CAM, class-set, discriminant or joint-map code with ``utils/``; it reuses
 only what is not being compared: the networks' preprocessing, the erasing fill
-(:class:`utils.erasing.Eraser`, so the seeded random fill is the same) and the
-record builder (:func:`utils.records.make_record`, via the
-:class:`utils.sim2word.PairExplanation` it returns).
+(:class:`utils.explain.erasing.Eraser`, so the seeded random fill is the same) and the
+record builder (:func:`utils.run.records.make_record`, via the
+:class:`utils.explain.sim2word.PairExplanation` it returns).
 
 How the authors compute one pair (and what this module does, without any reuse):
 
@@ -34,8 +34,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from utils.erasing import Eraser, resize_mask
-from utils.sim2word import DirectionExplanation, PairExplanation, Sim2WordConfig, Sim2WordNets
+from utils.explain.erasing import Eraser, resize_mask
+from utils.explain.sim2word import DirectionExplanation, PairExplanation, Sim2WordConfig, Sim2WordNets
 
 
 @dataclass

@@ -83,7 +83,7 @@ class Preprocess:
             got = f"{type(img).__name__} {getattr(img, 'shape', '')} {getattr(img, 'dtype', '')}"
             raise ValueError(
                 f"image {index}: expected an (h, w, 3) BGR uint8 array, got {got.strip()}; "
-                "read images with utils.image_io.read_image"
+                "read images with utils.faces.image_io.read_image"
             )
         h, w = self.input_size
         if img.shape[:2] != (h, w):

@@ -4,7 +4,7 @@ For attribute j, an impostor image's score becomes 1 - arccos(s_j)/pi where
 s_j is its similarity to the other image after erasing j (when j is present
 in that image and its record exists; otherwise the original score); genuine
 pairs keep their original score. One row per attribute, named by word, plus
-the "Original" row. Exact definitions: ``utils/analysis.py``.
+the "Original" row. Exact definitions: ``utils/experiments/analysis.py``.
 
 Example:
     python results/AUC_in_attributes.py --Json-fold runs/scores-group-X/json
@@ -24,8 +24,8 @@ if str(_REPO) not in sys.path:
     sys.path.insert(0, str(_REPO))
 
 from models.attributes import ATTRIBUTES, NUM_ATTRIBUTES  # noqa: E402
-from utils import analysis as A  # noqa: E402
-from utils.atomic import atomic_write_json, atomic_write_text  # noqa: E402
+from utils.experiments import analysis as A  # noqa: E402
+from utils.base.atomic import atomic_write_json, atomic_write_text  # noqa: E402
 
 STEM = "auc_in_attributes"
 

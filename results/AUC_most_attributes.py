@@ -5,7 +5,7 @@
 the largest score of its similarity to the other image after erasing one of
 its present attributes, when that is larger than the original; genuine pairs
 keep theirs. A drop of AUC from Original to After means the erased regions are
-the ones that separate the identities. Exact definitions: ``utils/analysis.py``.
+the ones that separate the identities. Exact definitions: ``utils/experiments/analysis.py``.
 
 Example:
     python results/AUC_most_attributes.py --Json-fold runs/scores-group-X/json
@@ -24,9 +24,9 @@ _REPO = Path(__file__).resolve().parents[1]
 if str(_REPO) not in sys.path:
     sys.path.insert(0, str(_REPO))
 
-from utils import analysis as A  # noqa: E402
-from utils.atomic import atomic_write_json, atomic_write_text  # noqa: E402
-from utils.figures import roc_figure, save_figure  # noqa: E402
+from utils.experiments import analysis as A  # noqa: E402
+from utils.base.atomic import atomic_write_json, atomic_write_text  # noqa: E402
+from utils.experiments.figures import roc_figure, save_figure  # noqa: E402
 
 STEM = "auc_most_attributes"
 

@@ -25,9 +25,9 @@ _REPO = Path(__file__).resolve().parents[1]
 if str(_REPO) not in sys.path:
     sys.path.insert(0, str(_REPO))
 
-from utils import analysis as A  # noqa: E402
-from utils.atomic import atomic_write_json, atomic_write_text  # noqa: E402
-from utils.figures import bar_figure, save_figure  # noqa: E402
+from utils.experiments import analysis as A  # noqa: E402
+from utils.base.atomic import atomic_write_json, atomic_write_text  # noqa: E402
+from utils.experiments.figures import bar_figure, save_figure  # noqa: E402
 
 STEM = "top1_statistics"
 _PAIRS = {"impostor": 0, "genuine": 1, "all": None}

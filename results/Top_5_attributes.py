@@ -6,7 +6,7 @@ makes image 1 look most like image 2 explains best why they differ); image 2
 likewise; the both-masked ranking uses attributes present in either image,
 ranked by the similarity of the two erased images. Scores are shown on the
 [0, 1] scale 1 - arccos(s)/pi; multi-class heads are worded by class
-(Female, Senior, Asian, Gray Hair...). Exact definitions: ``utils/analysis.py``.
+(Female, Senior, Asian, Gray Hair...). Exact definitions: ``utils/experiments/analysis.py``.
 
 Example:
     python results/Top_5_attributes.py --Json-fold runs/scores-group-X/json --image-root data/
@@ -28,9 +28,9 @@ if str(_REPO) not in sys.path:
 
 from tqdm import tqdm  # noqa: E402
 
-from utils import analysis as A  # noqa: E402
-from utils.atomic import atomic_write_json  # noqa: E402
-from utils.figures import load_rgb, pair_figure, save_figure  # noqa: E402
+from utils.experiments import analysis as A  # noqa: E402
+from utils.base.atomic import atomic_write_json  # noqa: E402
+from utils.experiments.figures import load_rgb, pair_figure, save_figure  # noqa: E402
 
 STEM = "top5_attributes"
 

@@ -33,9 +33,9 @@ from matplotlib.figure import Figure  # noqa: E402
 from matplotlib.patches import Patch  # noqa: E402
 from tqdm import tqdm  # noqa: E402
 
-from utils.analysis import finish, list_json  # noqa: E402
-from utils.figures import PLACEHOLDER_GREY, load_rgb, save_figure  # noqa: E402
-from utils.uncertainty import default_json_fold  # noqa: E402  (a path only: no network is loaded)
+from utils.experiments.analysis import finish, list_json  # noqa: E402
+from utils.experiments.figures import PLACEHOLDER_GREY, load_rgb, save_figure  # noqa: E402
+from utils.experiments.uncertainty import default_json_fold  # noqa: E402  (a path only: no network is loaded)
 
 SCRIPT = "uncertainty_visualization"
 ORIGINAL_COLOUR, RAISE_COLOUR, LOWER_COLOUR = "#d62728", "#1f77b4", "#9ecae1"

@@ -17,7 +17,7 @@ SHARED_DIR = Path(os.environ.get("SIM2WORD_SHARED", REPO_ROOT.parent / "shared")
 
 @pytest.fixture(autouse=True)
 def _seed():
-    from utils.seeding import seed_everything
+    from utils.base.seeding import seed_everything
 
     seed_everything(0, deterministic=False)
     yield

@@ -10,11 +10,11 @@ import numpy as np
 import pytest
 
 import align_faces
-from utils import align
-from utils.align import (ARCFACE_TEMPLATE_112, DetectorUnavailableError, align_face, arcface_template,
+from utils.faces import align
+from utils.faces.align import (ARCFACE_TEMPLATE_112, DetectorUnavailableError, align_face, arcface_template,
                          center_crop, detect_landmarks, haar_available, landmarks_from_eyes,
                          similarity_to_template, umeyama)
-from utils.landmarks import read_celeba_landmarks, read_csv_landmarks, read_landmarks, read_vggface2_landmarks
+from utils.faces.landmarks import read_celeba_landmarks, read_csv_landmarks, read_landmarks, read_vggface2_landmarks
 
 needs_haar = pytest.mark.skipif(not haar_available(), reason=(
     f"OpenCV {cv2.__version__} has no Haar cascades (OpenCV 5 removed them); install opencv-python-headless<5"))
@@ -182,7 +182,7 @@ def test_detect_on_noise_reports_no_face():
 @needs_haar
 @pytest.mark.parametrize("name", ["xfr_subject_1/2.png", "face_recognition_obama/3.jpg"])
 def test_detect_real_face(shared_dir, name):
-    from utils.image_io import read_image
+    from utils.faces.image_io import read_image
 
     path = shared_dir / "data" / "real_faces" / name
     if not path.exists():
@@ -355,7 +355,7 @@ def test_align_faces_detect_mode_on_real_photo(tmp_path, shared_dir):
 
 @needs_haar
 def test_detect_tilted_face_by_roll_search(shared_dir):
-    from utils.image_io import read_image
+    from utils.faces.image_io import read_image
 
     path = shared_dir / "data" / "real_faces" / "xfr_subject_1" / "2.png"
     if not path.exists():

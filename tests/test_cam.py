@@ -7,7 +7,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from utils.cam import CAMExplainer, ClassLogit, HeadLogit, minmax_normalise, resize_maps
+from utils.explain.cam import CAMExplainer, ClassLogit, HeadLogit, minmax_normalise, resize_maps
 
 METHODS = ("GradCAM", "GradCAM++")
 

@@ -23,13 +23,13 @@ from pathlib import Path
 import pytest
 
 from tests.helpers import REPO, run_script, save_tiny_nets, script_env, strict_load
-from utils.atomic import atomic_write_bytes, atomic_write_json
+from utils.base.atomic import atomic_write_bytes, atomic_write_json
 from utils.face_world.dataset import write_pair_dataset
-from utils.records import is_done
+from utils.run.records import is_done
 
 N_PAIRS = 20
 RUN_DIR = "scores-group-pairs-FaceWorld-verification-topk-1-erase-random-thresh-0.3"
-TMP_NAME = re.compile(r"^\..+\.tmp$")  # utils.atomic's temporary names: hidden, never *.json
+TMP_NAME = re.compile(r"^\..+\.tmp$")  # utils.base.atomic's temporary names: hidden, never *.json
 
 
 @pytest.fixture(scope="module")

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from utils.data import (DataConfigError, load_datasets_config, parse_pair_lines, read_pair_list,
+from utils.faces.data import (DataConfigError, load_datasets_config, parse_pair_lines, read_pair_list,
                         resolve_dataset)
 
 

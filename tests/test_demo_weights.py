@@ -7,7 +7,7 @@ import pytest
 
 from models import get_network
 from models.registry import REPO_ROOT
-from utils.demo_training import DEMO_NETWORKS, small_batch_metrics
+from utils.face_world.demo_training import DEMO_NETWORKS, small_batch_metrics
 
 METRICS = REPO_ROOT / "pre-trained" / "face_world" / "metrics.json"
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from utils.erasing import Eraser, erase, mask_from_map, noise_image, resize_mask, threshold_maps
+from utils.explain.erasing import Eraser, erase, mask_from_map, noise_image, resize_mask, threshold_maps
 
 
 def test_threshold_is_strict():

@@ -5,8 +5,8 @@ import numpy as np
 import pytest
 
 from models.attributes import is_present
-from utils.demo_training import WorldSplit
-from utils.ground_truth import EXPRESSION_ATTRIBUTES, PairScore, _mass_inside, make_twin_pairs, summarise
+from utils.face_world.demo_training import WorldSplit
+from utils.experiments.ground_truth import EXPRESSION_ATTRIBUTES, PairScore, _mass_inside, make_twin_pairs, summarise
 
 
 def test_twin_pairs_deterministic_and_probe_has_the_attribute():
@@ -52,7 +52,7 @@ def test_summarise_by_hand():
 def test_ties_earn_chance_not_a_free_hit():
     from types import SimpleNamespace
 
-    from utils.ground_truth import TwinPair, score_pair
+    from utils.experiments.ground_truth import TwinPair, score_pair
 
     n = 30
     attr_class = np.ones(n, np.int64)  # binary heads absent ...

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 from PIL import Image, ImageFile, features
 
-from utils.image_io import ImageReadError, read_image, resolve_image_path
+from utils.faces.image_io import ImageReadError, read_image, resolve_image_path
 
 # A 2x2 RGB image with four distinct colours (row-major: TL, TR, BL, BR).
 RGB_2x2 = np.array([[[255, 0, 0], [0, 255, 0]], [[0, 0, 255], [10, 20, 30]]], dtype=np.uint8)

@@ -8,7 +8,7 @@ import pytest
 import torch
 from scipy.special import digamma, gammaln
 
-from utils.losses import ArcFaceHead, edl_loss, edl_uncertainty
+from utils.face_world.losses import ArcFaceHead, edl_loss, edl_uncertainty
 
 
 def test_edl_uncertainty_by_hand():

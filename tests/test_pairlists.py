@@ -6,7 +6,7 @@ import itertools
 import pytest
 
 import generate_verification_list as gvl
-from utils.pairlists import (PairCountError, format_pair_line, generate_pairs, identities_from_celeba,
+from utils.faces.pairlists import (PairCountError, format_pair_line, generate_pairs, identities_from_celeba,
                              identities_from_folders, max_pair_counts, write_pair_list)
 
 # sizes 1, 2, 3, 4, 10: genuine = 0 + 1 + 3 + 6 + 45 = 55; N = 20, C(20, 2) = 190, impostor = 135.
@@ -98,7 +98,7 @@ def test_identities_from_celeba(tmp_path):
 
 
 def test_written_list_round_trips_through_the_reader(tmp_path):
-    data = pytest.importorskip("utils.data", reason="utils.data (pair-list reader) not present")
+    data = pytest.importorskip("utils.faces.data", reason="utils.faces.data (pair-list reader) not present")
     pairs = [("a b/1.jpg", "c/2.jpg", 1), ("#odd.jpg", "d/3.jpg", 0)]
     write_pair_list(tmp_path / "p.txt", pairs)
     assert (tmp_path / "p.txt").read_text().splitlines()[0] == '"a b/1.jpg" c/2.jpg 1'

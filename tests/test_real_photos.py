@@ -18,7 +18,7 @@ import pytest
 import torch
 
 from tests.helpers import all_numbers, cosine, load_tiny_net, run_script, save_tiny_nets, strict_load
-from utils.data import parse_pair_csv, read_pair_list
+from utils.faces.data import parse_pair_csv, read_pair_list
 
 PHOTOS = ("deepface_01/1.jpg", "deepface_01/2.jpg", "deepface_03/3.webp")
 
@@ -90,7 +90,7 @@ def test_shared_pairs_csv_reads_whole(shared_dir):
 
 def test_real_photos_read_align_and_explain(shared_dir, tmp_path):
     import align_faces
-    from utils.image_io import read_image
+    from utils.faces.image_io import read_image
 
     src = shared_dir / "data" / "real_faces"
     for rel in PHOTOS:

@@ -1,4 +1,4 @@
-"""The engine (utils.sim2word.explain_pair) gives the same records as the authors' way (benchmarks/reference.py).
+"""The engine (utils.explain.sim2word.explain_pair) gives the same records as the authors' way (benchmarks/reference.py).
 
 Small face-world-architecture networks with random weights (BatchNorm statistics
 calibrated on the test images so that maps and embeddings depend on the input).
@@ -15,8 +15,8 @@ import torch
 
 from benchmarks.common import calibrate_batchnorm, calibration_batch, face_pairs
 from benchmarks.reference import ReferenceSim2Word, compare_records
-from utils.records import make_record
-from utils.sim2word import Sim2WordConfig, Sim2WordNets, explain_pair
+from utils.run.records import make_record
+from utils.explain.sim2word import Sim2WordConfig, Sim2WordNets, explain_pair
 
 ARCH = {
     "FaceWorld-recognition": {"width": 4, "num_classes": 7, "input_size": 48},

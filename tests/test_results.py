@@ -1,4 +1,4 @@
-"""Tests of the analysis of per-pair records (utils/analysis.py and the results/ scripts).
+"""Tests of the analysis of per-pair records (utils/experiments/analysis.py and the results/ scripts).
 
 The hand-made records in tests/data/records (values chosen by hand) are:
 
@@ -32,7 +32,7 @@ import numpy as np
 import pytest
 
 from models.attributes import ATTRIBUTES
-from utils import analysis as A
+from utils.experiments import analysis as A
 
 RECORDS = Path(__file__).resolve().parent / "data" / "records"
 REPO = Path(__file__).resolve().parents[1]
@@ -340,7 +340,7 @@ def test_scripts_run_from_shell(tmp_path, cwd, script):
 
 
 def test_load_rgb_found_missing_unreadable(tmp_path):
-    from utils.figures import load_rgb
+    from utils.experiments.figures import load_rgb
 
     rgb, note = load_rgb("images/a1.png", [None, RECORDS])
     bgr = cv2.imread(str(RECORDS / "images" / "a1.png"))

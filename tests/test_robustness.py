@@ -28,8 +28,8 @@ from torch import nn
 
 from models.preprocess import Preprocess
 from tests.helpers import all_numbers, cosine, files_under, load_tiny_net, run_script, save_tiny_nets, strict_load
-from utils.records import make_record, write_record
-from utils.sim2word import Sim2WordConfig, Sim2WordNets, explain_pair
+from utils.run.records import make_record, write_record
+from utils.explain.sim2word import Sim2WordConfig, Sim2WordNets, explain_pair
 
 RUN_DIR = "scores-group-hostile-FaceWorld-verification-topk-1-erase-black-thresh-0.3"
 NON_ASCII = "dir with space/ünïcødé 顔 08.png"
@@ -270,7 +270,7 @@ def _with(flags: list[str], flag: str, value: str) -> list[str]:
 
 
 def test_missing_pair_list_exits_2_before_any_work(small, tmp_path, caplog):
-    from utils.runner import main
+    from utils.run.runner import main
 
     root, flags, common = small
     with caplog.at_level(logging.ERROR):
@@ -291,7 +291,7 @@ class _TouchPayload:
 
 
 def test_malicious_pickle_weights_refused_by_the_script(small, tmp_path, caplog):
-    from utils.runner import main
+    from utils.run.runner import main
 
     root, flags, common = small
     marker = tmp_path / "pwned"
@@ -321,7 +321,7 @@ def test_malicious_pickle_weights_refused_by_the_script(small, tmp_path, caplog)
     (lambda p: p.write_bytes(b""), r"cannot read .* with torch\.load"),
 ], ids=["non-tensor-entry", "whole-module", "garbage", "empty"])
 def test_bad_pth_files_exit_2_with_a_clear_message(small, tmp_path, caplog, content, message):
-    from utils.runner import main
+    from utils.run.runner import main
 
     root, flags, common = small
     path = tmp_path / "bad.pth"
@@ -341,8 +341,8 @@ def test_bad_pth_files_exit_2_with_a_clear_message(small, tmp_path, caplog, cont
     "FaceWorld:\n  pair_list: pairs.txt\n",
 ], ids=["yaml-tag", "python-expression", "plain-yaml"])
 def test_datasets_config_must_be_json(small, tmp_path, caplog, text):
-    from utils.data import DataConfigError, load_datasets_config
-    from utils.runner import main
+    from utils.faces.data import DataConfigError, load_datasets_config
+    from utils.run.runner import main
 
     root, flags, _ = small
     marker = tmp_path / "pwned"
@@ -484,8 +484,8 @@ class NaNR(ZeroGradR):
 
 
 def _one_pair_plan(small, tmp_path):
-    from utils.cli import build_parser
-    from utils.runner import make_plan
+    from utils.run.cli import build_parser
+    from utils.run.runner import make_plan
 
     root, _, common = small
     return make_plan(build_parser("topk").parse_args([*common, "--output-dir", str(tmp_path / "o")]))
@@ -496,7 +496,7 @@ def _one_pair_plan(small, tmp_path):
     (lambda: Sim2WordNets(ZeroGradR(), NaNA(), MeanV()), "explain"),
 ], ids=["inf-embedding", "nan-attribute-logits"])
 def test_non_finite_networks_fail_the_pair_and_write_no_record(small, tmp_path, nets, stage):
-    from utils.runner import run_pairs
+    from utils.run.runner import run_pairs
 
     plan = _one_pair_plan(small, tmp_path)
     assert run_pairs(plan, nets()) == 3
@@ -507,7 +507,7 @@ def test_non_finite_networks_fail_the_pair_and_write_no_record(small, tmp_path, 
 
 
 def test_nan_recognition_logits_fail_the_pair(small, tmp_path):
-    from utils.runner import run_pairs
+    from utils.run.runner import run_pairs
 
     plan = _one_pair_plan(small, tmp_path)
     code = run_pairs(plan, Sim2WordNets(NaNR(), ConstantA(), MeanV()))

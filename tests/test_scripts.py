@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import torch
 
-from utils.records import REQUIRED_KEYS
+from utils.run.records import REQUIRED_KEYS
 
 REPO = Path(__file__).resolve().parents[1]
 ARCH = {
@@ -90,7 +90,7 @@ def topk_run(setup):
 
 def test_topk_script_writes_records_and_failures(topk_run):
     from models import get_network
-    from utils.image_io import read_image
+    from utils.faces.image_io import read_image
 
     root, _, out, res = topk_run
     assert res.returncode == 3, res.stderr[-3000:]
@@ -144,7 +144,7 @@ def test_rerun_resumes_and_regenerates_deleted_pairs(topk_run):
 
 
 def test_sharding_in_process_gives_the_same_records(setup, tmp_path):
-    from utils.runner import main
+    from utils.run.runner import main
 
     _, common = setup
     full = tmp_path / "full"
@@ -162,7 +162,7 @@ def test_sharding_in_process_gives_the_same_records(setup, tmp_path):
 
 
 def test_threshold_and_sameid_scripts(setup, tmp_path):
-    from utils.runner import main
+    from utils.run.runner import main
 
     root, common = setup
     # in-process (same code path as Multi_identity_thresh.py, which only calls main("threshold"))
@@ -187,7 +187,7 @@ def test_usage_errors_exit_2_before_any_work(setup, tmp_path):
     res = run_script("Multi_Identity_topk.py", [*args, "--output-dir", str(tmp_path / "o")], cwd=root)
     assert res.returncode == 2 and "nope.txt" in res.stderr and "not found" in res.stderr
     assert not (tmp_path / "o").exists()
-    from utils.runner import main
+    from utils.run.runner import main
 
     with pytest.raises(SystemExit) as exc:
         main("sameid", ["--heatmap-method", "ScoreCAM"])
@@ -195,7 +195,7 @@ def test_usage_errors_exit_2_before_any_work(setup, tmp_path):
 
 
 def test_every_flag_has_help():
-    from utils.cli import build_parser
+    from utils.run.cli import build_parser
 
     for strategy in ("topk", "threshold", "sameid"):
         parser = build_parser(strategy)

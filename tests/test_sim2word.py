@@ -21,7 +21,7 @@ import torch
 from torch import nn
 
 from models.preprocess import Preprocess
-from utils.sim2word import Sim2WordConfig, Sim2WordNets, class_set, explain_pair
+from utils.explain.sim2word import Sim2WordConfig, Sim2WordNets, class_set, explain_pair
 
 I, J_ = np.mgrid[0:4, 0:4]
 P = (4 * I + J_).astype(float)
@@ -229,7 +229,7 @@ def test_wrong_network_kind_is_refused():
 
 
 def test_record_keys_values_and_nan_refusal():
-    from utils.records import REQUIRED_KEYS, make_record
+    from utils.run.records import REQUIRED_KEYS, make_record
 
     cfg = Sim2WordConfig(thresh=0.3)
     ex = explain_pair(IMG1, IMG2, NETS, cfg, pair_index=2)

@@ -67,7 +67,7 @@ def records(run):
 
 @pytest.fixture(scope="module")
 def runs(world, tmp_path_factory):
-    from utils.runner import main
+    from utils.run.runner import main
 
     root, flags = world
     single = root / "single"
@@ -114,7 +114,7 @@ def test_resume_regenerates_exactly_the_deleted_records(runs, world):
 
 def test_rerun_of_finished_single_process_run_prints_the_report(runs, world, caplog):
     """(The all-ranks report of a torchrun rerun comes from the same counts; a third launch would cost ~15 s.)"""
-    from utils.runner import main
+    from utils.run.runner import main
 
     single, _, _, _ = runs
     _, flags = world

@@ -13,8 +13,8 @@ import pytest
 import torch
 from torch import nn
 
-from utils.erasing import Eraser
-from utils.uncertainty import (RECORD_KEYS, ImageExplanation, UncertaintyConfig, candidate_attributes,
+from utils.explain.erasing import Eraser
+from utils.experiments.uncertainty import (RECORD_KEYS, ImageExplanation, UncertaintyConfig, candidate_attributes,
                                default_json_fold, erase_regions, evidential_uncertainty,
                                identification_joint_maps, intersection_region, parse_image_lines,
                                quantity_experiment, raising_attributes, random_attributes, run_dir_name)
@@ -60,7 +60,7 @@ def test_evidential_uncertainty_by_hand():
     u, top = evidential_uncertainty(MeanLogits(), [a, b, a], evidence_scale=100, batch_size=2)
     np.testing.assert_allclose(u, [3 / 303, 1.0, 3 / 303], rtol=1e-12)
     assert top[0] == 0
-    from utils.losses import edl_uncertainty
+    from utils.face_world.losses import edl_uncertainty
 
     logits = torch.tensor([[2.0, -1.0, 0.5], [-3.0, -3.0, -3.0]], dtype=torch.float64)
     np.testing.assert_allclose(edl_uncertainty(logits, 100).numpy(), [3 / 253, 1.0], rtol=1e-12)
@@ -230,8 +230,8 @@ def face_world_run(tmp_path_factory):
 
 def test_run_writes_strict_json_with_documented_keys(face_world_run):
     from models import get_network
-    from utils.image_io import read_image
-    from utils.losses import edl_uncertainty
+    from utils.faces.image_io import read_image
+    from utils.face_world.losses import edl_uncertainty
 
     root, _, run, res = face_world_run
     assert res.returncode == 3, res.stderr[-3000:]
@@ -289,7 +289,7 @@ def test_run_writes_strict_json_with_documented_keys(face_world_run):
 
 def test_resume_and_usage_errors(face_world_run, tmp_path, caplog):
     import quantity_single_person_uncertain as script
-    from utils.uncertainty import main
+    from utils.experiments.uncertainty import main
 
     root, common, run, _ = face_world_run
     before = {p.name: p.read_bytes() for p in (run / "json").iterdir()}

@@ -23,7 +23,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from utils.cam import minmax_normalise
+from utils.explain.cam import minmax_normalise
 
 
 @dataclass

@@ -2,7 +2,7 @@
 
 * ``GradCAM-sim``: Grad-CAM (Selvaraju et al. 2017) at the verification net's
   last conv (``V.target_layer``) of the target cos(V(probe), V(mate)), through
-  :class:`utils.cam.CAMExplainer` with a :class:`methods.base.CosineTarget`.
+  :class:`utils.explain.cam.CAMExplainer` with a :class:`methods.base.CosineTarget`.
 * ``RISE-sim``: RISE (Petsiuk et al. 2018, Eq. 6) with the masked probe's
   cosine to the mate as the score: map = sum_i s_i M_i / sum_i M_i (the
   per-pixel mean over the masks that keep it; RISE's 1/(N p) up to sampling
@@ -15,7 +15,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from utils.cam import CAMExplainer
+from utils.explain.cam import CAMExplainer
 
 from .base import ComparisonNets, CosineTarget, Explainer, embed_tensor, rise_masks
 from .registry import register_method

@@ -1,4 +1,4 @@
-"""Sim2Word maps for the comparison (METHOD.md section 3), through :func:`utils.sim2word.explain_pair`.
+"""Sim2Word maps for the comparison (METHOD.md section 3), through :func:`utils.explain.sim2word.explain_pair`.
 
 The probe is explained against its counter image (the non-mate; the mate if
 no non-mate is given), direction "I1 against I2":
@@ -17,7 +17,7 @@ from __future__ import annotations
 import numpy as np
 
 from models.attributes import is_present, word_for
-from utils.sim2word import Sim2WordConfig, Sim2WordNets, explain_pair
+from utils.explain.sim2word import Sim2WordConfig, Sim2WordNets, explain_pair
 
 from .base import ComparisonNets, Explainer
 from .registry import register_method

@@ -540,7 +540,7 @@ def finish(output: Path, script: str, failures: list[dict[str, str]], n_files: i
     Returns:
         The exit status: 0 when every file was used, 3 when some were skipped.
     """
-    from utils.atomic import atomic_write_text
+    from utils.base.atomic import atomic_write_text
 
     lines = "".join(json.dumps(f, ensure_ascii=False) + "\n" for f in failures)
     path = atomic_write_text(output / f"failures-{script}.jsonl", lines)

@@ -17,8 +17,8 @@ import numpy as np
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
-from utils.atomic import atomic_write_bytes
-from utils.image_io import ImageReadError, read_image
+from utils.base.atomic import atomic_write_bytes
+from utils.faces.image_io import ImageReadError, read_image
 
 PLACEHOLDER_GREY = 128
 

@@ -36,10 +36,10 @@ import torch
 from tqdm import tqdm
 
 from models.attributes import ATTRIBUTES, is_present
-from utils.demo_training import WorldSplit
+from utils.face_world.demo_training import WorldSplit
 from utils.face_world import render, sample_identity, sample_nuisance
 from utils.face_world.twins import changed_region, make_twin, twin_classes
-from utils.sim2word import PairExplanation, Sim2WordConfig, Sim2WordNets, explain_pair
+from utils.explain.sim2word import PairExplanation, Sim2WordConfig, Sim2WordNets, explain_pair
 
 EXPRESSION_ATTRIBUTES = (25, 26)  # Mouth Closed, Smiling: per-image, not identity
 

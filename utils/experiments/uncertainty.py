@@ -10,7 +10,7 @@ For one image I with identity label y (``explain_image``):
    ``J[j] >= thresh`` (paper 0.1; note ``>=`` here, ``>`` in Section 3),
    resized (nearest) to the raw image size and filled as in Section 3.
 3. Evidential uncertainty of an image x under the evidential net E
-   (:func:`utils.losses.edl_uncertainty`): ``e = ReLU(E(x)) * evidence_scale``,
+   (:func:`utils.face_world.losses.edl_uncertainty`): ``e = ReLU(E(x)) * evidence_scale``,
    ``alpha = e + 1``, ``u = K / sum(alpha)``, K = E's number of classes. The
    original and every candidate's erased image go through E in one batch.
 4. The attributes sorted by the uncertainty of their erased image, largest
@@ -72,18 +72,18 @@ from torch import nn
 from tqdm import tqdm
 
 from models.attributes import ATTRIBUTES, is_present, word_for
-from utils.atomic import atomic_write_json, atomic_write_text
-from utils.cam import METHODS, CAMExplainer, ClassLogit, HeadLogit, minmax_normalise
-from utils.data import DataConfigError, list_fields, read_list_text, resolve_path
-from utils.erasing import FILLS, Eraser, resize_mask
-from utils.losses import edl_uncertainty
-from utils.records import is_done
-from utils.runner import EXIT_FAILED, EXIT_OK, EXIT_USAGE, UsageError, _check_config, resolve_device
-from utils.seeding import seed_everything
+from utils.base.atomic import atomic_write_json, atomic_write_text
+from utils.explain.cam import METHODS, CAMExplainer, ClassLogit, HeadLogit, minmax_normalise
+from utils.faces.data import DataConfigError, list_fields, read_list_text, resolve_path
+from utils.explain.erasing import FILLS, Eraser, resize_mask
+from utils.face_world.losses import edl_uncertainty
+from utils.run.records import is_done
+from utils.run.runner import EXIT_FAILED, EXIT_OK, EXIT_USAGE, UsageError, _check_config, resolve_device
+from utils.base.seeding import seed_everything
 
 log = logging.getLogger("sim2word.uncertainty")
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
+REPO_ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_DATASET_LIST = REPO_ROOT / "data" / "face_world" / "identification.txt"
 DEFAULT_OUTPUT_DIR = REPO_ROOT / "outputs"
 DEFAULTS = {"recognition_net": "FaceWorld-recognition", "attribute_net": "FaceWorld-attribute",
@@ -116,7 +116,7 @@ class ImageItem:
 
 
 def parse_image_lines(lines: Sequence[str], root: str | Path | None = None, source: str = "<list>") -> list[ImageItem]:
-    """Parse ``path label`` lines (same quoting rules as the pair lists of :mod:`utils.data`).
+    """Parse ``path label`` lines (same quoting rules as the pair lists of :mod:`utils.faces.data`).
 
     A malformed line becomes an item with ``error`` set (recorded as a failure, the run goes on).
     """
@@ -157,7 +157,7 @@ class UncertaintyConfig:
         thresh: erase region of j is ``J[j] >= thresh``.
         attr_conf: candidates need head confidence ``> attr_conf``.
         evidence_scale: evidence multiplier of the evidential net.
-        erasing_method: fill, one of ``utils.erasing.FILLS``.
+        erasing_method: fill, one of ``utils.explain.erasing.FILLS``.
         erase_nums: the N values of the quantity experiment (empty: no experiment).
         random_baseline: also erase N random candidates' intersection.
         seed: seed of the random fill and of the random baseline.
@@ -559,7 +559,7 @@ class Plan:
 
 
 def make_plan(args: argparse.Namespace) -> Plan:
-    """Resolve list, config, run folder and device; raises :class:`utils.runner.UsageError`."""
+    """Resolve list, config, run folder and device; raises :class:`utils.run.runner.UsageError`."""
     try:
         dataset_list = Path(args.dataset_list).resolve()
         root = Path(args.dataset_root).resolve() if args.dataset_root else dataset_list.parent
@@ -600,7 +600,7 @@ def load_nets(args: argparse.Namespace, device: torch.device) -> UncertaintyNets
 
 
 def _run_one(plan: Plan, nets: UncertaintyNets, item: ImageItem) -> None:
-    from utils.image_io import read_image
+    from utils.faces.image_io import read_image
 
     stage = "parse"
     try:

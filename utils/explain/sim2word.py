@@ -2,7 +2,7 @@
 
 :func:`explain_pair` does steps 1-7 for (I1 explained against I2) and
 (I2 explained against I1) and returns a :class:`PairExplanation`;
-:func:`utils.records.make_record` turns it into the section 4 JSON record.
+:func:`utils.run.records.make_record` turns it into the section 4 JSON record.
 
 Strategies (``Sim2WordConfig.strategy``):
 
@@ -44,9 +44,9 @@ import numpy as np
 import torch
 from torch import nn
 
-from utils.cam import METHODS, CAMExplainer, ClassLogit, HeadLogit, minmax_normalise
-from utils.erasing import FILLS, Eraser, resize_mask
-from utils.verification import cosine, embed_images
+from utils.explain.cam import METHODS, CAMExplainer, ClassLogit, HeadLogit, minmax_normalise
+from utils.explain.erasing import FILLS, Eraser, resize_mask
+from utils.explain.verification import cosine, embed_images
 
 STRATEGIES = ("topk", "threshold", "sameid")
 ABLATIONS = ("none", "no-counterfactual", "no-attribute")

@@ -22,8 +22,8 @@ import cv2
 import numpy as np
 
 from models.attributes import NUM_ATTRIBUTES, word_for
-from utils.atomic import atomic_write_image
-from utils.sim2word import DirectionExplanation, PairExplanation
+from utils.base.atomic import atomic_write_image
+from utils.explain.sim2word import DirectionExplanation, PairExplanation
 
 
 def overlay(image_bgr: np.ndarray, heat: np.ndarray, alpha: float = 0.5) -> np.ndarray:

@@ -13,7 +13,7 @@ import sys
 import time
 from pathlib import Path
 
-from utils.atomic import atomic_write_image
+from utils.base.atomic import atomic_write_image
 
 
 def _parser() -> argparse.ArgumentParser:

@@ -18,7 +18,7 @@ import numpy as np
 from tqdm import tqdm
 
 from models.attributes import ATTRIBUTES
-from utils.atomic import atomic_write_image, atomic_write_json, atomic_write_text
+from utils.base.atomic import atomic_write_image, atomic_write_json, atomic_write_text
 
 from .identity import Identity, Nuisance, sample_identity, sample_nuisance
 from .render import FaceSample, render

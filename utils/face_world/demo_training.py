@@ -8,10 +8,10 @@ synthetic face world (:mod:`utils.face_world`):
 * ``FaceWorld-attribute``: the 30-head attribute net (sum of the 30
   cross-entropies);
 * ``FaceWorld-verification``: iresnet embedding trained with an ArcFace
-  margin head (:class:`utils.losses.ArcFaceHead`), the head is dropped after
+  margin head (:class:`utils.face_world.losses.ArcFaceHead`), the head is dropped after
   training;
 * ``FaceWorld-evidential``: iresnet + ``fc2`` trained with the EDL loss
-  (:func:`utils.losses.edl_loss`).
+  (:func:`utils.face_world.losses.edl_loss`).
 
 The split is fixed by the seed: ``num_identities`` training identities (the
 classifier classes), each rendered ``images_per_identity`` times with fresh
@@ -41,8 +41,8 @@ from tqdm import tqdm
 from models import get_network
 from models.attributes import ATTRIBUTES
 from utils.face_world import render, sample_identity, sample_nuisance
-from utils.losses import ArcFaceHead, edl_loss
-from utils.seeding import seed_everything
+from utils.face_world.losses import ArcFaceHead, edl_loss
+from utils.base.seeding import seed_everything
 
 DEMO_NETWORKS = ("FaceWorld-recognition", "FaceWorld-attribute", "FaceWorld-verification", "FaceWorld-evidential")
 # Epochs per network over the shared pool (the attribute net's 30 heads converge slowest;
@@ -271,7 +271,7 @@ def save_weights(net: nn.Module, path: Path) -> None:
 
 def write_metrics(metrics: dict, path: Path) -> None:
     """Write the metrics JSON (strict, no NaN)."""
-    from utils.atomic import atomic_write_json
+    from utils.base.atomic import atomic_write_json
 
     atomic_write_json(path, metrics)
 
@@ -323,7 +323,7 @@ def write_demo_data(out_dir: Path, split: WorldSplit, num_pair_identities: int =
 
     Deterministic given the split's seed. Returns the counts.
     """
-    from utils.atomic import atomic_write_image, atomic_write_json, atomic_write_text
+    from utils.base.atomic import atomic_write_image, atomic_write_json, atomic_write_text
 
     rng = np.random.default_rng([split.seed, 5])
     truth: dict[str, list[int]] = {}

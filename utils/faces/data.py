@@ -40,7 +40,7 @@ from pathlib import Path
 
 log = logging.getLogger(__name__)
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
+REPO_ROOT = Path(__file__).resolve().parents[2]
 DATASETS_ENV = "SIM2WORD_DATASETS"
 DEFAULT_DATASETS_CONFIG = REPO_ROOT / "configs" / "datasets.json"
 _FIELD = re.compile(r'"([^"]*)"|(\S+)')

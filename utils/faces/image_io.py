@@ -25,7 +25,7 @@ fix. What it does with awkward inputs:
   (default :data:`MAX_IMAGE_PIXELS`, 200 megapixels; a 6000x6000 photo is 36)
   are refused before their pixel data is decoded.
 * Tiny images (8x8) and non-face content are returned as they are: deciding
-  what is a face is the job of :mod:`utils.align`.
+  what is a face is the job of :mod:`utils.faces.align`.
 """
 from __future__ import annotations
 

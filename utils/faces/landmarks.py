@@ -3,7 +3,7 @@
 Every reader returns ``dict[str, np.ndarray]``: image path (relative to the
 dataset's image folder, ``/``-separated) -> ``(5, 2)`` float64 (x, y) in the
 order left eye, right eye, nose tip, left mouth corner, right mouth corner
-(image left, as :mod:`utils.align` expects).
+(image left, as :mod:`utils.faces.align` expects).
 
 Formats:
 

@@ -8,7 +8,7 @@ replacement from all genuine pairs (two different images of one identity) and
 all impostor pairs (images of two different identities); an unordered pair is
 counted once and written with its two paths in sorted order. The output is
 ``path1 path2 label`` per line (1 genuine, 0 impostor), paths relative to the
-image root, in the format :mod:`utils.data` reads (paths with spaces quoted).
+image root, in the format :mod:`utils.faces.data` reads (paths with spaces quoted).
 
 Determinism: the same identities, counts and seed give the same list,
 whatever order files were listed in (identities and paths are sorted first).
@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from utils.atomic import atomic_write_text
+from utils.base.atomic import atomic_write_text
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff", ".gif", ".ppm", ".pgm")
 
@@ -188,7 +188,7 @@ def _field(path: str) -> str:
 
 
 def format_pair_line(path1: str, path2: str, label: int) -> str:
-    """``path1 path2 label`` as :func:`utils.data.parse_pair_lines` reads it (spaces quoted)."""
+    """``path1 path2 label`` as :func:`utils.faces.data.parse_pair_lines` reads it (spaces quoted)."""
     if label not in (0, 1):
         raise ValueError(f"label must be 0 or 1, got {label!r}")
     return f"{_field(path1)} {_field(path2)} {label}"

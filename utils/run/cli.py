@@ -11,11 +11,11 @@ import argparse
 import json
 from pathlib import Path
 
-from utils.cam import METHODS
-from utils.erasing import FILLS
-from utils.sim2word import ABLATIONS
+from utils.explain.cam import METHODS
+from utils.explain.erasing import FILLS
+from utils.explain.sim2word import ABLATIONS
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
+REPO_ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_OUTPUT_DIR = REPO_ROOT / "outputs"
 DEFAULT_ID_THRESH = 0.5
 

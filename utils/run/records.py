@@ -26,8 +26,8 @@ import math
 from pathlib import Path
 from typing import Any
 
-from utils.atomic import atomic_write_bytes, atomic_write_json  # also re-exported: docs/ARCHITECTURE.md names them here
-from utils.sim2word import PairExplanation, Sim2WordConfig
+from utils.base.atomic import atomic_write_bytes, atomic_write_json  # also re-exported: docs/ARCHITECTURE.md names them here
+from utils.explain.sim2word import PairExplanation, Sim2WordConfig
 
 __all__ = ["REQUIRED_KEYS", "atomic_write_bytes", "atomic_write_json", "check_finite", "is_done", "make_record",
            "write_record"]
@@ -45,7 +45,7 @@ def make_record(ex: PairExplanation, config: Sim2WordConfig, *, datasets: str, r
     """Build the section 4 record of one explained pair.
 
     Args:
-        ex: the explanation (:func:`utils.sim2word.explain_pair`).
+        ex: the explanation (:func:`utils.explain.sim2word.explain_pair`).
         config: the config it was computed with.
         datasets: dataset label (``--Datasets``).
         recognition_net, attribute_net, verification_net: network names.

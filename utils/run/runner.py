@@ -53,12 +53,12 @@ from typing import Any
 import torch
 from tqdm import tqdm
 
-from utils.atomic import atomic_write_json
-from utils.cli import build_parser
-from utils.data import DataConfigError, PairItem, read_pair_list, resolve_dataset
-from utils.records import is_done, make_record, write_record
-from utils.seeding import seed_everything
-from utils.sim2word import Sim2WordConfig, Sim2WordNets, explain_pair
+from utils.base.atomic import atomic_write_json
+from utils.run.cli import build_parser
+from utils.faces.data import DataConfigError, PairItem, read_pair_list, resolve_dataset
+from utils.run.records import is_done, make_record, write_record
+from utils.base.seeding import seed_everything
+from utils.explain.sim2word import Sim2WordConfig, Sim2WordNets, explain_pair
 
 log = logging.getLogger("sim2word")
 
@@ -212,7 +212,7 @@ def _record_failure(fh, item: PairItem, stage: str, err: BaseException) -> None:
 
 def _read_pair(item: PairItem):
     """The two decoded images of a pair (``None`` for a bad list line: the parse error is raised later)."""
-    from utils.image_io import read_image
+    from utils.faces.image_io import read_image
 
     if item.error is not None:
         return None
@@ -261,7 +261,7 @@ def _run_one(plan: Plan, nets: Sim2WordNets, item: PairItem, images: Future | No
                           image_path1=item.path1, image_path2=item.path2, match=item.label, pair_index=item.index)
         if a.visualization:
             stage = "visualize"
-            from utils.visualize import write_pair
+            from utils.explain.visualize import write_pair
             write_pair(plan.run_dir / "cam", item.index, ex)
         stage = "record"
         write_record(plan.run_dir / "json" / f"{item.index}.json", rec)  # last: the completion marker
@@ -352,7 +352,7 @@ def _all_ranks_summary(plan: Plan, summary: dict[str, Any]) -> dict[str, Any] | 
 def main(strategy: str, argv: list[str] | None = None, prog: str | None = None) -> int:
     """Parse arguments, run the pairs, return the exit code (0, 2 or 3)."""
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    # deterministic cuBLAS (utils.seeding asks torch for deterministic kernels); must precede CUDA init
+    # deterministic cuBLAS (utils.base.seeding asks torch for deterministic kernels); must precede CUDA init
     os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
     parser = build_parser(strategy, prog=prog or Path(sys.argv[0]).name)
     args = parser.parse_args(argv)
