@@ -1,6 +1,7 @@
 """Registry, architectures (against a functional re-implementation), preprocessing, target layers."""
 from __future__ import annotations
 
+import cv2
 import numpy as np
 import pytest
 import torch
@@ -305,3 +306,38 @@ def test_cuda_device_matches_cpu():
     x = cpu.preprocess([np.full((120, 100, 3), 77, np.uint8)])
     with torch.no_grad():
         torch.testing.assert_close(gpu(x.cuda()).cpu(), cpu(x), rtol=1e-3, atol=1e-3)
+
+
+@pytest.mark.parametrize("shape", [(250, 180), (61, 83), (112, 112), (40, 30)])
+def test_iresnet_preprocess_equals_the_authors_pil_pipeline(shape):
+    """The iresnet family resizes like the authors' code: torchvision ``Resize`` on a PIL RGB image."""
+    from PIL import Image
+    from torchvision import transforms
+
+    from models.preprocess import iresnet_preprocess
+
+    rng = np.random.default_rng(0)
+    bgr = rng.integers(0, 256, size=(*shape, 3), dtype=np.uint8)
+    authors = transforms.Compose([transforms.Resize((112, 112)), transforms.ToTensor(),
+                                  transforms.Normalize((0.5, 0.5, 0.5), (0.5, 0.5, 0.5))])
+    expected = authors(Image.fromarray(bgr[:, :, ::-1].copy()))
+    got = iresnet_preprocess(112)([bgr])[0]
+    assert torch.allclose(got, expected, atol=1e-6), float((got - expected).abs().max())
+
+
+def test_vggface2_preprocess_keeps_opencv_resize():
+    """The VGGFace2 family resizes with cv2.INTER_LINEAR (the authors read and resize with OpenCV)."""
+    from models.preprocess import vggface2_preprocess
+
+    rng = np.random.default_rng(1)
+    bgr = rng.integers(0, 256, size=(300, 260, 3), dtype=np.uint8)
+    expected = cv2.resize(bgr, (224, 224), interpolation=cv2.INTER_LINEAR).astype(np.float32) - np.float32(VGG_MEAN)
+    got = vggface2_preprocess(224)([bgr])[0].numpy().transpose(1, 2, 0)
+    assert np.allclose(got, expected, atol=1e-4)
+    pil = Preprocess((224, 224), "BGR", VGG_MEAN, (1, 1, 1), resize="pil")([bgr])[0].numpy().transpose(1, 2, 0)
+    assert np.abs(pil - expected).max() > 1.0  # the two resizes really differ when shrinking
+
+
+def test_preprocess_rejects_unknown_resize():
+    with pytest.raises(ValueError, match="resize"):
+        Preprocess((4, 4), resize="lanczos")
