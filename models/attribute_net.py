@@ -24,7 +24,7 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from models.attributes import HEAD_SIZES
+from models.attributes import CELEBA30, HEAD_SIZES
 from models.registry import create_from_defaults, last_conv_name, register_network
 from models.resnet_vggface2 import FACE_WORLD_TRUNK, RESNET50_LAYERS, VGGFace2ResNet
 
@@ -38,9 +38,12 @@ class AttributeNet(nn.Module):
         head_sizes: classes per head (default :data:`models.attributes.HEAD_SIZES`).
         input_size: (H, W) of the input (sets ``preprocess``).
         se: SE-ResNet trunk.
+
+    ``vocabulary`` is the paper's 30-attribute :data:`models.attributes.CELEBA30`.
     """
 
     kind = "attribute"
+    vocabulary = CELEBA30
 
     def __init__(
         self,

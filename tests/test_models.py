@@ -341,3 +341,21 @@ def test_vggface2_preprocess_keeps_opencv_resize():
 def test_preprocess_rejects_unknown_resize():
     with pytest.raises(ValueError, match="resize"):
         Preprocess((4, 4), resize="lanczos")
+
+
+def test_vocabulary_words_and_registry():
+    from models.attributes import CELEBA30, Vocabulary, get_vocabulary, register_vocabulary
+
+    assert get_vocabulary(None) is CELEBA30 and get_vocabulary("celeba30") is CELEBA30
+    assert CELEBA30.head_sizes == HEAD_SIZES and len(CELEBA30) == 30
+    parts = Vocabulary("test-parts", ("Gender", "Nose", "Smiling"), {0: ("Male", "Female")}, frozenset({1}))
+    assert parts.head_sizes == (2, 1, 2)
+    assert [parts.is_present(1, 5), parts.is_present(2, 1), parts.is_present(0, 1)] == [True, False, True]
+    assert [parts.word_for(0, 1), parts.word_for(1, 0), parts.word_for(2, 1)] == ["Female", "Nose", "no Smiling"]
+    with pytest.raises(ValueError, match="out of range"):
+        Vocabulary("bad", ("A",), {3: ("x", "y")})
+    with pytest.raises(ValueError, match="unknown attribute vocabulary"):
+        get_vocabulary("nope")
+    with pytest.raises(ValueError, match="already registered"):
+        register_vocabulary(Vocabulary("celeba30", ("A",)))
+    assert get_network("FaceWorld-attribute", weights=False).vocabulary is CELEBA30
