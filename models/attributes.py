@@ -145,7 +145,8 @@ def get_vocabulary(name: str | None) -> Vocabulary:
     except KeyError:
         raise ValueError(
             f"unknown attribute vocabulary {name!r}; registered: "
-            f"{', '.join(sorted(VOCABULARIES))}. Vocabularies are registered by the module that defines the attribute net"
+            f"{', '.join(sorted(VOCABULARIES))}. Vocabularies are registered by the module "
+            "that defines the attribute net"
         ) from None
 
 
