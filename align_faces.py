@@ -39,7 +39,7 @@ from tqdm import tqdm
 from utils.faces.align import (ALIGN_SIZES, DetectorUnavailableError, align_face, center_crop, detect_landmarks,
                          ensure_detector)
 from utils.base.atomic import atomic_write_image, atomic_write_text
-from utils.faces.image_io import ImageReadError, read_image
+from utils.faces.image_io import ImageReadError, read_image_info
 from utils.faces.landmarks import read_landmarks
 
 # Read by content; these extensions only choose which files of a folder to try
@@ -100,7 +100,7 @@ def _inside(path: Path, root: Path) -> bool:
 def align_one(args, rel: str, landmark_table) -> tuple[np.ndarray, dict]:
     """Read and align one image; returns (aligned image, report row) or raises _Skip."""
     try:
-        image = read_image(args.input_dir / rel)
+        image, info = read_image_info(args.input_dir / rel)  # > 2048 px: downscaled by info.scale
     except ImageReadError as err:
         raise _Skip("read", "ImageReadError", f"{err.reason}. Fix: {err.hint}") from err
     row = {"path": rel, "method": "", "estimated": "", "num_faces": "", "rotation": ""}
@@ -117,7 +117,8 @@ def align_one(args, rel: str, landmark_table) -> tuple[np.ndarray, dict]:
     else:
         if rel not in landmark_table:
             raise _Skip("landmarks", "MissingLandmarks", f"no row for {rel!r} in {args.landmarks}")
-        points = landmark_table[rel]
+        # the file gives full-resolution pixels; the image may have been downscaled when read
+        points = np.asarray(landmark_table[rel], dtype=np.float64) * np.asarray(info.scale)
         row.update(method=args.landmark_format, estimated="false")
     for i, (x, y) in enumerate(points, 1):
         row[f"x{i}"], row[f"y{i}"] = f"{x:.2f}", f"{y:.2f}"

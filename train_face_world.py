@@ -42,7 +42,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--lr", type=float, default=TrainConfig.lr, help="peak SGD learning rate (cosine schedule)")
     p.add_argument("--threads", type=int, default=2, help="torch CPU threads")
     p.add_argument("--evaluate-only", action="store_true",
-                   help="skip training; load the weights from --output-dir and print the held-out metrics")
+                   help="skip training; load the weights from --output-dir and print the held-out "
+                        "metrics (metrics.json is left as it is)")
     return p.parse_args(argv)
 
 
@@ -75,7 +76,7 @@ def main(argv=None) -> int:
     metrics = evaluate(nets, split)
     metrics["train_config"] = {k: v for k, v in vars(cfg).items() if k != "extra"}
     print(format_metrics(metrics))
-    if set(args.networks) == set(DEMO_NETWORKS):
+    if set(args.networks) == set(DEMO_NETWORKS) and not args.evaluate_only:  # never on evaluation
         write_metrics(metrics, args.output_dir / "metrics.json")
     return 0
 

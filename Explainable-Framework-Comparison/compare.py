@@ -5,7 +5,9 @@ networks, scores every map (``benchmark.py`` describes the protocol,
 ``utils/experiments/saliency_metrics.py`` the scores), times every explanation, prints
 the method x metric table with the chance level, writes ``comparison.md``,
 ``comparison.json`` (settings, threshold, filter statistics, per-triplet
-scores) and ``fig4.png`` (the paper's Fig. 4 layout) into ``--output``.
+scores) and ``fig4.png`` (the paper's Fig. 4 layout) into ``--output``
+(default ``outputs/comparison/``; the committed ``results/`` folder is only
+written with ``--output Explainable-Framework-Comparison/results --overwrite-committed``).
 
 Verification threshold: the EER threshold of the verification net on all
 image pairs of the demo split's held-out identities (the images the demo
@@ -32,6 +34,7 @@ from methods import ComparisonNets, create_method, list_methods
 from methods.xcos import load_head
 from models import get_network
 from utils.base.atomic import atomic_write_json, atomic_write_text
+from utils.base.outputs import OUTPUTS, CommittedOutputError, check_output_path
 from utils.faces.data import read_pair_list
 from utils.face_world.demo_training import WorldSplit
 from utils.faces.image_io import read_image
@@ -67,11 +70,22 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--random-weights", action=argparse.BooleanOptionalAction, default=False,
                    help="randomly initialised networks and xCos head (smoke tests only)")
     p.add_argument("--figure-columns", type=int, default=5, help="twin triplets shown in fig4.png")
-    p.add_argument("--output", default=str(_paths.HERE / "results"), help="output folder")
+    p.add_argument("--output", default=str(OUTPUTS / "comparison"),
+                   help="output folder (default: %(default)s; the committed results in "
+                        "Explainable-Framework-Comparison/results are written only with "
+                        "--overwrite-committed)")
+    p.add_argument("--overwrite-committed", action="store_true",
+                   help="allow an --output inside the repository but outside outputs/ "
+                        "(replaces committed results)")
     p.add_argument("--seed", type=int, default=0, help="seed of the triplets, masks and tie-breaking")
     p.add_argument("--threads", type=int, default=1, help="torch CPU threads")
     p.add_argument("--device", default="cpu", help="torch device, e.g. cpu or cuda:0")
-    return p.parse_args(argv)
+    args = p.parse_args(argv)
+    try:
+        check_output_path(args.output, args.overwrite_committed)
+    except CommittedOutputError as err:
+        p.error(str(err))  # exit 2, before any work
+    return args
 
 
 def load_nets(args) -> ComparisonNets:

@@ -11,6 +11,11 @@ of the held-out identities (the split's verification set): ROC AUC, EER and
 10-fold accuracy (on all genuine pairs and as many random impostor pairs) of xCos next to plain cosine, and how closely xCos tracks the
 cosine (mean absolute difference, Pearson r).
 
+Outputs go to ``outputs/xcos/`` by default; replacing the committed head
+(``pre-trained/face_world/xcos_attention.pth``) and metrics
+(``Explainable-Framework-Comparison/results/xcos_training.json``) takes
+``--output``/``--metrics`` naming them and ``--overwrite-committed``.
+
 Example:
     OMP_NUM_THREADS=1 nice -n 10 python Explainable-Framework-Comparison/train_xcos.py
 """
@@ -29,6 +34,7 @@ from tqdm import tqdm
 from methods.xcos import XCosAttention, embed_with_grid, save_head, xcos
 from models import get_network
 from utils.base.atomic import atomic_write_json
+from utils.base.outputs import OUTPUTS, CommittedOutputError, check_output_path
 from utils.face_world.demo_training import WorldSplit
 from utils.experiments.saliency_metrics import eer_threshold, kfold_accuracy
 from utils.base.seeding import seed_everything
@@ -44,10 +50,16 @@ def parse_args(argv=None) -> argparse.Namespace:
                    help="weights file of the verification net (default: its registered file under pre-trained/)")
     p.add_argument("--random-weights", action=argparse.BooleanOptionalAction, default=False,
                    help="use a randomly initialised verification net (smoke tests only)")
-    p.add_argument("--output", default=str(_paths.REPO_ROOT / "pre-trained" / "face_world" / "xcos_attention.pth"),
-                   help="where to write the head's weights")
-    p.add_argument("--metrics", default=str(_paths.HERE / "results" / "xcos_training.json"),
-                   help="where to write the held-out metrics (JSON)")
+    p.add_argument("--output", default=str(OUTPUTS / "xcos" / "xcos_attention.pth"),
+                   help="where to write the head's weights (default: %(default)s; the committed "
+                        "head pre-trained/face_world/xcos_attention.pth is replaced only with "
+                        "--overwrite-committed)")
+    p.add_argument("--metrics", default=str(OUTPUTS / "xcos" / "xcos_training.json"),
+                   help="where to write the held-out metrics (JSON; default: %(default)s; the "
+                        "committed ones are in Explainable-Framework-Comparison/results)")
+    p.add_argument("--overwrite-committed", action="store_true",
+                   help="allow --output/--metrics inside the repository but outside outputs/ "
+                        "(replaces committed files)")
     p.add_argument("--grid-layer", default="bn2", help="verification-net layer whose output is the feature grid")
     p.add_argument("--images-per-identity", type=int, default=8, help="training images per training identity")
     p.add_argument("--heldout-per-identity", type=int, default=6, help="images per held-out identity (evaluation)")
@@ -59,7 +71,13 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--seed", type=int, default=0, help="seed of the split, the pairs and the initialisation")
     p.add_argument("--threads", type=int, default=1, help="torch CPU threads")
     p.add_argument("--device", default="cpu", help="torch device, e.g. cpu or cuda:0")
-    return p.parse_args(argv)
+    args = p.parse_args(argv)
+    try:
+        for path in (args.output, args.metrics):
+            check_output_path(path, args.overwrite_committed)
+    except CommittedOutputError as err:
+        p.error(str(err))  # exit 2, before any work
+    return args
 
 
 def grids_of(V, split: WorldSplit, identities: list, per_identity: int, stream: int, layer: str):

@@ -8,6 +8,10 @@
   Any other global is refused before it is looked up, so a payload never runs.
 * ``.pth`` / ``.pt``: ``torch.load(..., weights_only=True)``; the result must
   be a flat mapping name -> tensor.
+* Every floating-point tensor must be finite: a NaN or +-inf weight (a
+  diverged training run, a corrupted or tampered file) is refused at load with
+  :class:`NonFiniteCheckpointError` naming the tensors, instead of a run that
+  exits 0 with all similarities 1.0 or all masks empty.
 
 Then: ``module.`` prefixes (DataParallel) are stripped, missing
 ``num_batches_tracked`` buffers are filled with 0 (the ``.pkl`` files have
@@ -49,6 +53,10 @@ class CheckpointFormatError(CheckpointError):
 
 class CheckpointMismatchError(CheckpointError):
     """The file's tensor names or shapes do not match the network."""
+
+
+class NonFiniteCheckpointError(CheckpointFormatError):
+    """The file holds NaN or infinite values in a floating-point tensor."""
 
 
 def _latin1_encode(text: str, encoding: str = "utf-8", errors: str = "strict") -> bytes:
@@ -162,7 +170,28 @@ def read_checkpoint(path: str | os.PathLike) -> dict[str, torch.Tensor]:
         state = read_pth(path)
     else:
         raise CheckpointFormatError(f"{path}: unknown weights format {suffix!r}; expected .pkl, .pth or .pt")
+    check_finite_state(state, path)
     return {k.removeprefix("module."): v for k, v in state.items()}
+
+
+def check_finite_state(state: Mapping[str, torch.Tensor], path: str | os.PathLike) -> None:
+    """Raise :class:`NonFiniteCheckpointError` if a floating-point tensor holds NaN or +-inf.
+
+    The message names up to :data:`SHOW` tensors with their counts of NaN, +inf and -inf.
+    """
+    bad = []
+    for key, value in state.items():
+        if not value.is_floating_point() or bool(torch.isfinite(value).all()):
+            continue
+        counts = {"NaN": int(torch.isnan(value).sum()), "+inf": int(torch.isposinf(value).sum()),
+                  "-inf": int(torch.isneginf(value).sum())}
+        found = ", ".join(f"{n} {kind}" for kind, n in counts.items() if n)
+        bad.append(f"{key!r} ({found} of {value.numel()})")
+    if bad:
+        raise NonFiniteCheckpointError(
+            f"refused to load {path}: {len(bad)} tensors hold non-finite values: "
+            f"{', '.join(bad[:SHOW])}{' ...' if len(bad) > SHOW else ''}. The weights are broken "
+            "(diverged training, corrupted or tampered file); use an intact copy of the checkpoint")
 
 
 def load_weights(

@@ -33,6 +33,7 @@ from matplotlib.figure import Figure  # noqa: E402
 from matplotlib.patches import Patch  # noqa: E402
 from tqdm import tqdm  # noqa: E402
 
+from utils.base import safejson  # noqa: E402
 from utils.experiments.analysis import finish, list_json  # noqa: E402
 from utils.experiments.figures import PLACEHOLDER_GREY, load_rgb, save_figure  # noqa: E402
 from utils.experiments.uncertainty import default_json_fold  # noqa: E402  (a path only: no network is loaded)
@@ -69,7 +70,7 @@ def _number(value, where: str) -> float:
 def read_chart_data(path: Path) -> dict:
     """The fields a chart needs, validated; raises ``ValueError`` naming the bad key."""
     try:
-        rec = json.loads(path.read_text(encoding="utf-8"))
+        rec = safejson.load_json_file(path)
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
         raise ValueError(f"cannot read {path} as JSON: {err}") from None
     if not isinstance(rec, dict):

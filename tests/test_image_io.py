@@ -184,9 +184,12 @@ def test_huge_image_is_fine(tmp_path):
     big = np.zeros((6000, 6000, 3), dtype=np.uint8)
     big[3000:, :, 2] = 200
     assert cv2.imwrite(str(tmp_path / "big.jpg"), big)
-    img = read_image(tmp_path / "big.jpg")
+    img = read_image(tmp_path / "big.jpg", max_side=6000)
     assert img.shape == (6000, 6000, 3)
     assert img[10, 10, 2] < 5 and abs(int(img[5990, 10, 2]) - 200) < 5
+    small = read_image(tmp_path / "big.jpg")  # default: longer side downscaled to 2048 at read time
+    assert small.shape == (2048, 2048, 3)
+    assert small[10, 10, 2] < 5 and abs(int(small[2040, 10, 2]) - 200) < 5
 
 
 def _png_header_only(path, width, height):

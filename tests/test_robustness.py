@@ -100,7 +100,9 @@ def make_images(root: Path) -> dict[str, np.ndarray]:
     put("tiny8x8.png", cv2.imencode(".png", img)[1].tobytes(), img)
     big = cv2.resize(_smooth(rng, 60, 60), (3000, 3000), interpolation=cv2.INTER_LINEAR)
     data = cv2.imencode(".jpg", big, [cv2.IMWRITE_JPEG_QUALITY, 90])[1].tobytes()
-    put("big3000.jpg", data, np.asarray(Image.open(io.BytesIO(data)).convert("RGB"))[..., ::-1])
+    full = np.ascontiguousarray(np.asarray(Image.open(io.BytesIO(data)).convert("RGB"))[..., ::-1])
+    # read_image downscales to a longer side of 2048 px
+    put("big3000.jpg", data, cv2.resize(full, (2048, 2048), interpolation=cv2.INTER_AREA))
     img = rng.integers(0, 256, (64, 64, 3), dtype=np.uint8)
     put("noise.png", cv2.imencode(".png", img)[1].tobytes(), img)
     img = _smooth(rng, 52, 48)

@@ -28,6 +28,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from models.loading import check_finite_state
+
 from .base import ComparisonNets, Explainer, device_of
 from .registry import register_method
 
@@ -103,6 +105,7 @@ def load_head(path: str | Path, device: torch.device | str | None = None) -> XCo
     blob = torch.load(path, map_location="cpu", weights_only=True)
     if not isinstance(blob, dict) or "state_dict" not in blob:
         raise ValueError(f"{path} is not an xCos head file (expected a dict with 'state_dict'); re-run train_xcos.py")
+    check_finite_state(blob["state_dict"], path)
     head = XCosAttention(blob["in_channels"], blob["hidden"], blob["grid_layer"])
     head.load_state_dict(blob["state_dict"])
     return head.to(device or "cpu").eval()

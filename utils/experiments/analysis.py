@@ -44,6 +44,7 @@ from typing import Any, Iterable, Sequence
 import numpy as np
 
 from models.attributes import ATTRIBUTES, CLASS_WORDS, HEAD_SIZES, NUM_ATTRIBUTES, is_present, word_for
+from utils.base import safejson
 
 FPR_TARGETS: tuple[float, ...] = (1e-6, 1e-5, 1e-4, 1e-3, 1e-2, 0.1, 0.2, 0.4, 0.6, 0.8, 1.0)
 #: Keys every analysis needs; ``TOP5_KEYS`` are needed on top of them by the top-5 figures.
@@ -216,7 +217,7 @@ def read_record(path: str | Path, required: Sequence[str] = ()) -> PairRecord:
     """Read and validate one JSON file; any problem becomes a ``RecordError`` naming the file."""
     path = Path(path)
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
+        data = safejson.load_json_file(path)
     except json.JSONDecodeError as err:
         raise RecordError(f"{path}: malformed JSON ({err})") from None
     except (OSError, UnicodeDecodeError) as err:

@@ -72,6 +72,7 @@ from torch import nn
 from tqdm import tqdm
 
 from models.attributes import ATTRIBUTES, is_present, word_for
+from utils.base import safejson
 from utils.base.atomic import atomic_write_json, atomic_write_text
 from utils.explain.cam import METHODS, CAMExplainer, ClassLogit, HeadLogit, minmax_normalise
 from utils.faces.data import DataConfigError, list_fields, read_list_text, resolve_path
@@ -651,7 +652,7 @@ def run_images(plan: Plan, nets: UncertaintyNets) -> int:
     for item in plan.items:
         path = plan.run_dir / "json" / f"{item.index}.json"
         if is_done(path):
-            records.append(json.loads(path.read_text(encoding="utf-8")))
+            records.append(safejson.load_json_file(path))
     summary = summarise(records, plan.config.erase_nums, plan.config.random_baseline)
     missing = len(plan.items) - len(records)
     summary.update({"listed": len(plan.items), "done": counts["done"], "skipped": counts["skipped"],

@@ -15,8 +15,8 @@ import torch.nn.functional as F
 from torch import nn
 
 
-def _chunks(items: Iterable[np.ndarray], size: int) -> Iterator[list[np.ndarray]]:
-    chunk: list[np.ndarray] = []
+def _chunks(items: Iterable[torch.Tensor], size: int) -> Iterator[list[torch.Tensor]]:
+    chunk: list[torch.Tensor] = []
     for item in items:
         chunk.append(item)
         if len(chunk) == size:
@@ -31,8 +31,9 @@ def embed_images(net: nn.Module, images: Iterable[np.ndarray], batch_size: int =
 
     Args:
         net: an embedding net (``net.preprocess``, output (N, D)).
-        images: iterable of (H, W, 3) uint8 BGR arrays (consumed lazily, one batch
-            at a time, so huge images need not all be in memory).
+        images: iterable of (H, W, 3) uint8 BGR arrays, consumed lazily and
+            preprocessed one at a time as they arrive, so at most one raw image is
+            held here (a batch of raw erased copies of a large image would not be).
         batch_size: images per forward pass (>= 1).
         amp: run the forwards under bf16 autocast (faster on GPUs with bf16 units;
             similarities change by ~1e-3, see ``benchmarks/bench_pair.py --amp``).
@@ -49,9 +50,8 @@ def embed_images(net: nn.Module, images: Iterable[np.ndarray], batch_size: int =
     out = []
     try:
         with torch.inference_mode(), torch.autocast(device.type, dtype=torch.bfloat16, enabled=bool(amp)):
-            for chunk in _chunks(images, batch_size):
-                x = net.preprocess(chunk).to(device)
-                out.append(net(x).float().cpu())
+            for chunk in _chunks((net.preprocess([img]) for img in images), batch_size):
+                out.append(net(torch.cat(chunk).to(device)).float().cpu())
     finally:
         net.train(was_training)
     if not out:

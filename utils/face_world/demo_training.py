@@ -24,7 +24,6 @@ the seed and the thread count.
 """
 from __future__ import annotations
 
-import json
 import math
 import time
 from collections.abc import Callable, Iterator
@@ -304,7 +303,9 @@ def format_metrics(metrics: dict) -> str:
 
 def load_config(path: Path) -> dict:
     """Read a JSON training config (safe parser)."""
-    return json.loads(Path(path).read_text(encoding="utf-8"))
+    from utils.base.safejson import load_json_file
+
+    return load_json_file(path)
 
 
 def write_demo_data(out_dir: Path, split: WorldSplit, num_pair_identities: int = 20, images_per_pair_identity: int = 3,

@@ -21,15 +21,21 @@ one the first three columns are used. Labels may be ``1``/``0``,
 ``yes``/``no`` or ``true``/``false`` (any case). Everything else (comments,
 blank lines, per-line errors, indices, duplicates) works as above.
 
+Error messages name the file and the line number, never the line's content
+(a list that is not a list, e.g. ``/etc/passwd``, must not be copied into
+``failures.jsonl``). List files are read with
+:func:`utils.base.safefile.read_capped`: regular files only, at most
+:data:`MAX_LIST_BYTES` (env ``SIM2WORD_MAX_LIST_MB``).
+
 Datasets config (``configs/datasets.json``, or the file named by the
-environment variable ``SIM2WORD_DATASETS``), parsed with :mod:`json`:
+environment variable ``SIM2WORD_DATASETS``), parsed with
+:func:`utils.base.safejson.load_json_file` (strict JSON, nesting depth capped):
 ``{"<name>": {"pair_list": "...", "image_root": "..."}}``; paths are relative to
 the repository root or absolute; keys starting with ``_`` are comments.
 """
 from __future__ import annotations
 
 import csv
-import json
 import logging
 import os
 import re
@@ -38,11 +44,16 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from utils.base.safefile import UnreadableFileError, env_limit, read_capped
+from utils.base.safejson import load_json_file
+
 log = logging.getLogger(__name__)
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 DATASETS_ENV = "SIM2WORD_DATASETS"
 DEFAULT_DATASETS_CONFIG = REPO_ROOT / "configs" / "datasets.json"
+#: Largest pair / image list read, in bytes (env ``SIM2WORD_MAX_LIST_MB``, in MiB).
+MAX_LIST_BYTES = 512 * 2**20
 _FIELD = re.compile(r'"([^"]*)"|(\S+)')
 
 
@@ -101,10 +112,10 @@ def parse_pair_lines(lines: list[str], image_root: str | Path | None = None, sou
     for line_no, line, fields in list_fields(lines):
         n = len(items)
         if len(fields) != 3:
-            err = f"{source}:{line_no}: expected 3 fields 'path1 path2 label', got {len(fields)}: {line[:200]!r}"
+            err = f"{source}:{line_no}: expected 3 fields 'path1 path2 label', got {len(fields)}"
             items.append(PairItem(n, line_no, "", "", -1, err))
         elif fields[2] not in ("0", "1"):
-            err = f"{source}:{line_no}: label must be 0 or 1, got {fields[2][:50]!r}"
+            err = f"{source}:{line_no}: label must be 0 or 1 (third field)"
             items.append(PairItem(n, line_no, "", "", -1, err))
         else:
             items.append(PairItem(n, line_no, resolve_path(fields[0], root), resolve_path(fields[1], root), int(fields[2])))
@@ -147,7 +158,7 @@ def _csv_row_error(fields: list[str], cols: tuple[int, int, int], width: int) ->
     if len(fields) != width:
         return f"expected {width} comma-separated fields (path1,path2,label{',...' if width > 3 else ''}), got {len(fields)}"
     if fields[cols[2]].lower() not in CSV_LABELS:
-        return f"label must be one of {', '.join(CSV_LABELS)}, got {fields[cols[2]][:50]!r}"
+        return f"label must be one of {', '.join(CSV_LABELS)} (column {cols[2] + 1})"
     if not (fields[cols[0]] and fields[cols[1]]):
         return "empty image path"
     return None
@@ -184,7 +195,7 @@ def parse_pair_csv(lines: list[str], image_root: str | Path | None = None, sourc
                 continue
         bad = bad or _csv_row_error(fields, cols, width)
         if bad is not None:
-            items.append(PairItem(len(items), line_no, "", "", -1, f"{source}:{line_no}: {bad}: {line[:200]!r}"))
+            items.append(PairItem(len(items), line_no, "", "", -1, f"{source}:{line_no}: {bad}"))
         else:
             items.append(PairItem(len(items), line_no, resolve_path(fields[cols[0]], root),
                                   resolve_path(fields[cols[1]], root), CSV_LABELS[fields[cols[2]].lower()]))
@@ -193,17 +204,27 @@ def parse_pair_csv(lines: list[str], image_root: str | Path | None = None, sourc
 
 
 def read_list_text(path: Path, what: str, fix: str) -> str:
-    """The UTF-8 text of a list file (BOM dropped).
+    """The UTF-8 text of a list file (BOM dropped), read with a size cap and never blocking.
 
     Raises:
-        DataConfigError: naming ``what`` and the ``fix`` when the file is missing or not UTF-8 text.
+        DataConfigError: naming ``what`` and the ``fix`` when the file is missing, not a
+            regular file, larger than :data:`MAX_LIST_BYTES`, or not UTF-8 text.
     """
-    if not path.is_file():
+    if not path.exists():
         raise DataConfigError(f"{what} {path} not found; {fix}")
     try:
-        return path.read_bytes().decode("utf-8-sig")
-    except (OSError, UnicodeDecodeError) as err:
-        raise DataConfigError(f"cannot read {what} {path}: {err}; it must be a UTF-8 text file") from err
+        limit = env_limit("SIM2WORD_MAX_LIST_MB", MAX_LIST_BYTES, 2**20)
+        too_big = "split the list, or raise SIM2WORD_MAX_LIST_MB"
+        data = read_capped(path, limit, what=what, limit_hint=too_big)
+    except UnreadableFileError as err:
+        hint = err.hint or fix
+        raise DataConfigError(f"cannot read {what} {path}: {err.reason}; {hint}") from None
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as err:
+        line = data.count(b"\n", 0, err.start) + 1
+        raise DataConfigError(f"cannot read {what} {path}: not UTF-8 text (invalid byte on line "
+                              f"{line}); it must be a UTF-8 text file") from None
 
 
 def read_pair_list(path: str | Path, image_root: str | Path | None = None) -> list[PairItem]:
@@ -233,11 +254,12 @@ def load_datasets_config(path: str | Path | None = None) -> dict[str, dict[str, 
     """Parse the datasets config (strict JSON); returns name -> {pair_list, image_root}."""
     path = Path(path) if path is not None else datasets_config_path()
     try:
-        cfg = json.loads(path.read_text(encoding="utf-8"))
-    except OSError as err:
-        raise DataConfigError(f"cannot read datasets config {path}: {err}; set {DATASETS_ENV} to a valid file") from err
-    except ValueError as err:
-        raise DataConfigError(f"datasets config {path} is not valid JSON: {err}") from err
+        cfg = load_json_file(path)
+    except UnreadableFileError as err:
+        raise DataConfigError(f"cannot read datasets config {path}: {err.reason}; pass "
+                              f"--datasets-config FILE or set {DATASETS_ENV}") from None
+    except ValueError as err:  # names the file, the line and the column, never the content
+        raise DataConfigError(f"datasets config {err}") from None
     if not isinstance(cfg, dict):
         raise DataConfigError(f"datasets config {path} must be a JSON object name -> {{pair_list, image_root}}")
     out = {}
@@ -245,8 +267,10 @@ def load_datasets_config(path: str | Path | None = None) -> dict[str, dict[str, 
         if name.startswith("_"):
             continue
         if not isinstance(entry, dict) or not isinstance(entry.get("pair_list"), str):
-            raise DataConfigError(f"datasets config {path}, entry {name!r}: expected an object with a string "
-                                  f"'pair_list' (and optional 'image_root'), got {entry!r}")
+            got = "an object without a string 'pair_list'" if isinstance(entry, dict) else \
+                f"a {type(entry).__name__}"
+            raise DataConfigError(f"datasets config {path}, entry {name!r}: expected an object "
+                                  f"with a string 'pair_list' (optional 'image_root'), got {got}")
         out[name] = entry
     return out
 

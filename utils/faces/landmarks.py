@@ -30,17 +30,22 @@ from pathlib import Path
 
 import numpy as np
 
+from utils.base.safefile import read_capped
+
 CELEBA_HEADER = ("lefteye_x lefteye_y righteye_x righteye_y nose_x nose_y "
                  "leftmouth_x leftmouth_y rightmouth_x rightmouth_y").split()
 VGGFACE2_HEADER = ["NAME_ID"] + [f"P{i}{axis}" for i in range(1, 6) for axis in "XY"]
 LANDMARK_FORMATS = ("celeba", "vggface2", "csv")
+#: Largest landmark file read (CelebA's 200k rows are 12 MB).
+MAX_LANDMARK_BYTES = 512 * 2**20
 
 
 def _read_text(path: str | os.PathLike) -> str:
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"landmark file {str(path)!r} not found; check --landmarks")
-    return path.read_text(encoding="utf-8-sig")  # tolerate a BOM; CRLF handled by splitlines
+    # regular files only, size capped, never blocking; a BOM is dropped, CRLF left to splitlines
+    return read_capped(path, MAX_LANDMARK_BYTES, what="landmark file").decode("utf-8-sig")
 
 
 def _points(values: list[str], path: Path, lineno: int) -> np.ndarray:

@@ -22,6 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from utils.base.atomic import atomic_write_text
+from utils.base.safefile import read_capped
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff", ".gif", ".ppm", ".pgm")
 
@@ -73,7 +74,8 @@ def identities_from_celeba(identity_file: str | os.PathLike) -> dict[str, list[s
     if not identity_file.is_file():
         raise FileNotFoundError(f"identity file {str(identity_file)!r} not found")
     owner: dict[str, str] = {}
-    for lineno, line in enumerate(identity_file.read_text(encoding="utf-8-sig").splitlines(), 1):
+    text = read_capped(identity_file, 512 * 2**20, what="identity file").decode("utf-8-sig")
+    for lineno, line in enumerate(text.splitlines(), 1):
         fields = line.split()
         if not fields or fields[0].startswith("#"):
             continue

@@ -8,9 +8,9 @@ the registered weights file of a network). Exit code 2 on usage errors
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 
+from utils.base import safejson
 from utils.explain.cam import METHODS
 from utils.explain.erasing import FILLS
 from utils.explain.sim2word import ABLATIONS
@@ -51,7 +51,7 @@ def add_network_flags(p: argparse.ArgumentParser, roles: tuple[tuple[str, str], 
 
 def _json_dict(text: str) -> dict:
     try:
-        value = json.loads(text)
+        value = safejson.loads(text, source="the value")
     except ValueError as err:
         raise argparse.ArgumentTypeError(f"not valid JSON ({err}); example: '{{\"width\": 16}}'") from None
     if not isinstance(value, dict):

@@ -21,11 +21,11 @@ Values are plain finite numbers (the file is written with
 """
 from __future__ import annotations
 
-import json
 import math
 from pathlib import Path
 from typing import Any
 
+from utils.base import safejson
 from utils.base.atomic import atomic_write_bytes, atomic_write_json  # also re-exported: docs/ARCHITECTURE.md names them here
 from utils.explain.sim2word import PairExplanation, Sim2WordConfig
 
@@ -111,7 +111,6 @@ def is_done(path: str | Path) -> bool:
     """Resume test: the record exists and parses as a JSON object."""
     path = Path(path)
     try:
-        with path.open("r", encoding="utf-8") as fh:
-            return isinstance(json.load(fh), dict)
+        return isinstance(safejson.load_json_file(path), dict)
     except (OSError, ValueError):
         return False

@@ -53,6 +53,7 @@ from typing import Any
 import torch
 from tqdm import tqdm
 
+from utils.base import safejson
 from utils.base.atomic import atomic_write_json
 from utils.run.cli import build_parser
 from utils.faces.data import DataConfigError, PairItem, read_pair_list, resolve_dataset
@@ -168,7 +169,7 @@ def _check_config(path: Path, new: dict[str, Any], resume: bool) -> None:
     if not resume or not path.is_file():
         return
     try:
-        old = json.loads(path.read_text(encoding="utf-8"))
+        old = safejson.load_json_file(path)
     except (OSError, ValueError):
         return
     keys = (set(old) | set(new)) - OPERATIONAL_KEYS
