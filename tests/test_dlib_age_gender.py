@@ -41,8 +41,14 @@ def real_chips():
         landmarker = Landmarker(points68=False)
     except LandmarkModelsError as err:
         pytest.skip(str(err))
-    names = ("xfr_subject_0/1.png", "xfr_subject_1/2.png", "xfr_n00000001/2.jpg", "deepface_09/2.jpg",
-             "face_recognition_alex_lacamoire/2.png", "deepface_01/3.jpg")  # small: quick to search
+    names = (
+        "xfr_subject_0/1.png",
+        "xfr_subject_1/2.png",
+        "xfr_n00000001/2.jpg",
+        "deepface_09/2.jpg",
+        "face_recognition_alex_lacamoire/2.png",
+        "deepface_01/3.jpg",
+    )  # small: quick to search
     paths = [root / n for n in names]
     chips = {32: [], 64: []}
     for path in paths:
