@@ -203,3 +203,25 @@ HEAD_SIZES: tuple[int, ...] = CELEBA30.head_sizes
 is_present = CELEBA30.is_present
 word_for = CELEBA30.word_for
 index_of = CELEBA30.index_of
+
+#: Age groups of the real-faces vocabulary: (word, first age, last age) over the 81 one-year classes
+#: (0..80) of dlib's age network; see models/real_attributes.py for why these edges.
+REAL_FACES_AGE_GROUPS: tuple[tuple[str, int, int], ...] = (
+    ("Young", 0, 34),
+    ("Middle Aged", 35, 59),
+    ("Senior", 60, 80),
+)
+
+#: Words of real photos (``real-attributes`` net): dlib's gender and age networks, and eight facial
+#: parts whose maps are landmark regions (region heads). Not CelebA's 30 attributes.
+REAL_FACES = register_vocabulary(
+    Vocabulary(
+        name="real-faces",
+        attributes=("Gender", "Age", "Eyes", "Eyebrows", "Nose", "Mouth", "Chin", "Cheeks",
+                    "Forehead", "Hair"),
+        class_words={0: ("Male", "Female"), 1: tuple(w for w, _, _ in REAL_FACES_AGE_GROUPS)},
+        region_heads=frozenset(range(2, 10)),
+        description="real photos: gender and age (dlib's networks) and 8 facial-part regions "
+        "(landmarks); not CelebA's 30 attributes",
+    )
+)

@@ -42,23 +42,29 @@ class NetworkSpec:
         name: registered name, e.g. ``"VGGFace2"``.
         entrypoint: ``fn(**overrides) -> nn.Module``.
         weights: default weights file, relative to the pre-trained folder.
+        loader: for networks whose weights ship with an installed package: ``loader(net)``
+            fills a freshly built network (``get_network(name)`` then reads no file).
     """
 
     name: str
     entrypoint: Callable[..., nn.Module]
     weights: str
+    loader: Callable[[nn.Module], None] | None = None
 
 
 _REGISTRY: dict[str, NetworkSpec] = {}
 
 
-def register_network(name: str, *, weights: str | None = None) -> Callable:
+def register_network(name: str, *, weights: str | None = None,
+                     loader: Callable[[nn.Module], None] | None = None) -> Callable:
     """Decorator registering ``fn(**overrides) -> nn.Module`` under ``name``.
 
     Args:
         name: the public name; registering it twice raises ``ValueError``.
         weights: default weights file relative to the pre-trained folder
             (default ``"<name>.pth"``).
+        loader: the default weights come from an installed package instead:
+            ``loader(net)`` fills the built network (see :class:`NetworkSpec`).
     """
 
     def decorator(fn: Callable[..., nn.Module]) -> Callable[..., nn.Module]:
@@ -68,13 +74,14 @@ def register_network(name: str, *, weights: str | None = None) -> Callable:
                 f"network name {name!r} is already registered by {old.__module__}.{old.__qualname__}; "
                 "choose a different name"
             )
-        _REGISTRY[name] = NetworkSpec(name, fn, weights or f"{name}.pth")
+        _REGISTRY[name] = NetworkSpec(name, fn, weights or f"{name}.pth", loader)
         return fn
 
     return decorator
 
 
-_ARCHITECTURE_MODULES = ("models.resnet_vggface2", "models.iresnet", "models.attribute_net")
+_ARCHITECTURE_MODULES = ("models.resnet_vggface2", "models.iresnet", "models.attribute_net",
+                         "models.real_attributes")
 
 
 def _ensure_registered() -> None:
@@ -163,8 +170,9 @@ def get_network(
     Args:
         name: a registered name (see :func:`list_networks`).
         weights: ``None`` (or ``True``): the default file under the pre-trained
-            folder; a path: that file (``.pkl`` numpy dict or ``.pth``/``.pt``
-            state_dict); ``False``: random initialisation.
+            folder (or, for a network registered with a ``loader``, the weights
+            of the package that ships them); a path: that file (``.pkl`` numpy
+            dict or ``.pth``/``.pt`` state_dict); ``False``: random initialisation.
         device: where to put the module (default CPU).
         **overrides: architecture arguments (``layers``, ``width``,
             ``num_classes``, ``embedding_size``, ``input_size``, ...) merged over
@@ -182,7 +190,11 @@ def get_network(
     """
     from models.loading import load_weights  # loading imports this module
 
-    get_spec(name)
+    spec = get_spec(name)
+    if spec.loader is not None and (weights is None or weights is True):
+        net = build_network(name, **overrides)
+        spec.loader(net)
+        return net.to(torch.device("cpu" if device is None else device)).eval()
     path: Path | None = None
     if weights is None or weights is True:
         path = default_weights_path(name)
