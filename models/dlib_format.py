@@ -408,9 +408,11 @@ def read_dlib_net(source: str | os.PathLike | bytes, stack: Sequence[str]) -> Dl
 def _read_wrapper_version(r: DlibReader, index: int, kind: str, innermost: bool) -> int:
     """The version integer of one add_layer / tag / skip wrapper, checked against its kind."""
     what = f"wrapper {index} ({kind}) version"
+    start = r.pos
     version = r.int(what)
     allowed = {"add": (2, 3) if innermost else (1, 2), "tag": (1,), "skip": (1,)}[kind]
     if version not in allowed:
+        r.pos = start  # report where the integer starts
         raise r.error(
             what,
             f"found {version}, expected one of {allowed}: the file's layer stack does not match "

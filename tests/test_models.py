@@ -38,10 +38,12 @@ EXPECTED = {
     "SFace": ("embedding", "embedding_size", 128, (112, 112), "RGB", "blocks.12.pw.conv"),
 }
 # name -> the face template of its input (BRIEF interface 3); None: images as they are.
-ALIGNMENT = {"VGGFace2": "vggface2-224", "ArcFace-r100": "arcface-112", "CosFace-r50": "arcface-112",
-             "VGGFace2-ArcFace": "arcface-112", "attribute-net": "vggface2-224",
-             "dlib-ResNet29": "dlib-chip-150", "SFace": "arcface-112", "FaceWorld-verification": None,
-             "FaceWorld-recognition": None}
+ALIGNMENT = {
+    "VGGFace2": "vggface2-224", "ArcFace-r100": "arcface-112", "CosFace-r50": "arcface-112",
+    "VGGFace2-ArcFace": "arcface-112", "attribute-net": "vggface2-224",
+    "dlib-ResNet29": "dlib-chip-150", "SFace": "arcface-112", "FaceWorld-verification": None,
+    "FaceWorld-recognition": None,
+}
 
 
 def _meta(name: str, **overrides) -> nn.Module:
