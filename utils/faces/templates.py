@@ -317,16 +317,9 @@ def _warp(
             )
             rgb = np.ascontiguousarray(image[:, :, ::-1])
             return np.ascontiguousarray(dlib.extract_image_chip(rgb, details)[:, :, ::-1]), matrix
-        return cv2.warpAffine(
-            image,
-            matrix,
-            (size, size),
-            flags=cv2.INTER_LINEAR,
-            borderMode=cv2.BORDER_CONSTANT,
-            borderValue=0,
-        ), matrix
-    arc = convert_landmarks(points, convention, ARCFACE5)
-    matrix = umeyama(arc, template_points(template, ARCFACE5))
+    else:
+        arc = convert_landmarks(points, convention, ARCFACE5)
+        matrix = umeyama(arc, template_points(template, ARCFACE5))
     return cv2.warpAffine(
         image,
         matrix,
