@@ -46,6 +46,7 @@ from tqdm import tqdm
 
 from utils.base.atomic import atomic_write_image, atomic_write_text
 from utils.faces.align import DetectorUnavailableError, ensure_detector
+from utils.faces.detect import DetectorUnavailable, ensure_available
 from utils.faces.image_io import ImageReadError, read_image
 from utils.faces.landmarks import read_landmarks
 from utils.faces.templates import ALIGN_METHODS, TEMPLATES, FaceNotFoundError, align_for
@@ -188,10 +189,10 @@ def _csv_text(rows: list[dict], columns: list[str]) -> str:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     landmark_table = None
-    if args.align == "haar" and args.landmark_format == "detect":
-        try:
-            ensure_detector()
-        except DetectorUnavailableError as err:
+    if args.align in ("haar", "yunet", "dlib") and args.landmark_format == "detect":
+        try:  # a landmarker asked for by name must run; "auto" falls back and flags it
+            ensure_detector() if args.align == "haar" else ensure_available(args.align)
+        except (DetectorUnavailableError, DetectorUnavailable) as err:
             print(f"error: {err}", file=sys.stderr)
             return EXIT_USAGE
     elif args.align != "none" and args.landmark_format != "detect":

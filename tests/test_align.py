@@ -333,6 +333,15 @@ def test_align_faces_no_align_and_usage_errors(tmp_path, monkeypatch):
                                  "--align", "haar"]) == align_faces.EXIT_USAGE
     finally:
         align._cascades.cache_clear()
+    from utils.faces import detect
+
+    monkeypatch.setattr("models.packages.package_dir", lambda module: None)
+    detect._yunet.cache_clear()
+    try:  # a landmarker asked for by name must exist: usage error, not 3 skipped images
+        assert align_faces.main(["--input-dir", str(inp), "--output-dir", str(out),
+                                 "--align", "yunet"]) == align_faces.EXIT_USAGE
+    finally:
+        detect._yunet.cache_clear()
 
 
 @pytest.mark.parametrize("align,method,estimated",

@@ -152,6 +152,11 @@ def detect_dlib(image: np.ndarray) -> list[FaceDetection]:
     return sorted(faces, key=lambda f: -f.area)
 
 
+def ensure_available(method: str) -> None:
+    """Load a detector now; raises :class:`DetectorUnavailable` saying what to install."""
+    {"yunet": _yunet, "dlib": _dlib_models}[method]()
+
+
 def detect(image: np.ndarray, method: str) -> list[FaceDetection]:
     """Faces found by ``method`` (``"yunet"`` or ``"dlib"``), largest first."""
     if method == "yunet":

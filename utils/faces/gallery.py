@@ -286,7 +286,7 @@ def get_gallery_network(
     )
     net = GalleryClassifier(emb, gallery, logit_scale)
     net.network_name = name
-    return net.eval()
+    return net.to(torch.device("cpu" if device is None else device)).eval()
 
 
 def leave_one_out_top1(embeddings: np.ndarray, labels: list[str]) -> tuple[int, int, list[str]]:
