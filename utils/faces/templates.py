@@ -352,7 +352,8 @@ def main_face(image: np.ndarray, method: str) -> tuple[FaceDetection | None, str
         if det.landmarks is None:
             return None, f"haar: {det.reason}"
         box = tuple(float(v) for v in det.face_box) if det.face_box else (0.0, 0.0, 0.0, 0.0)
-        return FaceDetection(box, det.landmarks, ARCFACE5, float("nan"), det.method), ""
+        face = FaceDetection(box, det.landmarks, ARCFACE5, float("nan"), det.method)
+        return face, str(det.num_faces)
     try:
         faces = detectors.detect(image, method)
     except DetectorUnavailable as err:
