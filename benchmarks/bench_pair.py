@@ -3,7 +3,9 @@
 Networks (random weights, BatchNorm statistics calibrated on the benchmark
 images, see ``benchmarks/common.py``): R = VGGFace2 ResNet-50 (224), A = the
 30-head ResNet-50 attribute net (224), V = ArcFace-r50 and ArcFace-r100 (112),
-one table row per V. Pairs: rendered face-world faces at ``--size`` pixels.
+one table row per V. A V whose weights ship in a pip package (``dlib-ResNet29``,
+``SFace``) runs with those real weights, uncalibrated. Pairs: rendered
+face-world faces at ``--size`` pixels (V resizes them to its own input).
 
 Per pair, in the same run:
 
@@ -23,6 +25,7 @@ pair; any mismatch is printed and the script exits 1 without a speed table.
 
 Example:
     OMP_NUM_THREADS=2 nice -n 10 python benchmarks/bench_pair.py --pairs 2
+    python benchmarks/bench_pair.py --pairs 2 --threads 1 --clock cpu --verification-net dlib-ResNet29 SFace
 """
 from __future__ import annotations
 
@@ -60,8 +63,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--size", type=int, default=250, help="raw image side in pixels (default: %(default)s)")
     p.add_argument("--recognition-net", default="VGGFace2", help="registered name of R (default: %(default)s)")
     p.add_argument("--attribute-net", default="attribute-net", help="registered name of A (default: %(default)s)")
-    p.add_argument("--verification-nets", nargs="+", default=["ArcFace-r50", "ArcFace-r100"],
-                   help="registered names of V, one table row each (default: %(default)s)")
+    p.add_argument("--verification-nets", "--verification-net", nargs="+", default=["ArcFace-r50", "ArcFace-r100"],
+                   help="registered names of V, one table row each; nets with package weights (dlib-ResNet29, "
+                        "SFace) use them (default: %(default)s)")
     p.add_argument("--device", default=None, help="cpu or cuda[:N] (default: cuda when available, else cpu)")
     p.add_argument("--threads", type=int, default=None, help="torch intra-op threads on CPU (default: torch's)")
     p.add_argument("--clock", choices=tuple(CLOCK), default="wall",
@@ -190,9 +194,14 @@ def build_nets(args: argparse.Namespace, device: torch.device, pairs) -> tuple:
 def bench_one_v(args, device, pairs, R, A, images, v_name: str) -> dict:
     from models import get_network
 
+    from models.registry import get_spec
+
     torch.manual_seed(args.seed + 1)
-    V = get_network(v_name, weights=False, device=device)
-    calibrate_batchnorm(V, calibration_batch(V, images))
+    if get_spec(v_name).package_weights is not None:  # real weights from a pip package: keep them
+        V = get_network(v_name, device=device)
+    else:
+        V = get_network(v_name, weights=False, device=device)
+        calibrate_batchnorm(V, calibration_batch(V, images))
     nets = Sim2WordNets(R, A, V)
     config = Sim2WordConfig(thresh=args.thresh, batch_size=args.batch_size)
     amp_config = Sim2WordConfig(thresh=args.thresh, batch_size=args.batch_size, amp=True)

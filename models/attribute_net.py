@@ -72,7 +72,7 @@ class AttributeNet(nn.Module):
         return [head(feat) for head in self.heads]
 
 
-@register_network("attribute-net", weights="attribute_net_resnet50.pth")
+@register_network("attribute-net", weights="attribute_net_resnet50.pth", alignment="vggface2-224")
 def attribute_net(**overrides) -> AttributeNet:
     """Paper-size attribute net: ResNet-50 trunk, 30 heads, 224x224 input."""
     return create_from_defaults(AttributeNet, {}, overrides)

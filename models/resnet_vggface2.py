@@ -163,19 +163,19 @@ _VGGFACE2_WEIGHTS = "resnet50_ft_weight.pkl"
 FACE_WORLD_TRUNK = {"layers": (1, 1, 1, 1), "width": 16, "input_size": 64, "stem_pool": False, "strides": (1, 2, 2, 1)}
 
 
-@register_network("VGGFace2", weights=_VGGFACE2_WEIGHTS)
+@register_network("VGGFace2", weights=_VGGFACE2_WEIGHTS, alignment="vggface2-224")
 def vggface2(**overrides) -> VGGFace2ResNet:
     """VGGFace2 ResNet-50 identity classifier (8631 classes)."""
     return create_from_defaults(VGGFace2ResNet, {}, overrides)
 
 
-@register_network("VGGFace2-Se", weights="senet50_ft_weight.pkl")
+@register_network("VGGFace2-Se", weights="senet50_ft_weight.pkl", alignment="vggface2-224")
 def vggface2_se(**overrides) -> VGGFace2ResNet:
     """VGGFace2 SE-ResNet-50 identity classifier (8631 classes)."""
     return create_from_defaults(VGGFace2ResNet, {"se": True}, overrides)
 
 
-@register_network("VGGFace2-verification", weights=_VGGFACE2_WEIGHTS)
+@register_network("VGGFace2-verification", weights=_VGGFACE2_WEIGHTS, alignment="vggface2-224")
 def vggface2_verification(**overrides) -> VGGFace2ResNet:
     """VGGFace2 ResNet-50 whose 2048-d pooled feature is the embedding.
 

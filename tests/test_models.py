@@ -34,6 +34,15 @@ EXPECTED = {
     "FaceWorld-attribute": ("attribute", "head_sizes", HEAD_SIZES, (64, 64), "BGR", "backbone.layer4.0.conv3"),
     "FaceWorld-verification": ("embedding", "embedding_size", 128, (64, 64), "RGB", "layer4.0.conv2"),
     "FaceWorld-evidential": ("evidential", "num_classes", 200, (64, 64), "RGB", "layer4.0.conv2"),
+    "dlib-ResNet29": ("embedding", "embedding_size", 128, (150, 150), "RGB", "layer3.2.conv2"),
+    "SFace": ("embedding", "embedding_size", 128, (112, 112), "RGB", "blocks.12.pw.conv"),
+}
+# name -> the face template of its input (BRIEF interface 3); None: images as they are.
+ALIGNMENT = {
+    "VGGFace2": "vggface2-224", "ArcFace-r100": "arcface-112", "CosFace-r50": "arcface-112",
+    "VGGFace2-ArcFace": "arcface-112", "attribute-net": "vggface2-224",
+    "dlib-ResNet29": "dlib-chip-150", "SFace": "arcface-112", "FaceWorld-verification": None,
+    "FaceWorld-recognition": None,
 }
 
 
@@ -103,6 +112,13 @@ def test_declared_attributes(name):
     assert (net.preprocess.input_size, net.preprocess.channel_order) == (size, order)
     assert net.target_layer == target
     assert isinstance(net.get_submodule(net.target_layer), nn.Conv2d)
+
+
+@pytest.mark.parametrize("name", sorted(ALIGNMENT))
+def test_declared_alignment(name):
+    from models.registry import network_alignment
+
+    assert _meta(name).alignment == network_alignment(name) == ALIGNMENT[name]
 
 
 @pytest.mark.parametrize("depth,layers", [(18, (2, 2, 2, 2)), (34, (3, 4, 6, 3)), (200, (6, 26, 60, 6))])

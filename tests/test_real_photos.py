@@ -2,10 +2,10 @@
 
 The end-to-end test copies three photos of ``shared/data/real_faces`` (two of
 one person, one WEBP file of another) into a temporary folder, aligns them with
-the Haar-cascade detector to 112x112, and runs the experiment script on the
-aligned folder through a ``pairs.csv``-style list (header ``img1,img2,same``)
-with tiny random-weight networks. It is skipped when the shared folder is
-absent.
+YuNet (the ArcFace template's own landmarker) to 112x112, and runs the
+experiment script on the aligned folder through a ``pairs.csv``-style list
+(header ``img1,img2,same``) with tiny random-weight networks. It is skipped
+when the shared folder is absent.
 """
 from __future__ import annotations
 
@@ -105,7 +105,10 @@ def test_real_photos_read_align_and_explain(shared_dir, tmp_path):
     assert code == 0
     with (aligned / "alignment.csv").open(newline="") as fh:
         rows = {r["path"]: r for r in csv.DictReader(fh)}
-    assert sorted(rows) == sorted(PHOTOS) and all(r["estimated"] == "true" for r in rows.values())
+    assert sorted(rows) == sorted(PHOTOS)
+    expected = ("arcface-112", "yunet", "false", "false")
+    assert all((r["template"], r["method"], r["fallback"], r["estimated"]) == expected
+               for r in rows.values()), rows
     crops = {rel: read_image(aligned / rel) for rel in PHOTOS}
     assert all(c.shape == (112, 112, 3) for c in crops.values())
 
