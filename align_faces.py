@@ -36,11 +36,12 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from utils.faces.align import (ALIGN_SIZES, DetectorUnavailableError, align_face, center_crop, detect_landmarks,
-                         ensure_detector)
+from utils.faces.align import (ALIGN_SIZES, DetectorUnavailableError, align_face, center_crop,
+                               detect_landmarks, ensure_detector)
 from utils.base.atomic import atomic_write_image, atomic_write_text
 from utils.faces.image_io import ImageReadError, read_image
 from utils.faces.landmarks import read_landmarks
+from utils.run import cli
 
 # Read by content; these extensions only choose which files of a folder to try
 # (and the output format: each aligned image keeps its name and extension).
@@ -48,24 +49,36 @@ IMAGE_EXTENSIONS = {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff", "
 EXIT_OK, EXIT_USAGE, EXIT_SOME_FAILED = 0, 2, 3
 
 
-def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(
-        description=__doc__.split("\n\n")[0],
-        epilog="Exit status: 0 every image aligned, 3 some images skipped (see skipped.csv), 2 usage error.")
+def build_parser() -> argparse.ArgumentParser:
+    parser = cli.make_parser(
+        __doc__.split("\n\n")[0],
+        "Exit status: 0 every image aligned, 3 some images skipped (see skipped.csv), 2 usage "
+        "error.")
     parser.add_argument("--input-dir", type=Path, required=True,
                         help="folder of images (may hold one sub-folder per identity)")
     parser.add_argument("--output-dir", type=Path, required=True,
-                        help="where aligned images and the CSV reports go (must not be inside --input-dir)")
+                        help="where aligned images and the CSV reports go (must not be inside "
+                             "--input-dir)")
     parser.add_argument("--size", type=int, choices=ALIGN_SIZES, default=112,
-                        help="aligned side: 112 (ArcFace/CosFace nets) or 224 (VGGFace2 nets); default 112")
+                        help="aligned side: 112 (ArcFace/CosFace nets) or 224 (VGGFace2 nets); "
+                             "default 112")
     parser.add_argument("--landmarks", type=Path, default=None,
                         help="landmark file (paths in it relative to --input-dir); needed unless "
                              "--landmark-format detect or --no-align")
-    parser.add_argument("--landmark-format", choices=("celeba", "vggface2", "csv", "detect"), default=None,
-                        help="format of --landmarks, or 'detect' to estimate landmarks with the Haar-cascade "
+    parser.add_argument("--landmark-format", choices=("celeba", "vggface2", "csv", "detect"),
+                        default=None,
+                        help="format of --landmarks, or 'detect' to estimate landmarks with the "
+                             "Haar-cascade "
                              "detector; default: detect without --landmarks, else required")
     parser.add_argument("--align", action=argparse.BooleanOptionalAction, default=True,
-                        help="--no-align: no landmarks, just a central square crop resized to --size")
+                        help="--no-align: no landmarks, just a central square crop resized to "
+                             "--size")
+    cli.add_progress(parser)
+    return parser
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = build_parser()
     args = parser.parse_args(argv)
     if args.landmark_format is None:
         if args.landmarks is not None:
@@ -160,11 +173,12 @@ def main(argv: list[str] | None = None) -> int:
     args.output_dir.mkdir(parents=True, exist_ok=True)
 
     done, skipped = [], []
-    for rel in tqdm(items, desc="align", unit="img"):
+    for rel in tqdm(items, desc="align", unit="img", disable=not args.progress):
         out_path = args.output_dir / rel
         try:
             if Path(rel).is_absolute() or not _inside(out_path, args.output_dir):
-                raise _Skip("output", "UnsafePath", f"{rel!r} would be written outside --output-dir")
+                raise _Skip("output", "UnsafePath",
+                            f"{rel!r} would be written outside --output-dir")
             aligned, row = align_one(args, rel, landmark_table)
             try:
                 atomic_write_image(out_path, aligned)
@@ -175,10 +189,11 @@ def main(argv: list[str] | None = None) -> int:
             skipped.append({"path": rel, "stage": skip.stage, "error_type": skip.error_type,
                             "message": skip.message})
 
-    columns = ["path", "method", "estimated", "num_faces", "rotation"] + [f"{a}{i}" for i in range(1, 6) for a in "xy"]
+    columns = ["path", "method", "estimated", "num_faces", "rotation"]
+    columns += [f"{a}{i}" for i in range(1, 6) for a in "xy"]
     atomic_write_text(args.output_dir / "alignment.csv", _csv_text(done, columns))
-    atomic_write_text(args.output_dir / "skipped.csv", _csv_text(skipped, ["path", "stage", "error_type",
-                                                                            "message"]))
+    atomic_write_text(args.output_dir / "skipped.csv",
+                      _csv_text(skipped, ["path", "stage", "error_type", "message"]))
     atomic_write_text(args.output_dir / "failures.jsonl",
                       "".join(json.dumps(s, ensure_ascii=False) + "\n" for s in skipped))
     methods = {}
@@ -187,8 +202,10 @@ def main(argv: list[str] | None = None) -> int:
     by_stage = {}
     for row in skipped:
         by_stage[row["stage"]] = by_stage.get(row["stage"], 0) + 1
-    print(f"aligned {len(done)} of {len(items)} images to {args.size}x{args.size} in {args.output_dir} "
-          f"(by method: {methods or 'none'}); skipped {len(skipped)} (by stage: {by_stage or 'none'})")
+    print(f"aligned {len(done)} of {len(items)} images to {args.size}x{args.size} in "
+          f"{args.output_dir} "
+          f"(by method: {methods or 'none'}); skipped {len(skipped)} (by stage: "
+          f"{by_stage or 'none'})")
     for row in skipped:
         print(f"  skipped {row['path']}: [{row['stage']}] {row['message']}")
     return EXIT_SOME_FAILED if skipped else EXIT_OK

@@ -16,24 +16,22 @@ Writes to ``--output``: ``auc_in_attributes.{json,csv,md}`` and
 
 from __future__ import annotations
 
+try:  # run as a file: this folder is on sys.path, the repository root not yet (see _bootstrap.py)
+    import _bootstrap  # noqa: F401
+except ModuleNotFoundError:  # imported with the repository root on sys.path (tests, python -m)
+    _bootstrap = None
 import argparse
 import sys
-from pathlib import Path
 
-_REPO = Path(__file__).resolve().parents[1]
-if str(_REPO) not in sys.path:
-    sys.path.insert(0, str(_REPO))
-
-from utils.experiments import analysis as A  # noqa: E402
-from utils.base.atomic import atomic_write_json, atomic_write_text  # noqa: E402
+from utils.experiments import analysis as A
+from utils.run import cli
+from utils.base.atomic import atomic_write_json, atomic_write_text
 
 STEM = "auc_in_attributes"
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+    parser = cli.make_parser(__doc__)
     A.add_common_args(parser)
     parser.add_argument(
         "--sort",

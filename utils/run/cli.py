@@ -163,14 +163,16 @@ def make_parser(
 
 
 def add_flag(
-    group: argparse._ActionsContainer,
-    name: str,
-    *,
-    aliases: Sequence[str] = (),
-    **kwargs: Any,
+    group: argparse._ActionsContainer, name: str, *, aliases: Sequence[str] = (), **kwargs: Any
 ) -> argparse.Action:
     """``group.add_argument(name, **kwargs)`` plus hidden ``aliases`` (older spellings, not in
-    ``--help``)."""
+    ``--help``).
+
+    A required flag keeps its aliases as visible option strings of the same argument (argparse
+    would otherwise ask for the main spelling even when an alias was given).
+    """
+    if kwargs.get("required"):
+        return group.add_argument(name, *aliases, **kwargs)
     action = group.add_argument(name, **kwargs)
     for alias in aliases:
         hidden = {
@@ -182,6 +184,12 @@ def add_flag(
             alias, dest=action.dest, help=argparse.SUPPRESS, default=argparse.SUPPRESS, **hidden
         )
     return action
+
+
+def add_hidden_alias(group: argparse._ActionsContainer, old: str, dest: str) -> None:
+    """Accept an older spelling ``old`` of an existing flag (storing into ``dest``), not shown by
+    --help."""
+    group.add_argument(old, dest=dest, help=argparse.SUPPRESS, default=argparse.SUPPRESS)
 
 
 def add_seed(group: argparse._ActionsContainer, what: str = "seed of everything") -> None:
