@@ -23,11 +23,12 @@ from pathlib import Path
 from utils.base.atomic import atomic_write_json, atomic_write_text
 from utils.base.seeding import seed_everything
 from utils.experiments.ground_truth import VARIANTS, format_table, make_twin_pairs, run_check
-from utils.explain.sim2word import PAPER_THETA, STRATEGIES, Sim2WordConfig, Sim2WordNets
+from utils.explain.sim2word import PAPER_THETA, STRATEGIES
 from utils.face_world.demo_training import WorldSplit
 from utils.run import cli
 from utils.run.folder import UsageError
-from utils.run.networks import load_network
+from utils.run.networks import resolve_device
+from utils.run.runner import load_nets, sim2word_config
 
 REPO_ROOT = Path(__file__).resolve().parent
 log = logging.getLogger("sim2word")
@@ -93,25 +94,11 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     seed_everything(args.seed, deterministic=False)
     try:
-        nets = Sim2WordNets(
-            *(
-                load_network(args, role, None)
-                for role in ("recognition", "attribute", "verification")
-            ),
-            args.recognition_layer,
-            args.attribute_layer,
-        )
-    except (UsageError, ValueError) as err:
+        nets = load_nets(args, resolve_device("cpu"))
+    except UsageError as err:
         log.error("%s", err)
         return 2
-    config = Sim2WordConfig(
-        strategy=args.strategy,
-        topk=args.topk,
-        thresh=args.thresh,
-        erasing_method=args.Erasing_method,
-        heatmap_method=args.heatmap_method,
-        seed=args.seed,
-    )
+    config = sim2word_config(args)
     start = time.perf_counter()
     pairs = make_twin_pairs(WorldSplit(seed=args.seed), args.num_pairs)
     summaries = run_check(

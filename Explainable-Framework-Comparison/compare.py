@@ -69,53 +69,44 @@ def build_parser() -> argparse.ArgumentParser:
         default=[m for m in ORDER if m in list_methods()],
         help=f"methods to compare ({', '.join(list_methods())})",
     )
-    cli.add_flag(
+    cli.add_flags(
         p,
-        "--pairs",
-        type=cli.positive_int,
-        default=40,
-        help="face-world twin triplets for the inpainting game (default: %(default)s)",
-    )
-    cli.add_flag(
-        p,
-        "--deletion-pairs",
-        type=cli.positive_int,
-        default=30,
-        help="face-world triplets for deletion / insertion (default: %(default)s)",
-    )
-    cli.add_flag(
-        p,
-        "--real-pairs",
-        type=cli.non_negative_int,
-        default=20,
-        help="real-photo triplets from --real-faces (0 = skip) (default: %(default)s)",
-    )
-    cli.add_flag(
-        p,
-        "--real-faces",
-        default=str(DEFAULT_REAL),
-        help="folder with pairs.csv and the real photos (default: %(default)s)",
-    )
-    cli.add_flag(
-        p,
-        "--num-masks",
-        type=cli.positive_int,
-        default=500,
-        help="random masks per explanation (RISE-sim, xFR-blackbox) (default: %(default)s)",
-    )
-    cli.add_flag(
-        p,
-        "--flip-steps",
-        type=cli.positive_int,
-        default=50,
-        help="steps of the decision-flip curve (50 = 2 %% of the pixels) (default: %(default)s)",
-    )
-    cli.add_flag(
-        p,
-        "--deletion-steps",
-        type=cli.positive_int,
-        default=32,
-        help="steps of the deletion / insertion curves (default: %(default)s)",
+        [
+            ("--pairs", cli.positive_int, 40, "face-world twin triplets for the inpainting game"),
+            (
+                "--deletion-pairs",
+                cli.positive_int,
+                30,
+                "face-world triplets for deletion / insertion",
+            ),
+            (
+                "--real-pairs",
+                cli.non_negative_int,
+                20,
+                "real-photo triplets from --real-faces (0 = skip)",
+            ),
+            ("--real-faces", str, str(DEFAULT_REAL), "folder with pairs.csv and the real photos"),
+            (
+                "--num-masks",
+                cli.positive_int,
+                500,
+                "random masks per explanation (RISE-sim, xFR-blackbox)",
+            ),
+            (
+                "--flip-steps",
+                cli.positive_int,
+                50,
+                "steps of the decision-flip curve (50 = 2 %% of the pixels)",
+            ),
+            ("--deletion-steps", cli.positive_int, 32, "steps of the deletion / insertion curves"),
+            (
+                "--threshold",
+                cli.finite_float,
+                None,
+                "verification threshold (None: the held-out EER)",
+            ),
+            ("--figure-columns", cli.positive_int, 5, "twin triplets shown in fig4.png"),
+        ],
     )
     cli.add_flag(
         p,
@@ -124,29 +115,24 @@ def build_parser() -> argparse.ArgumentParser:
         default=True,
         help="keep only twin triplets whose mate is accepted and twin rejected by the net (as xFR)",
     )
-    cli.add_flag(
-        p,
-        "--threshold",
-        type=cli.finite_float,
-        default=None,
-        help="verification threshold (default: held-out EER)",
+    roles = (
+        ("verification", "FaceWorld-verification"),
+        ("recognition", "FaceWorld-recognition"),
+        ("attribute", "FaceWorld-attribute"),
     )
-    nets = cli.add_network_flags(
-        p,
-        (
-            ("verification", "FaceWorld-verification"),
-            ("recognition", "FaceWorld-recognition"),
-            ("attribute", "FaceWorld-attribute"),
-        ),
-        layers=(),
-    )
-    for role in ("verification", "recognition", "attribute"):
+    nets = cli.add_network_flags(p, roles, layers=())
+    for role, _ in roles:
         cli.add_hidden_alias(nets, f"--{role}", f"{role}_net")
-    cli.add_flag(
+    cli.add_flags(
         nets,
-        "--xcos-weights",
-        default=str(_paths.REPO_ROOT / "pre-trained" / "face_world" / "xcos_attention.pth"),
-        help="xCos attention head (train_xcos.py) (default: %(default)s)",
+        [
+            (
+                "--xcos-weights",
+                str,
+                str(_paths.REPO_ROOT / "pre-trained" / "face_world" / "xcos_attention.pth"),
+                "xCos attention head (train_xcos.py)",
+            )
+        ],
     )
     cli.add_flag(
         nets,
@@ -155,18 +141,8 @@ def build_parser() -> argparse.ArgumentParser:
         default=False,
         help="randomly initialised networks and xCos head (smoke tests only)",
     )
-    cli.add_flag(
-        p,
-        "--figure-columns",
-        type=cli.positive_int,
-        default=5,
-        help="twin triplets shown in fig4.png (default: %(default)s)",
-    )
     cli.add_output_dir(p, _paths.HERE / "results", "output folder (default: %(default)s)")
-    cli.add_seed(p, "seed of the triplets, masks and tie-breaking")
-    cli.add_threads(p)
-    cli.add_device(p, "cpu")
-    cli.add_progress(p)
+    cli.add_compute_flags(p, "seed of the triplets, masks and tie-breaking")
     return p
 
 

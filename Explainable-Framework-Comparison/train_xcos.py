@@ -55,60 +55,35 @@ def build_parser() -> argparse.ArgumentParser:
         default=False,
         help="use a randomly initialised verification net (smoke tests only)",
     )
-    cli.add_flag(
+    cli.add_flags(
         p,
-        "--output",
-        default=str(_paths.REPO_ROOT / "pre-trained" / "face_world" / "xcos_attention.pth"),
-        help="where to write the head's weights (default: %(default)s)",
-    )
-    cli.add_flag(
-        p,
-        "--metrics",
-        default=str(_paths.HERE / "results" / "xcos_training.json"),
-        help="where to write the held-out metrics (JSON) (default: %(default)s)",
-    )
-    cli.add_flag(
-        p,
-        "--grid-layer",
-        default="bn2",
-        help="verification-net layer whose output is the feature grid (default: %(default)s)",
-    )
-    cli.add_flag(
-        p,
-        "--images-per-identity",
-        type=cli.positive_int,
-        default=8,
-        help="training images per training identity (default: %(default)s)",
-    )
-    cli.add_flag(
-        p,
-        "--heldout-per-identity",
-        type=cli.positive_int,
-        default=6,
-        help="images per held-out identity (evaluation) (default: %(default)s)",
-    )
-    cli.add_flag(
-        p,
-        "--steps",
-        type=cli.positive_int,
-        default=1500,
-        help="optimisation steps (default: %(default)s)",
+        [
+            (
+                "--output",
+                str,
+                str(_paths.REPO_ROOT / "pre-trained" / "face_world" / "xcos_attention.pth"),
+                "where to write the head's weights",
+            ),
+            (
+                "--metrics",
+                str,
+                str(_paths.HERE / "results" / "xcos_training.json"),
+                "where to write the held-out metrics (JSON)",
+            ),
+            ("--grid-layer", str, "bn2", "verification-net layer whose output is the feature grid"),
+            ("--images-per-identity", cli.positive_int, 8, "training images per training identity"),
+            (
+                "--heldout-per-identity",
+                cli.positive_int,
+                6,
+                "images per held-out identity (evaluation)",
+            ),
+            ("--steps", cli.positive_int, 1500, "optimisation steps"),
+            ("--lr", cli.positive_float, 1e-3, "Adam learning rate"),
+            ("--hidden", cli.positive_int, 64, "hidden width of the attention head"),
+        ],
     )
     cli.add_batch_size(p, 256, "pairs per step (half genuine, half impostor)")
-    cli.add_flag(
-        p,
-        "--lr",
-        type=cli.positive_float,
-        default=1e-3,
-        help="Adam learning rate (default: %(default)s)",
-    )
-    cli.add_flag(
-        p,
-        "--hidden",
-        type=cli.positive_int,
-        default=64,
-        help="hidden width of the attention head (default: %(default)s)",
-    )
     cli.add_flag(
         p,
         "--loss",
@@ -116,10 +91,7 @@ def build_parser() -> argparse.ArgumentParser:
         default="l1",
         help="regression loss between xCos and the cosine (default: %(default)s)",
     )
-    cli.add_seed(p, "seed of the split, the pairs and the initialisation")
-    cli.add_threads(p)
-    cli.add_device(p, "cpu")
-    cli.add_progress(p)
+    cli.add_compute_flags(p, "seed of the split, the pairs and the initialisation")
     return p
 
 

@@ -69,31 +69,21 @@ def build_parser() -> argparse.ArgumentParser:
     p = cli.make_parser(
         __doc__.split("\n\n")[0], "Exit status: 0 done, 1 engine and reference records differ."
     )
-    cli.add_flag(
+    cli.add_flags(
         p,
-        "--pairs",
-        type=cli.positive_int,
-        default=2,
-        help="number of pairs timed per verification net (default: %(default)s)",
-    )
-    cli.add_flag(
-        p,
-        "--size",
-        type=cli.positive_int,
-        default=250,
-        help="raw image side in pixels, >= 16 (default: %(default)s)",
-    )
-    cli.add_flag(
-        p,
-        "--recognition-net",
-        default="VGGFace2",
-        help="registered name of R (default: %(default)s)",
-    )
-    cli.add_flag(
-        p,
-        "--attribute-net",
-        default="attribute-net",
-        help="registered name of A (default: %(default)s)",
+        [
+            ("--pairs", cli.positive_int, 2, "number of pairs timed per verification net"),
+            ("--size", cli.positive_int, 250, "raw image side in pixels, >= 16"),
+            ("--recognition-net", str, "VGGFace2", "registered name of R"),
+            ("--attribute-net", str, "attribute-net", "registered name of A"),
+            ("--threads", cli.positive_int, None, "torch intra-op threads on CPU (None: torch's)"),
+            (
+                "--tol",
+                cli.positive_float,
+                1e-4,
+                "max abs difference allowed between (a) and (b) records",
+            ),
+        ],
     )
     cli.add_flag(
         p,
@@ -103,13 +93,6 @@ def build_parser() -> argparse.ArgumentParser:
         help="registered names of V, one table row each (default: %(default)s)",
     )
     cli.add_device(p)
-    cli.add_flag(
-        p,
-        "--threads",
-        type=cli.positive_int,
-        default=None,
-        help="torch intra-op threads on CPU (default: torch's)",
-    )
     cli.add_flag(
         p,
         "--clock",
@@ -123,37 +106,25 @@ def build_parser() -> argparse.ArgumentParser:
     cli.add_batch_size(p, 32, "images per verification forward")
     cli.add_thresh(p, PAPER_THETA, "a pixel is erased where J[j] > thresh")
     cli.add_seed(p, "seed of weights and faces")
-    cli.add_flag(
-        p,
-        "--tol",
-        type=cli.positive_float,
-        default=1e-4,
-        help="max abs difference allowed between (a) and (b) records (default: %(default)s)",
-    )
-    cli.add_flag(
-        p,
-        "--reference",
-        action=argparse.BooleanOptionalAction,
-        default=True,
-        help="time (b) and check (a) == (b); --no-reference for a quick engine-vs-floor run "
-        "(default: %(default)s)",
-    )
-    cli.add_flag(
-        p,
-        "--amp",
-        action=argparse.BooleanOptionalAction,
-        default=False,
-        help="also time the engine with bf16 autocast on the verification forwards and report the "
-        "max abs change of the similarities (default: %(default)s)",
-    )
-    cli.add_flag(
-        p,
-        "--profile",
-        action=argparse.BooleanOptionalAction,
-        default=False,
-        help="cProfile one extra engine pair per V and print the top functions (default: "
-        "%(default)s)",
-    )
+    for flag, text in (
+        (
+            "--reference",
+            "time (b) and check (a) == (b); --no-reference for a quick engine-vs-floor run",
+        ),
+        (
+            "--amp",
+            "also time the engine with bf16 autocast on the verification forwards and report "
+            "the max abs change of the similarities",
+        ),
+        ("--profile", "cProfile one extra engine pair per V and print the top functions"),
+    ):
+        cli.add_flag(
+            p,
+            flag,
+            action=argparse.BooleanOptionalAction,
+            default=flag == "--reference",
+            help=f"{text} (default: %(default)s)",
+        )
     cli.add_output_dir(
         p,
         DEFAULT_OUT,

@@ -60,7 +60,6 @@ from __future__ import annotations
 
 import argparse
 import logging
-import os
 import re
 import sys
 from collections.abc import Sequence
@@ -77,13 +76,19 @@ from utils.base.inference import batched_forward
 from utils.base.tables import format_table
 from utils.explain.cam import METHODS, CAMExplainer, ClassLogit, minmax_normalise
 from utils.explain.erasing import FILLS, Eraser, resize_mask
-from utils.explain.sim2word import AttributeMaps, check_kinds, head_predictions, vocabulary_of
+from utils.explain.sim2word import (
+    AttributeMaps,
+    RoleNets,
+    head_predictions,
+    validate,
+    vocabulary_of,
+)
 from utils.face_world.losses import edl_uncertainty
 from utils.faces.data import DataConfigError, list_fields, read_list_text, resolve_path
 from utils.run import cli
-from utils.run.folder import RunFolder, UsageError, check_writable, run_config, safe_name
-from utils.run.loop import EXIT_USAGE, ItemContext, RunPlan, resolve_shard, run_task
-from utils.run.networks import check_layer, load_network, resolve_device, weights_info
+from utils.run.folder import UsageError, safe_name
+from utils.run.loop import ItemContext, RunPlan, plan_run, run_experiment
+from utils.run.networks import load_networks
 
 log = logging.getLogger("sim2word.uncertainty")
 
@@ -225,30 +230,24 @@ class UncertaintyConfig:
             ),
             (int(self.batch_size) >= 1, f"batch_size must be >= 1, got {self.batch_size}"),
         ]
-        for ok, msg in checks:
-            if not ok:
-                raise ValueError(msg)
+        validate(checks)
 
 
 @dataclass
-class UncertaintyNets:
+class UncertaintyNets(RoleNets):
     """R (classifier), A (attribute net), E (evidential net) and the Grad-CAM layers of R and A."""
+
+    KINDS = {
+        "recognition": ("classifier", "evidential"),
+        "attribute": ("attribute",),
+        "evidential": ("evidential",),
+    }
 
     recognition: nn.Module
     attribute: nn.Module
     evidential: nn.Module
     recognition_layer: str | None = None
     attribute_layer: str | None = None
-
-    def __post_init__(self) -> None:
-        check_kinds(
-            (
-                ("recognition", self.recognition, ("classifier", "evidential")),
-                ("attribute", self.attribute, ("attribute",)),
-                ("evidential", self.evidential, ("evidential",)),
-            )
-        )
-        vocabulary_of(self.attribute)
 
 
 # -------------------------------------------------------------------------------------- the small
@@ -852,34 +851,16 @@ def make_plan(args: argparse.Namespace) -> ImagePlan:
         )
     except (DataConfigError, ValueError) as err:
         raise UsageError(str(err)) from None
-    if not items:
-        raise UsageError(
-            f"the identification list {dataset_list} holds no image (only blank or comment lines); "
-            "add 'path label' lines"
-        )
     args.dataset_list, args.image_root = str(dataset_list), str(root)
     args.Datasets = dataset_list.stem
-    if args.limit is not None:
-        items = items[: args.limit]
-    shard, job = resolve_shard(args.shard), resolve_shard(args.shard, {})
-    device = resolve_device(args.device)
     run_dir = Path(args.output_dir).resolve() / run_dir_name(args.Datasets, **vars(args))
-    check_writable(run_dir)
-    weights = [
-        weights_info(role, getattr(args, f"{role}_net"), getattr(args, f"{role}_weights"))
-        for role in DEFAULT_NETS
-    ]
-    folder = RunFolder(run_dir, run_config(args, weights))
-    folder.check_resumable(args.resume)
-    run = RunPlan(
-        folder,
-        [it for it in items if it.index % shard[1] == shard[0]],
-        [it for it in items if it.index % job[1] == job[0]],
-        shard,
-        seed=args.seed,
-        resume=args.resume,
-        progress=args.progress,
-        job_shard=job,
+    run, device = plan_run(
+        args,
+        items,
+        run_dir,
+        tuple(DEFAULT_NETS),
+        f"the identification list {dataset_list} holds no image (only blank or comment "
+        "lines); add 'path label' lines",
     )
     return ImagePlan(args, config, run, device)
 
@@ -887,9 +868,7 @@ def make_plan(args: argparse.Namespace) -> ImagePlan:
 def load_nets(args: argparse.Namespace, device: torch.device) -> UncertaintyNets:
     """Build R, A and E from the arguments; raises ``UsageError`` on bad names, files, layers or
     kinds."""
-    nets = {role: load_network(args, role, device) for role in DEFAULT_NETS}
-    check_layer(nets["recognition"], args.recognition_layer, "--recognition-layer")
-    check_layer(nets["attribute"], args.attribute_layer, "--attribute-layer")
+    nets = load_networks(args, tuple(DEFAULT_NETS), device)
     try:
         return UncertaintyNets(
             nets["recognition"],
@@ -955,17 +934,14 @@ class ImageTask:
 
 
 def main(parser: argparse.ArgumentParser | None = None, argv: list[str] | None = None) -> int:
-    """Parse, plan, load the networks and run (:func:`utils.run.loop.run_task`); returns the exit
+    """Parse, plan, load the networks and run (:func:`utils.run.loop.run_experiment`); the exit
     code."""
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    os.environ.setdefault(
-        "CUBLAS_WORKSPACE_CONFIG", ":4096:8"
-    )  # deterministic cuBLAS; before CUDA init
-    args = (parser or build_parser(prog=Path(sys.argv[0]).name)).parse_args(argv)
-    try:
-        plan = make_plan(args)
-        nets = load_nets(args, plan.device)
-    except UsageError as err:
-        log.error("%s", err)
-        return EXIT_USAGE
-    return run_task(ImageTask(args, plan.config, nets), plan.run)
+    parser = parser or build_parser(prog=Path(sys.argv[0]).name)
+    return run_experiment(
+        parser,
+        argv,
+        make_plan,
+        load_nets,
+        lambda plan, nets: ImageTask(plan.args, plan.config, nets),
+        log,
+    )

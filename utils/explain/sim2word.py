@@ -120,13 +120,35 @@ class Sim2WordConfig:
             (np.isfinite(self.thresh), f"thresh must be finite, got {self.thresh}"),
             (int(self.batch_size) >= 1, f"batch_size must be >= 1, got {self.batch_size}"),
         ]
-        for ok, msg in checks:
-            if not ok:
-                raise ValueError(msg)
+        validate(checks)
+
+
+class RoleNets:
+    """Base of the network bundles: checks each role's ``kind`` (:attr:`KINDS`) and A's
+    vocabulary."""
+
+    #: field name -> the kinds a network in that field may have (``None`` fields are skipped).
+    KINDS: dict[str, tuple[str, ...]] = {}
+
+    def __post_init__(self) -> None:
+        for role, kinds in self.KINDS.items():
+            net = getattr(self, role)
+            kind = getattr(net, "kind", None)
+            if net is not None and kind not in kinds:
+                raise ValueError(
+                    f"the {role} net must be of kind {' or '.join(kinds)}, got {kind!r}; "
+                    "pick a matching registered network"
+                )
+        vocabulary_of(self.attribute)  # raises on a vocabulary that does not fit the heads
+
+    @property
+    def vocabulary(self) -> Vocabulary:
+        """The attribute net's vocabulary (:func:`vocabulary_of`)."""
+        return vocabulary_of(self.attribute)
 
 
 @dataclass
-class Sim2WordNets:
+class Sim2WordNets(RoleNets):
     """The three networks (METHOD.md section 1) and their Grad-CAM layers.
 
     Attributes:
@@ -137,38 +159,24 @@ class Sim2WordNets:
         attribute_layer: Grad-CAM layer of A (default ``attribute.target_layer``).
     """
 
+    KINDS = {
+        "recognition": ("classifier", "evidential"),
+        "attribute": ("attribute",),
+        "verification": ("embedding",),
+    }
+
     recognition: nn.Module
     attribute: nn.Module
     verification: nn.Module | None = None
     recognition_layer: str | None = None
     attribute_layer: str | None = None
 
-    def __post_init__(self) -> None:
-        check_kinds(
-            (
-                ("recognition", self.recognition, ("classifier", "evidential")),
-                ("attribute", self.attribute, ("attribute",)),
-                ("verification", self.verification, ("embedding",)),
-            )
-        )
-        vocabulary_of(self.attribute)  # raises on a vocabulary that does not fit the heads
 
-    @property
-    def vocabulary(self) -> Vocabulary:
-        """The attribute net's vocabulary (:func:`vocabulary_of`)."""
-        return vocabulary_of(self.attribute)
-
-
-def check_kinds(roles: Sequence[tuple[str, nn.Module | None, tuple[str, ...]]]) -> None:
-    """Raise ``ValueError`` unless each ``(role, net, allowed kinds)`` net (when given) has an
-    allowed ``kind``."""
-    for role, net, kinds in roles:
-        kind = getattr(net, "kind", None)
-        if net is not None and kind not in kinds:
-            raise ValueError(
-                f"the {role} net must be of kind {' or '.join(kinds)}, got {kind!r}; "
-                "pick a matching registered network"
-            )
+def validate(checks: Sequence[tuple[bool, str]]) -> None:
+    """Raise ``ValueError`` with the message of the first failed ``(ok, message)`` check."""
+    for ok, msg in checks:
+        if not ok:
+            raise ValueError(msg)
 
 
 def vocabulary_of(net: nn.Module) -> Vocabulary:

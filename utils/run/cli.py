@@ -186,6 +186,13 @@ def add_flag(
     return action
 
 
+def add_flags(group: argparse._ActionsContainer, rows: Sequence[tuple[str, Any, Any, str]]) -> None:
+    """Many plain flags at once: ``(name, type, default, help)`` rows (``%(default)s`` is
+    appended)."""
+    for name, kind, default, text in rows:
+        add_flag(group, name, type=kind, default=default, help=f"{text} (default: %(default)s)")
+
+
 def add_hidden_alias(group: argparse._ActionsContainer, old: str, dest: str) -> None:
     """Accept an older spelling ``old`` of an existing flag (storing into ``dest``), not shown by
     --help."""
@@ -227,6 +234,17 @@ def add_threads(group: argparse._ActionsContainer, default: int = 1) -> None:
         default=default,
         help="torch CPU threads (default: %(default)s)",
     )
+
+
+def add_compute_flags(
+    group: argparse._ActionsContainer, seed_help: str, device: str | None = "cpu"
+) -> None:
+    """``--seed``, ``--threads``, ``--device`` and ``--progress`` of the tools that are no
+    per-item run."""
+    add_seed(group, seed_help)
+    add_threads(group)
+    add_device(group, device)
+    add_progress(group)
 
 
 def add_batch_size(

@@ -149,6 +149,65 @@ class RunPlan:
         return self.folder.path
 
 
+def plan_run(
+    args: Any,
+    items: list[Any],
+    run_dir: Path,
+    roles: Sequence[str],
+    empty: str,
+    extras: Callable[[int], list[Path]] | None = None,
+) -> tuple[RunPlan, Any]:
+    """The part of planning every experiment shares (nothing is written); raises
+    :class:`UsageError`.
+
+    Refuses an empty list, resolves ``--device``, applies ``--limit`` and the shard (``--shard`` and
+    torchrun), checks that ``run_dir`` can be written, records the weight files of ``roles``
+    (``--<role>-net``, ``--<role>-weights``) in the run's config and fingerprint, and refuses a
+    folder of other settings under ``--resume``.
+
+    Args:
+        args: the parsed flags (``device``, ``limit``, ``shard``, ``seed``, ``resume``,
+        ``progress``, networks).
+        items: the parsed list.
+        run_dir: the run folder.
+        roles: the network roles whose weight files this run loads.
+        empty: the message for an empty list (what it is and the line format to add).
+        extras: ``index -> paths`` of an item's side outputs (removed with a stale record).
+
+    Returns:
+        ``(plan, device)``.
+    """
+    from utils.run.folder import check_writable, run_config
+    from utils.run.networks import resolve_device, weights_info
+
+    if not items:
+        raise UsageError(empty)
+    device = resolve_device(args.device)
+    if args.limit is not None:
+        items = items[: args.limit]
+    shard, job = resolve_shard(args.shard), resolve_shard(args.shard, {})
+    check_writable(run_dir)
+    weights = [
+        weights_info(role, getattr(args, f"{role}_net"), getattr(args, f"{role}_weights"))
+        for role in roles
+    ]
+    folder = RunFolder(run_dir, run_config(args, weights), extras=extras)
+    folder.check_resumable(args.resume)
+    mine = [it for it in items if it.index % shard[1] == shard[0]]
+    job_items = [it for it in items if it.index % job[1] == job[0]]
+    plan = RunPlan(
+        folder,
+        mine,
+        job_items,
+        shard,
+        seed=args.seed,
+        resume=args.resume,
+        progress=getattr(args, "progress", True),
+        job_shard=job,
+    )
+    return plan, device
+
+
 def resolve_shard(spec: str | None, env: dict[str, str] | None = None) -> tuple[int, int]:
     """(i, n) from ``--shard i/n`` combined with torchrun's RANK/WORLD_SIZE."""
     env = os.environ if env is None else env
@@ -199,6 +258,42 @@ def prefetch(
             item, future = queue.popleft()
             submit()
             yield item, future
+
+
+def run_experiment(
+    parser: Any,
+    argv: list[str] | None,
+    make_plan: Callable[[Any], Any],
+    load_nets: Callable[[Any, Any], Any],
+    make_task: Callable[[Any, Any], Task],
+    log: logging.Logger,
+) -> int:
+    """The ``main`` of a per-item experiment script: parse, plan, load the networks, run.
+
+    Args:
+        parser: the script's ``ArgumentParser``.
+        argv: the arguments (``None``: ``sys.argv``).
+        make_plan: ``args -> plan`` with ``.device`` and ``.run`` (a :class:`RunPlan`); raises
+            :class:`UsageError`.
+        load_nets: ``(args, device) -> networks``; raises :class:`UsageError`.
+        make_task: ``(plan, networks) -> Task``.
+        log: where usage errors are reported.
+
+    Returns:
+        The exit code (module docstring).
+    """
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    # deterministic cuBLAS (utils.base.seeding asks torch for deterministic kernels); before CUDA
+    # init
+    os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+    args = parser.parse_args(argv)
+    try:
+        plan = make_plan(args)
+        nets = load_nets(args, plan.device)
+    except UsageError as err:
+        log.error("%s", err)
+        return EXIT_USAGE
+    return run_task(make_task(plan, nets), plan.run)
 
 
 def run_task(task: Task, plan: RunPlan) -> int:

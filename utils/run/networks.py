@@ -120,6 +120,18 @@ def load_network(args: argparse.Namespace, role: str, device: torch.device) -> n
         ) from None
 
 
+def load_networks(
+    args: argparse.Namespace, roles: tuple[str, ...], device: torch.device
+) -> dict[str, nn.Module]:
+    """``{role: network}`` for ``roles`` (:func:`load_network`), with ``--recognition-layer`` and
+    ``--attribute-layer`` checked against the loaded nets. Raises :class:`UsageError`."""
+    nets = {role: load_network(args, role, device) for role in roles}
+    for role in ("recognition", "attribute"):
+        if role in nets:
+            check_layer(nets[role], getattr(args, f"{role}_layer", None), f"--{role}-layer")
+    return nets
+
+
 def check_layer(net: nn.Module, layer: str | None, flag: str) -> None:
     """:class:`UsageError` if ``layer`` (a ``--*-layer`` value) is not a submodule of ``net``."""
     from models.registry import resolve_layer

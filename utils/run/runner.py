@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import logging
-import os
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,7 +26,7 @@ import torch
 from utils.explain.sim2word import PAPER_THETA, Sim2WordConfig, Sim2WordNets, explain_pair
 from utils.faces.data import DataConfigError, PairItem, read_pair_list, resolve_dataset
 from utils.run.cli import build_parser
-from utils.run.folder import RunFolder, UsageError, check_writable, run_config, safe_name
+from utils.run.folder import UsageError, safe_name
 from utils.run.loop import (
     EXIT_DISK_FULL,
     EXIT_FAILED,
@@ -35,10 +34,11 @@ from utils.run.loop import (
     EXIT_USAGE,
     ItemContext,
     RunPlan,
-    resolve_shard,
+    plan_run,
+    run_experiment,
     run_task,
 )
-from utils.run.networks import check_layer, load_network, resolve_device, weights_info
+from utils.run.networks import load_networks
 from utils.run.records import REQUIRED_KEYS, SIMILARITY_KEYS, RecordError, make_record, parse_record
 
 __all__ = [
@@ -52,8 +52,6 @@ __all__ = [
     "load_nets",
     "main",
     "make_plan",
-    "resolve_device",
-    "resolve_shard",
     "run_dir_name",
     "run_pairs",
 ]
@@ -105,7 +103,27 @@ def run_dir_name(args: argparse.Namespace) -> str:
 
 def network_roles(args: argparse.Namespace) -> tuple[str, ...]:
     """The roles whose networks this run loads (no verification net without similarities)."""
-    return ("recognition", "attribute") + (("verification",) if args.calculate_similarity else ())
+    similarity = getattr(args, "calculate_similarity", True)
+    return ("recognition", "attribute") + (("verification",) if similarity else ())
+
+
+def sim2word_config(args: argparse.Namespace) -> Sim2WordConfig:
+    """The :class:`Sim2WordConfig` of parsed flags (flags a script does not have keep their
+    defaults)."""
+    names = (
+        "strategy",
+        "topk",
+        "id_thresh",
+        "heatmap_method",
+        "thresh",
+        "ablation",
+        "seed",
+        "batch_size",
+        "calculate_similarity",
+        "amp",
+    )
+    values = {k: getattr(args, k) for k in names if hasattr(args, k)}
+    return Sim2WordConfig(erasing_method=args.Erasing_method, **values)
 
 
 def make_plan(args: argparse.Namespace) -> Plan:
@@ -124,52 +142,19 @@ def make_plan(args: argparse.Namespace) -> Plan:
             if args.image_root:
                 image_root = Path(args.image_root).resolve()
         items = read_pair_list(pair_list, image_root)
-        config = Sim2WordConfig(
-            strategy=args.strategy,
-            topk=getattr(args, "topk", 1),
-            id_thresh=getattr(args, "id_thresh", 0.5),
-            heatmap_method=args.heatmap_method,
-            thresh=args.thresh,
-            erasing_method=args.Erasing_method,
-            ablation=args.ablation,
-            seed=args.seed,
-            batch_size=args.batch_size,
-            calculate_similarity=args.calculate_similarity,
-            amp=getattr(args, "amp", False),
-        )
+        config = sim2word_config(args)
     except (DataConfigError, ValueError) as err:
         raise UsageError(str(err)) from None
-    if not items:
-        raise UsageError(
-            f"the pair list {pair_list} holds no pair (only blank or comment lines); "
-            "add 'path1 path2 label' lines"
-        )
     args.pair_list, args.image_root = str(pair_list), str(image_root)
-    if args.limit is not None:
-        items = items[: args.limit]
-    shard, job = resolve_shard(args.shard), resolve_shard(args.shard, {})
-    device = resolve_device(args.device)
     run_dir = Path(args.output_dir).resolve() / run_dir_name(args)
-    check_writable(run_dir)
-    weights = [
-        weights_info(role, getattr(args, f"{role}_net"), getattr(args, f"{role}_weights"))
-        for role in network_roles(args)
-    ]
-    folder = RunFolder(
+    run, device = plan_run(
+        args,
+        items,
         run_dir,
-        run_config(args, weights),
+        network_roles(args),
+        f"the pair list {pair_list} holds no pair (only blank or comment lines); add 'path1 path2 "
+        "label' lines",
         extras=lambda n: [run_dir / "cam" / f"{n}-n1-n2", run_dir / "cam" / f"{n}-n2-n1"],
-    )
-    folder.check_resumable(args.resume)
-    run = RunPlan(
-        folder,
-        [it for it in items if it.index % shard[1] == shard[0]],
-        [it for it in items if it.index % job[1] == job[0]],
-        shard,
-        seed=args.seed,
-        resume=args.resume,
-        progress=getattr(args, "progress", True),
-        job_shard=job,
     )
     return Plan(args, config, run, device)
 
@@ -177,9 +162,7 @@ def make_plan(args: argparse.Namespace) -> Plan:
 def load_nets(args: argparse.Namespace, device: torch.device) -> Sim2WordNets:
     """Build the networks named by the arguments; raises :class:`UsageError` on bad names, files
     or layers."""
-    nets = {role: load_network(args, role, device) for role in network_roles(args)}
-    check_layer(nets["recognition"], args.recognition_layer, "--recognition-layer")
-    check_layer(nets["attribute"], args.attribute_layer, "--attribute-layer")
+    nets = load_networks(args, network_roles(args), device)
     try:
         return Sim2WordNets(
             nets["recognition"],
@@ -265,15 +248,12 @@ def run_pairs(plan: Plan, nets: Sim2WordNets) -> int:
 
 def main(strategy: str, argv: list[str] | None = None, prog: str | None = None) -> int:
     """Parse arguments, run the pairs, return the exit code (0, 2, 3 or 4)."""
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    # deterministic cuBLAS (utils.base.seeding asks torch for deterministic kernels); must precede
-    # CUDA init
-    os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
-    args = build_parser(strategy, prog=prog or Path(sys.argv[0]).name).parse_args(argv)
-    try:
-        plan = make_plan(args)
-        nets = load_nets(args, plan.device)
-    except UsageError as err:
-        log.error("%s", err)
-        return EXIT_USAGE
-    return run_pairs(plan, nets)
+    parser = build_parser(strategy, prog=prog or Path(sys.argv[0]).name)
+    return run_experiment(
+        parser,
+        argv,
+        make_plan,
+        load_nets,
+        lambda plan, nets: PairTask(plan.args, plan.config, nets, plan.run_dir),
+        log,
+    )
