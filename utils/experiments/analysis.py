@@ -46,7 +46,7 @@ import numpy as np
 
 from models.attributes import Vocabulary, get_vocabulary
 from utils.base.tables import format_table
-from utils.run.cli import add_json_fold, add_output_dir, add_progress
+from utils.run.cli import FIGURE_EXIT_STATUS, add_json_fold, add_output_dir, add_progress
 from utils.run.records import CORE_KEYS, TOP5_KEYS, PairRecord, RecordError, read_record
 
 __all__ = [
@@ -446,6 +446,7 @@ def csv_text(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
 def add_common_args(parser) -> None:
     """``--Json-fold``, ``--output-dir`` and ``--progress/--no-progress``, shared by every results
     script."""
+    parser.epilog = FIGURE_EXIT_STATUS
     add_json_fold(parser)
     add_output_dir(parser, None, "folder for tables and figures (default: <run folder>/analysis)")
     add_progress(parser)

@@ -32,7 +32,6 @@ from typing import Any
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_OUTPUT_DIR = REPO_ROOT / "outputs"
-DEFAULT_ID_THRESH = 0.5
 MAX_SEED = 2**32 - 1  # NumPy seeds are 32-bit
 EXIT_STATUS = (
     "Exit status: 0 every {unit} done, 3 some {unit}s failed (see failures.jsonl in the run "
@@ -462,7 +461,9 @@ def build_parser(strategy: str, prog: str | None = None) -> argparse.ArgumentPar
         strategy: "topk" (adds ``--topk``), "threshold" (adds ``--id-thresh``) or "sameid".
         prog: program name shown in ``--help``.
     """
-    from utils.explain.sim2word import ABLATIONS, PAPER_THETA
+    from utils.explain.sim2word import ABLATIONS, PAPER_THETA, Sim2WordConfig
+
+    defaults = Sim2WordConfig()
 
     if strategy not in _DESCRIPTIONS:
         raise ValueError(f"unknown strategy {strategy!r}; valid: {', '.join(_DESCRIPTIONS)}")
@@ -515,7 +516,7 @@ def build_parser(strategy: str, prog: str | None = None) -> argparse.ArgumentPar
             meth,
             "--topk",
             type=positive_int,
-            default=1,
+            default=defaults.topk,
             help="k: class set = the k identities with the largest logits (1 = paper Section 3; "
             "default: %(default)s)",
         )
@@ -524,7 +525,7 @@ def build_parser(strategy: str, prog: str | None = None) -> argparse.ArgumentPar
             meth,
             "--id-thresh",
             type=open_unit_interval,
-            default=DEFAULT_ID_THRESH,
+            default=defaults.id_thresh,
             help="t: class set = the smallest set of top identities whose softmax sums to more "
             "than t "
             "(default: %(default)s)",
