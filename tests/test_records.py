@@ -137,6 +137,8 @@ def test_authors_no_attribute_ablation_records(tmp_path):
     # the results script reads a folder of them
     fold = tmp_path / "json"
     fold.mkdir()
+    (tmp_path / "config.json").write_text('{"seed": 0}')  # a run folder also holds these
+    (tmp_path / "summary.json").write_text('{"pairs": 2}')
     for k, rec in enumerate(
         (_authors_no_attribute(0, 0.1, 0.4, 0.05), _authors_no_attribute(1, 0.6, 0.9, 0.9))
     ):

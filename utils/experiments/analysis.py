@@ -94,7 +94,8 @@ def natural_key(path: Path) -> tuple:
 def list_json(folder: str | Path) -> list[Path]:
     """The ``*.json`` files of ``folder`` in natural order; raises if the folder is missing.
 
-    A run folder (holding ``json/``) is accepted for its ``json`` folder.
+    A run folder (one holding ``json/``, beside its ``config.json`` and ``summary.json``) is read
+    through its ``json`` folder.
     """
     folder = Path(folder)
     if not folder.is_dir():
@@ -102,10 +103,9 @@ def list_json(folder: str | Path) -> list[Path]:
             f"JSON folder {folder} does not exist; pass the run folder written by the "
             "experiment scripts (or its `json` folder) with --Json-fold"
         )
-    found = sorted((p for p in folder.glob("*.json") if p.is_file()), key=natural_key)
-    if not found and (folder / "json").is_dir():
-        return list_json(folder / "json")
-    return found
+    if (folder / "json").is_dir():
+        folder = folder / "json"
+    return sorted((p for p in folder.glob("*.json") if p.is_file()), key=natural_key)
 
 
 def load_records(
@@ -465,7 +465,7 @@ def run_folder(json_fold: str | Path) -> Path:
     """The run folder of ``--Json-fold`` (the folder itself when it holds ``json/``, else its
     parent)."""
     path = Path(json_fold).resolve()
-    return path if (path / "json").is_dir() and not any(path.glob("*.json")) else path.parent
+    return path if (path / "json").is_dir() else path.parent
 
 
 def load_from_args(
