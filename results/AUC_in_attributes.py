@@ -102,12 +102,9 @@ def main(argv: list[str] | None = None) -> int:
     atomic_write_json(
         out / f"{STEM}.json",
         {
-            "json_fold": str(args.json_fold),
-            "n_files": n_files,
-            "n_pairs": len(records),
-            "n_skipped": len(failures),
+            **A.report_header(args, records, failures, n_files),
             "settings": A.distinct_settings(records),
-            "score": "1 - arccos(clip(s, -1, 1)) / pi",
+            "score": A.SCORE_RULE,
             "Original": original,
             "attributes": rows,
         },

@@ -164,12 +164,9 @@ def main(argv: list[str] | None = None) -> int:
     atomic_write_json(
         out / f"{STEM}.json",
         {
-            "json_fold": str(args.json_fold),
-            "n_files": n_files,
-            "n_pairs": len(records),
-            "n_skipped": len(failures),
+            **A.report_header(args, records, failures, n_files),
             "top_k": args.top_k,
-            "score": "1 - arccos(clip(s, -1, 1)) / pi",
+            "score": A.SCORE_RULE,
             "pairs": entries,
         },
     )

@@ -443,6 +443,22 @@ def csv_text(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
     return buf.getvalue()
 
 
+SCORE_RULE = "1 - arccos(clip(s, -1, 1)) / pi"
+
+
+def report_header(
+    args, records: Sequence[PairRecord], failures: Sequence[dict], n_files: int
+) -> dict:
+    """The first keys of every results script's JSON report: where the records came from, how
+    many."""
+    return {
+        "json_fold": str(args.json_fold),
+        "n_files": n_files,
+        "n_pairs": len(records),
+        "n_skipped": len(failures),
+    }
+
+
 def add_common_args(parser) -> None:
     """``--Json-fold``, ``--output-dir`` and ``--progress/--no-progress``, shared by every results
     script."""
