@@ -50,6 +50,7 @@ from utils.faces.detect import DetectorUnavailable, ensure_available
 from utils.faces.image_io import ImageReadError, read_image_info
 from utils.faces.landmarks import read_landmarks
 from utils.faces.templates import ALIGN_METHODS, TEMPLATES, FaceNotFoundError, align_for
+from utils.run import cli
 
 # Read by content; these extensions only choose which files of a folder to try
 # (and the output format: each aligned image keeps its name and extension).
@@ -58,10 +59,11 @@ EXIT_OK, EXIT_USAGE, EXIT_SOME_FAILED = 0, 2, 3
 SIZE_TEMPLATES = {112: "arcface-112", 224: "vggface2-224"}
 
 
-def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(
-        description=__doc__.split("\n\n")[0],
-        epilog="Exit status: 0 every image aligned, 3 some images skipped (see skipped.csv), 2 usage error.")
+def build_parser() -> argparse.ArgumentParser:
+    parser = cli.make_parser(
+        __doc__.split("\n\n")[0],
+        "Exit status: 0 every image aligned, 3 some images skipped (see skipped.csv), 2 usage "
+        "error.")
     add = parser.add_argument
     add("--input-dir", type=Path, required=True,
         help="folder of images (may hold one sub-folder per identity)")
@@ -86,7 +88,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="landmarker for photos without a landmark file: auto (the template's own, then the "
              "others, then Haar; fallbacks flagged), yunet, dlib, haar, or none (central square "
              "crop, no landmarks); default: %(default)s")
-    add("--no-align", dest="align", action="store_const", const="none", help="same as --align none")
+    add("--no-align", dest="align", action="store_const", const="none",
+        help=argparse.SUPPRESS)  # older spelling of --align none
+    cli.add_progress(parser)
+    return parser
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = build_parser()
     args = parser.parse_args(argv)
     args.template = _template(parser, args)
     if args.landmark_format is None:
@@ -209,11 +218,12 @@ def main(argv: list[str] | None = None) -> int:
     args.output_dir.mkdir(parents=True, exist_ok=True)
 
     done, skipped = [], []
-    for rel in tqdm(items, desc="align", unit="img"):
+    for rel in tqdm(items, desc="align", unit="img", disable=not args.progress):
         out_path = args.output_dir / rel
         try:
             if Path(rel).is_absolute() or not _inside(out_path, args.output_dir):
-                raise _Skip("output", "UnsafePath", f"{rel!r} would be written outside --output-dir")
+                raise _Skip("output", "UnsafePath",
+                            f"{rel!r} would be written outside --output-dir")
             aligned, row = align_one(args, rel, landmark_table)
             try:
                 atomic_write_image(out_path, aligned)
@@ -228,8 +238,8 @@ def main(argv: list[str] | None = None) -> int:
                 "convention"]
                + [f"{a}{i}" for i in range(1, 6) for a in "xy"] + ["notes"])
     atomic_write_text(args.output_dir / "alignment.csv", _csv_text(done, columns))
-    atomic_write_text(args.output_dir / "skipped.csv", _csv_text(skipped, ["path", "stage", "error_type",
-                                                                            "message"]))
+    atomic_write_text(args.output_dir / "skipped.csv",
+                      _csv_text(skipped, ["path", "stage", "error_type", "message"]))
     atomic_write_text(args.output_dir / "failures.jsonl",
                       "".join(json.dumps(s, ensure_ascii=False) + "\n" for s in skipped))
     methods = {}

@@ -11,10 +11,9 @@ import argparse
 import sys
 from pathlib import Path
 
-REPO_ROOT = Path(__file__).resolve().parent
-sys.path.insert(0, str(REPO_ROOT))
+from utils.face_world.demo_training import WorldSplit, write_demo_data
 
-from utils.face_world.demo_training import WorldSplit, write_demo_data  # noqa: E402
+REPO_ROOT = Path(__file__).resolve().parent
 
 
 def main(argv=None) -> int:

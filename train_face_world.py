@@ -15,14 +15,13 @@ from pathlib import Path
 
 import torch
 
-REPO_ROOT = Path(__file__).resolve().parent
-sys.path.insert(0, str(REPO_ROOT))
-
-from models import get_network  # noqa: E402
-from utils.face_world.demo_training import (  # noqa: E402
+from models import get_network
+from utils.face_world.demo_training import (
     DEMO_NETWORKS, TrainConfig, WorldSplit, evaluate, format_metrics, render_attribute_pool, render_pool, save_weights, train_network,
     write_metrics,
 )
+
+REPO_ROOT = Path(__file__).resolve().parent
 
 
 def parse_args(argv=None) -> argparse.Namespace:

@@ -27,6 +27,7 @@ networks, and each map is scored by the functions of
   *raise* it (Sim2Word's counterfactual; deletion high is good) and inserting
   them first should keep it low.
 """
+
 from __future__ import annotations
 
 import time
@@ -38,12 +39,20 @@ import numpy as np
 from methods import ComparisonNets, Explainer
 from utils.face_world import render, sample_identity, sample_nuisance
 from utils.face_world.twins import changed_region, make_twin, random_twin
-from utils.experiments.saliency_metrics import (HIT_FRACTIONS, curve_area, first_crossing, hit_curve, pixel_counts, pixel_order,
-                                    replace_top, trapezoid_auc)
+from utils.experiments.saliency_metrics import (
+    HIT_FRACTIONS,
+    curve_area,
+    first_crossing,
+    hit_curve,
+    pixel_counts,
+    pixel_order,
+    replace_top,
+    trapezoid_auc,
+)
 from utils.explain.verification import cosine, embed_images
 
 # Seed namespaces of the benchmark's identities (WorldSplit uses 1 = training, 2 = held-out).
-GAME_IDS, DELINS_IDS, NUISANCE = 70, 71, 72
+GAME_IDS, DELINS_IDS = 70, 71
 
 
 @dataclass
@@ -75,9 +84,18 @@ def similarities(V, images, refs: np.ndarray | list, batch_size: int = 128) -> n
     return np.stack([cosine(emb, r[None].expand_as(emb)).double().numpy() for r in ref], axis=1)
 
 
-def twin_triplets(V, threshold: float, n: int, seed: int, size: int = 112, filter_: bool = True,
-                  max_draws: int | None = None, batch: int = 32) -> tuple[list[Triplet], Stats]:
-    """Draw inpainting-game triplets from unseen identities until ``n`` pass the filter (or ``max_draws``)."""
+def twin_triplets(
+    V,
+    threshold: float,
+    n: int,
+    seed: int,
+    size: int = 112,
+    filter_: bool = True,
+    max_draws: int | None = None,
+    batch: int = 32,
+) -> tuple[list[Triplet], Stats]:
+    """Draw inpainting-game triplets from unseen identities until ``n`` pass the filter (or
+    ``max_draws``)."""
     stats, out = Stats(), []
     max_draws = max_draws or 100 * n
     i = 0
@@ -96,43 +114,57 @@ def twin_triplets(V, threshold: float, n: int, seed: int, size: int = 112, filte
             src = render(ident, n1, size=size)
             twin = make_twin(ident, n1, change[0], change[1], size=size)
             mate = render(ident, n2, size=size, with_masks=False).image
-            cands.append(Triplet(src.image, mate, twin.image, changed_region(src, twin, change[0]), change[0],
-                                 f"twin-{i - 1}"))
+            cands.append(
+                Triplet(
+                    src.image,
+                    mate,
+                    twin.image,
+                    changed_region(src, twin, change[0]),
+                    change[0],
+                    f"twin-{i - 1}",
+                )
+            )
         if not cands:
             break
         emb = embed_images(V, [im for c in cands for im in (c.probe, c.mate, c.nonmate)], 3 * batch)
         e = emb.reshape(len(cands), 3, -1)
         s_pm = cosine(e[:, 0], e[:, 1]).numpy()
         s_pn = cosine(e[:, 0], e[:, 2]).numpy()
-        for c, pm, pn in zip(cands, s_pm, s_pn):
+        for c, pm, pn in zip(cands, s_pm, s_pn, strict=True):
             ok_m, ok_n = pm >= threshold, pn < threshold
             stats.mate_rejected += int(not ok_m)
             stats.twin_accepted += int(not ok_n)
-            if (ok_m and ok_n) or not filter_:
-                if len(out) < n:
-                    out.append(c)
-                    stats.attributes[int(c.attribute)] = stats.attributes.get(int(c.attribute), 0) + 1
+            if ((ok_m and ok_n) or not filter_) and len(out) < n:
+                out.append(c)
+                stats.attributes[int(c.attribute)] = stats.attributes.get(int(c.attribute), 0) + 1
     stats.kept = len(out)
     return out, stats
 
 
 def identity_triplets(n: int, seed: int, size: int = 112) -> list[Triplet]:
-    """Face-world deletion / insertion triplets: probe and mate of one unseen identity, non-mate of another."""
+    """Face-world deletion / insertion triplets: probe and mate of one unseen identity, non-mate
+    of another."""
     out = []
     for i in range(n):
         rng = np.random.default_rng([seed, DELINS_IDS, i])
         a, b = sample_identity(rng), sample_identity(rng)
-        imgs = [render(ident, sample_nuisance(rng), size=size, with_masks=False).image for ident in (a, a, b)]
+        imgs = [
+            render(ident, sample_nuisance(rng), size=size, with_masks=False).image
+            for ident in (a, a, b)
+        ]
         out.append(Triplet(*imgs, name=f"fw-{i}"))
     return out
 
 
 def real_triplets(pairs, read, n: int, seed: int, max_side: int = 256) -> list[Triplet]:
-    """Real-photo triplets: each genuine pair (p, m) of the list plus an impostor partner of p from the list.
+    """Real-photo triplets: each genuine pair (p, m) of the list plus an impostor partner of p from
+    the list.
 
     Args:
-        pairs: ``utils.faces.data.PairItem`` list. read: path -> BGR image. max_side: photos are shrunk so that
-            their longer side is at most this (the demo nets see 64 px anyway; keeps the curves small).
+        pairs: ``utils.faces.data.PairItem`` list. read: path -> BGR image. max_side: photos are
+        shrunk so that
+            their longer side is at most this (the demo nets see 64 px anyway; keeps the curves
+            small).
     """
     impostors: dict[str, list[str]] = {}
     for p in pairs:
@@ -153,11 +185,18 @@ def real_triplets(pairs, read, n: int, seed: int, max_side: int = 256) -> list[T
 def _shrink(img: np.ndarray, max_side: int) -> np.ndarray:
     h, w = img.shape[:2]
     f = max_side / max(h, w)
-    return img if f >= 1 else cv2.resize(img, (max(1, round(w * f)), max(1, round(h * f))), interpolation=cv2.INTER_AREA)
+    return (
+        img
+        if f >= 1
+        else cv2.resize(
+            img, (max(1, round(w * f)), max(1, round(h * f))), interpolation=cv2.INTER_AREA
+        )
+    )
 
 
 def blurred(img: np.ndarray) -> np.ndarray:
-    """The deletion fill / insertion start: Gaussian blur with sigma = 1/16 of the image's longer side."""
+    """The deletion fill / insertion start: Gaussian blur with sigma = 1/16 of the image's longer
+    side."""
     return cv2.GaussianBlur(img, (0, 0), sigmaX=max(img.shape[:2]) / 16.0)
 
 
@@ -168,7 +207,9 @@ def timed_explain(method: Explainer, t: Triplet, nets: ComparisonNets):
     return ex, time.perf_counter() - start
 
 
-def game_scores(V, sal: np.ndarray, t: Triplet, threshold: float, flip_steps: int, rng: np.random.Generator) -> dict:
+def game_scores(
+    V, sal: np.ndarray, t: Triplet, threshold: float, flip_steps: int, rng: np.random.Generator
+) -> dict:
     """Hit curve, its area and the flip point of one map on one twin triplet."""
     curve = hit_curve(sal, t.region, HIT_FRACTIONS)
     fr = np.linspace(0.0, 1.0, flip_steps + 1)
@@ -176,20 +217,31 @@ def game_scores(V, sal: np.ndarray, t: Triplet, threshold: float, flip_steps: in
     imgs = replace_top(t.probe, t.nonmate, order, pixel_counts(sal.size, fr, at_least_one=False))
     s = similarities(V, imgs, [t.nonmate])[:, 0]
     flip = first_crossing(fr, s, threshold, above=True)
-    return {"hit_curve": curve.tolist(), "hit_area": curve_area(HIT_FRACTIONS, curve),
-            "hit_at_10": float(curve[list(HIT_FRACTIONS).index(0.1)]), "flip": 1.0 if flip is None else flip,
-            "flipped": flip is not None, "region_share": float(t.region.mean())}
+    return {
+        "hit_curve": curve.tolist(),
+        "hit_area": curve_area(HIT_FRACTIONS, curve),
+        "hit_at_10": float(curve[list(HIT_FRACTIONS).index(0.1)]),
+        "flip": 1.0 if flip is None else flip,
+        "flipped": flip is not None,
+        "region_share": float(t.region.mean()),
+    }
 
 
 def delins_scores(V, sal: np.ndarray, t: Triplet, steps: int, rng: np.random.Generator) -> dict:
-    """Deletion / insertion AUCs of s(., mate) (genuine) and s(., non-mate) (impostor) for one map."""
+    """Deletion / insertion AUCs of s(., mate) (genuine) and s(., non-mate) (impostor) for one
+    map."""
     fr = np.linspace(0.0, 1.0, steps + 1)
     order = pixel_order(sal, rng)
     counts = pixel_counts(sal.size, fr, at_least_one=False)
     fill = blurred(t.probe)
-    imgs = np.concatenate([replace_top(t.probe, fill, order, counts), replace_top(fill, t.probe, order, counts)])
+    imgs = np.concatenate(
+        [replace_top(t.probe, fill, order, counts), replace_top(fill, t.probe, order, counts)]
+    )
     s = similarities(V, imgs, [t.mate, t.nonmate])
-    d, i = s[:steps + 1], s[steps + 1:]
-    return {"genuine_deletion": trapezoid_auc(fr, d[:, 0]), "genuine_insertion": trapezoid_auc(fr, i[:, 0]),
-            "impostor_deletion": trapezoid_auc(fr, d[:, 1]), "impostor_insertion": trapezoid_auc(fr, i[:, 1])}
-
+    d, i = s[: steps + 1], s[steps + 1 :]
+    return {
+        "genuine_deletion": trapezoid_auc(fr, d[:, 0]),
+        "genuine_insertion": trapezoid_auc(fr, i[:, 0]),
+        "impostor_deletion": trapezoid_auc(fr, d[:, 1]),
+        "impostor_insertion": trapezoid_auc(fr, i[:, 1]),
+    }

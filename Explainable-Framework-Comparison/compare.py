@@ -1,4 +1,5 @@
-"""Compare Sim2Word with xCos, xFR and generic saliency on one benchmark: prints and writes the table.
+"""Compare Sim2Word with xCos, xFR and generic saliency on one benchmark: prints and writes the
+table.
 
 One command explains the same triplets with every method and the same
 networks, scores every map (``benchmark.py`` describes the protocol,
@@ -14,8 +15,10 @@ image pairs of the demo split's held-out identities (the images the demo
 networks were evaluated on), ``--threshold`` overrides it.
 
 Example:
-    OMP_NUM_THREADS=1 nice -n 10 python Explainable-Framework-Comparison/compare.py --pairs 40 --num-masks 500
+    OMP_NUM_THREADS=1 nice -n 10 python Explainable-Framework-Comparison/compare.py --pairs 40
+    --num-masks 500
 """
+
 from __future__ import annotations
 
 import argparse
@@ -40,62 +43,147 @@ from utils.face_world.demo_training import WorldSplit
 from utils.faces.image_io import read_image
 from utils.experiments.saliency_metrics import eer_threshold
 from utils.base.seeding import seed_everything
+from utils.run import cli
 
-DEFAULT_REAL = Path(os.environ.get("SIM2WORD_SHARED", _paths.REPO_ROOT.parent / "shared")) / "data" / "real_faces"
+DEFAULT_REAL = (
+    Path(os.environ.get("SIM2WORD_SHARED", _paths.REPO_ROOT.parent / "shared"))
+    / "data"
+    / "real_faces"
+)
 MASK_METHODS = ("RISE-sim", "xFR-blackbox")
-ORDER = ("Sim2Word-top1", "Sim2Word-union", "xCos", "xFR-whitebox", "xFR-blackbox", "GradCAM-sim", "RISE-sim", "random")
+ORDER = (
+    "Sim2Word-top1",
+    "Sim2Word-union",
+    "xCos",
+    "xFR-whitebox",
+    "xFR-blackbox",
+    "GradCAM-sim",
+    "RISE-sim",
+    "random",
+)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = cli.make_parser(__doc__, "Exit status: 0 done, 2 usage error.")
+    cli.add_flag(
+        p,
+        "--methods",
+        nargs="+",
+        default=[m for m in ORDER if m in list_methods()],
+        help=f"methods to compare ({', '.join(list_methods())})",
+    )
+    cli.add_flags(
+        p,
+        [
+            ("--pairs", cli.positive_int, 40, "face-world twin triplets for the inpainting game"),
+            (
+                "--deletion-pairs",
+                cli.positive_int,
+                30,
+                "face-world triplets for deletion / insertion",
+            ),
+            (
+                "--real-pairs",
+                cli.non_negative_int,
+                20,
+                "real-photo triplets from --real-faces (0 = skip)",
+            ),
+            ("--real-faces", str, str(DEFAULT_REAL), "folder with pairs.csv and the real photos"),
+            (
+                "--num-masks",
+                cli.positive_int,
+                500,
+                "random masks per explanation (RISE-sim, xFR-blackbox)",
+            ),
+            (
+                "--flip-steps",
+                cli.positive_int,
+                50,
+                "steps of the decision-flip curve (50 = 2 %% of the pixels)",
+            ),
+            ("--deletion-steps", cli.positive_int, 32, "steps of the deletion / insertion curves"),
+            (
+                "--threshold",
+                cli.finite_float,
+                None,
+                "verification threshold (None: the held-out EER)",
+            ),
+            ("--figure-columns", cli.positive_int, 5, "twin triplets shown in fig4.png"),
+        ],
+    )
+    cli.add_flag(
+        p,
+        "--filter",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="keep only twin triplets whose mate is accepted and twin rejected by the net (as xFR)",
+    )
+    roles = (
+        ("verification", "FaceWorld-verification"),
+        ("recognition", "FaceWorld-recognition"),
+        ("attribute", "FaceWorld-attribute"),
+    )
+    nets = cli.add_network_flags(p, roles, layers=())
+    for role, _ in roles:
+        cli.add_hidden_alias(nets, f"--{role}", f"{role}_net")
+    cli.add_flags(
+        nets,
+        [
+            (
+                "--xcos-weights",
+                str,
+                str(_paths.REPO_ROOT / "pre-trained" / "face_world" / "xcos_attention.pth"),
+                "xCos attention head (train_xcos.py)",
+            )
+        ],
+    )
+    cli.add_flag(
+        nets,
+        "--random-weights",
+        action=argparse.BooleanOptionalAction,
+        default=False,
+        help="randomly initialised networks and xCos head (smoke tests only)",
+    )
+    cli.add_output_dir(
+        p,
+        OUTPUTS / "comparison",
+        "output folder (default: %(default)s; the committed results in "
+        "Explainable-Framework-Comparison/results are written only with --overwrite-committed)",
+    )
+    cli.add_flag(
+        p,
+        "--overwrite-committed",
+        action="store_true",
+        help="allow an --output-dir inside the repository but outside outputs/ (replaces committed "
+        "results)",
+    )
+    cli.add_compute_flags(p, "seed of the triplets, masks and tie-breaking")
+    return p
 
 
 def parse_args(argv=None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--methods", nargs="+", default=[m for m in ORDER if m in list_methods()], help=f"methods to compare ({', '.join(list_methods())})")
-    p.add_argument("--pairs", type=int, default=40, help="face-world twin triplets for the inpainting game")
-    p.add_argument("--deletion-pairs", type=int, default=30, help="face-world triplets for deletion / insertion")
-    p.add_argument("--real-pairs", type=int, default=20, help="real-photo triplets from --real-faces (0 = skip)")
-    p.add_argument("--real-faces", default=str(DEFAULT_REAL), help="folder with pairs.csv and the real photos")
-    p.add_argument("--num-masks", type=int, default=500, help="random masks per explanation (RISE-sim, xFR-blackbox)")
-    p.add_argument("--flip-steps", type=int, default=50, help="steps of the decision-flip curve (50 = 2 %% of the pixels)")
-    p.add_argument("--deletion-steps", type=int, default=32, help="steps of the deletion / insertion curves")
-    p.add_argument("--filter", action=argparse.BooleanOptionalAction, default=True,
-                   help="keep only twin triplets whose mate is accepted and twin rejected by the net (as xFR)")
-    p.add_argument("--threshold", type=float, default=None, help="verification threshold (default: held-out EER)")
-    p.add_argument("--verification", default="FaceWorld-verification", help="verification network name")
-    p.add_argument("--recognition", default="FaceWorld-recognition", help="recognition network name (Sim2Word)")
-    p.add_argument("--attribute", default="FaceWorld-attribute", help="attribute network name (Sim2Word)")
-    p.add_argument("--verification-weights", default=None, help="weights file (default: registered file)")
-    p.add_argument("--recognition-weights", default=None, help="weights file (default: registered file)")
-    p.add_argument("--attribute-weights", default=None, help="weights file (default: registered file)")
-    p.add_argument("--xcos-weights", default=str(_paths.REPO_ROOT / "pre-trained" / "face_world" / "xcos_attention.pth"),
-                   help="xCos attention head (train_xcos.py)")
-    p.add_argument("--random-weights", action=argparse.BooleanOptionalAction, default=False,
-                   help="randomly initialised networks and xCos head (smoke tests only)")
-    p.add_argument("--figure-columns", type=int, default=5, help="twin triplets shown in fig4.png")
-    p.add_argument("--output", default=str(OUTPUTS / "comparison"),
-                   help="output folder (default: %(default)s; the committed results in "
-                        "Explainable-Framework-Comparison/results are written only with "
-                        "--overwrite-committed)")
-    p.add_argument("--overwrite-committed", action="store_true",
-                   help="allow an --output inside the repository but outside outputs/ "
-                        "(replaces committed results)")
-    p.add_argument("--seed", type=int, default=0, help="seed of the triplets, masks and tie-breaking")
-    p.add_argument("--threads", type=int, default=1, help="torch CPU threads")
-    p.add_argument("--device", default="cpu", help="torch device, e.g. cpu or cuda:0")
-    args = p.parse_args(argv)
+    args = build_parser().parse_args(argv)
     try:
-        check_output_path(args.output, args.overwrite_committed)
+        check_output_path(args.output_dir, args.overwrite_committed)
     except CommittedOutputError as err:
-        p.error(str(err))  # exit 2, before any work
+        build_parser().error(str(err))  # exit 2, before any work
     return args
 
 
 def load_nets(args) -> ComparisonNets:
-    def net(name, weights):
-        return get_network(name, weights=False if args.random_weights else weights, device=args.device)
+    def net(role):
+        weights = False if args.random_weights else getattr(args, f"{role}_weights")
+        return get_network(
+            getattr(args, f"{role}_net"),
+            weights=weights,
+            device=args.device,
+            **(getattr(args, f"{role}_arch") or {}),
+        )
 
-    V = net(args.verification, args.verification_weights)
+    V = net("verification")
     need_s2w = any(m.startswith("Sim2Word") for m in args.methods)
-    R = net(args.recognition, args.recognition_weights) if need_s2w else None
-    A = net(args.attribute, args.attribute_weights) if need_s2w else None
+    R = net("recognition") if need_s2w else None
+    A = net("attribute") if need_s2w else None
     head = None
     if "xCos" in args.methods:
         if args.random_weights:
@@ -108,7 +196,8 @@ def load_nets(args) -> ComparisonNets:
 
 
 def heldout_threshold(V, seed: int) -> tuple[float, float, int]:
-    """EER threshold over all pairs of the demo split's held-out identities (4 images each, stream 2000)."""
+    """EER threshold over all pairs of the demo split's held-out identities (4 images each, stream
+    2000)."""
     split = WorldSplit(seed=seed)
     images, ids, _ = split.render_images(split.heldout_identities(), 4, stream=2000)
     emb = F.normalize(B.embed_images(V, list(images), 128), dim=1)
@@ -118,50 +207,59 @@ def heldout_threshold(V, seed: int) -> tuple[float, float, int]:
     return thr, eer, len(sims)
 
 
-def main(argv=None) -> int:
-    args = parse_args(argv)
-    for m in args.methods:
-        if m not in list_methods():
-            raise SystemExit(f"unknown method {m!r}; valid: {', '.join(list_methods())}")
-    seed_everything(args.seed, deterministic=False)
-    torch.set_num_threads(args.threads)
-    out = Path(args.output)
-    nets = load_nets(args)
-    V = nets.verification
-    if args.threshold is None:
-        thr, eer, n_pairs = heldout_threshold(V, args.seed)
-        thr_info = {"threshold": thr, "source": f"EER on {n_pairs} held-out face-world pairs", "eer": eer}
-    else:
-        thr_info = {"threshold": args.threshold, "source": "--threshold"}
-    thr = thr_info["threshold"]
-    print(f"verification threshold {thr:.4f} ({thr_info['source']})")
+def threshold_info(args, V) -> dict:
+    """The verification threshold and where it comes from (``--threshold`` or the held-out EER)."""
+    if args.threshold is not None:
+        return {"threshold": args.threshold, "source": "--threshold"}
+    thr, eer, n_pairs = heldout_threshold(V, args.seed)
+    return {"threshold": thr, "source": f"EER on {n_pairs} held-out face-world pairs", "eer": eer}
 
+
+def triplet_sets(args, V, thr: float) -> tuple[dict[str, list], B.Stats]:
+    """The benchmark's triplets: twin game, face-world deletion/insertion, real photos (if
+    found)."""
     sets = {}
     sets["game"], stats = B.twin_triplets(V, thr, args.pairs, args.seed, filter_=args.filter)
-    print(f"twin triplets: drew {stats.drawn}, kept {stats.kept} (mate rejected {stats.mate_rejected}, "
-          f"twin accepted {stats.twin_accepted}, no twin {stats.no_twin})")
+    print(
+        f"twin triplets: drew {stats.drawn}, kept {stats.kept} (mate rejected "
+        f"{stats.mate_rejected}, "
+        f"twin accepted {stats.twin_accepted}, no twin {stats.no_twin})"
+    )
     sets["fw"] = B.identity_triplets(args.deletion_pairs, args.seed)
     real_root = Path(args.real_faces)
     if args.real_pairs > 0 and (real_root / "pairs.csv").is_file():
-        sets["real"] = B.real_triplets(read_pair_list(real_root / "pairs.csv"), read_image, args.real_pairs, args.seed)
+        pairs = read_pair_list(real_root / "pairs.csv")
+        sets["real"] = B.real_triplets(pairs, read_image, args.real_pairs, args.seed)
     elif args.real_pairs > 0:
         print(f"no pairs.csv under {real_root}: real-photo columns skipped (set --real-faces)")
+    return sets, stats
 
-    methods = {m: create_method(m, **({"num_masks": args.num_masks, "seed": args.seed} if m in MASK_METHODS else {}))
-               for m in args.methods}
-    first = sets["game"][0] if sets["game"] else sets["fw"][0]
-    for m in methods.values():  # warm-up call, not timed (lazy allocations)
-        m.explain_full(first.probe, first.mate, first.nonmate, nets)
 
+def score_all(args, methods: dict, sets: dict, nets: ComparisonNets, thr: float):
+    """Explain and score every triplet with every method: per-triplet scores, seconds, figure
+    columns."""
+    V = nets.verification
     per: dict[str, dict[str, list]] = {m: {} for m in methods}
     seconds: dict[str, list[float]] = {m: [] for m in methods}
     fig_cols = []
-    total = sum(len(v) for v in sets.values()) * len(methods)
-    bar = tqdm(total=total, desc="explaining and scoring")
+    bar = tqdm(
+        total=sum(len(v) for v in sets.values()) * len(methods),
+        desc="explaining and scoring",
+        disable=not args.progress,
+    )
     for kind, triplets in sets.items():
         for ti, t in enumerate(triplets):
-            col = {"probe": t.probe, "nonmate": t.nonmate, "mate": t.mate, "region": t.region,
-                   "attribute": t.attribute, "maps": {}, "word": "-"} if kind == "game" and ti < args.figure_columns else None
+            col = None
+            if kind == "game" and ti < args.figure_columns:
+                col = {
+                    "probe": t.probe,
+                    "nonmate": t.nonmate,
+                    "mate": t.mate,
+                    "region": t.region,
+                    "attribute": t.attribute,
+                    "maps": {},
+                    "word": "-",
+                }
             for mi, (name, meth) in enumerate(methods.items()):
                 ex, sec = B.timed_explain(meth, t, nets)
                 seconds[name].append(sec)
@@ -180,31 +278,77 @@ def main(argv=None) -> int:
             if col is not None:
                 fig_cols.append(col)
     bar.close()
+    return per, seconds, fig_cols
 
+
+def table_rows(per: dict, seconds: dict) -> dict[str, dict[str, dict]]:
+    """rows[method][column] = mean/sem/n of every float score and of the seconds per explanation."""
     rows: dict[str, dict[str, dict]] = {}
-    for name in methods:
+    for name, kinds in per.items():
         cols = {}
-        for kind, scores in per[name].items():
+        for kind, scores in kinds.items():
             for key in scores[0]:
                 if isinstance(scores[0][key], float) and key not in ("region_share",):
                     cols[f"{kind}.{key}"] = report.summarise([s[key] for s in scores])
         cols["seconds"] = report.summarise(seconds[name])
         rows[name] = cols
+    return rows
+
+
+def main(argv=None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    unknown = [m for m in args.methods if m not in list_methods()]
+    if unknown:
+        parser.error(
+            f"unknown method(s) {', '.join(map(repr, unknown))}; valid: {', '.join(list_methods())}"
+        )
+    seed_everything(args.seed, deterministic=False)
+    torch.set_num_threads(args.threads)
+    out = Path(args.output_dir)
+    nets = load_nets(args)
+    thr_info = threshold_info(args, nets.verification)
+    thr = thr_info["threshold"]
+    print(f"verification threshold {thr:.4f} ({thr_info['source']})")
+    sets, stats = triplet_sets(args, nets.verification, thr)
+    methods = {
+        m: create_method(
+            m, **({"num_masks": args.num_masks, "seed": args.seed} if m in MASK_METHODS else {})
+        )
+        for m in args.methods
+    }
+    first = sets["game"][0] if sets["game"] else sets["fw"][0]
+    for m in methods.values():  # warm-up call, not timed (lazy allocations)
+        m.explain_full(first.probe, first.mate, first.nonmate, nets)
+    per, seconds, fig_cols = score_all(args, methods, sets, nets, thr)
+    rows = table_rows(per, seconds)
     region = float(np.mean([t.region.mean() for t in sets["game"]])) if sets["game"] else None
     chance = {} if region is None else {"game.hit_area": region, "game.hit_at_10": region}
     table = report.markdown_table(rows, chance)
-    print(table)
-    settings = {k: v for k, v in vars(args).items()}
-    atomic_write_text(out / "comparison.md", f"Command: `python Explainable-Framework-Comparison/compare.py "
-                      f"{' '.join(argv) if argv else ''}`\n\nThreshold: {thr:.4f} ({thr_info['source']}).\n\n"
-                      f"{table}\n")
-    atomic_write_json(out / "comparison.json", {
-        "settings": settings, "threshold": thr_info, "twin_filter": vars(stats),
-        "mean_region_share": region, "table": rows, "per_triplet": per,
-    })
+    print(table, end="")
+    settings = {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()}
+    command = f"python Explainable-Framework-Comparison/compare.py {' '.join(argv) if argv else ''}"
+    atomic_write_text(
+        out / "comparison.md",
+        f"Command: `{command}`\n\nThreshold: {thr:.4f} ({thr_info['source']}).\n\n{table}\n",
+    )
+    atomic_write_json(
+        out / "comparison.json",
+        {
+            "settings": settings,
+            "threshold": thr_info,
+            "twin_filter": vars(stats),
+            "mean_region_share": region,
+            "table": rows,
+            "per_triplet": per,
+        },
+    )
     if fig_cols:
         report.fig4(fig_cols, list(methods), out / "fig4.png")
-    print(f"wrote {out / 'comparison.md'}, {out / 'comparison.json'}" + (f", {out / 'fig4.png'}" if fig_cols else ""))
+    print(
+        f"wrote {out / 'comparison.md'}, {out / 'comparison.json'}"
+        + (f", {out / 'fig4.png'}" if fig_cols else "")
+    )
     return 0
 
 

@@ -8,7 +8,8 @@ identities (``utils.face_world.demo_training.WorldSplit``, a nuisance stream not
 the demo training) with an L1 (``--loss l1``, default) or squared loss
 between xCos and the true cosine. The head is then scored on all image pairs
 of the held-out identities (the split's verification set): ROC AUC, EER and
-10-fold accuracy (on all genuine pairs and as many random impostor pairs) of xCos next to plain cosine, and how closely xCos tracks the
+10-fold accuracy (on all genuine pairs and as many random impostor pairs) of xCos next to plain
+cosine, and how closely xCos tracks the
 cosine (mean absolute difference, Pearson r).
 
 Outputs go to ``outputs/xcos/`` by default; replacing the committed head
@@ -19,6 +20,7 @@ Outputs go to ``outputs/xcos/`` by default; replacing the committed head
 Example:
     OMP_NUM_THREADS=1 nice -n 10 python Explainable-Framework-Comparison/train_xcos.py
 """
+
 from __future__ import annotations
 
 import argparse
@@ -38,56 +40,98 @@ from utils.base.outputs import OUTPUTS, CommittedOutputError, check_output_path
 from utils.face_world.demo_training import WorldSplit
 from utils.experiments.saliency_metrics import eer_threshold, kfold_accuracy
 from utils.base.seeding import seed_everything
+from utils.run import cli
 
-TRAIN_STREAM = 5000  # nuisance stream of the training images (demo training uses 0, evaluation 1000 / 2000)
-HELDOUT_STREAM = 2000  # the demo networks' own verification images (utils.face_world.demo_training.evaluate)
+TRAIN_STREAM = (
+    5000  # nuisance stream of the training images (demo training uses 0, evaluation 1000 / 2000)
+)
+HELDOUT_STREAM = (
+    2000  # the demo networks' own verification images (utils.face_world.demo_training.evaluate)
+)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = cli.make_parser(__doc__, "Exit status: 0 done, 2 usage error.")
+    nets = cli.add_network_flags(p, (("verification", "FaceWorld-verification"),), layers=())
+    cli.add_hidden_alias(nets, "--verification", "verification_net")
+    cli.add_flag(
+        nets,
+        "--random-weights",
+        action=argparse.BooleanOptionalAction,
+        default=False,
+        help="use a randomly initialised verification net (smoke tests only)",
+    )
+    cli.add_flags(
+        p,
+        [
+            (
+                "--output",
+                str,
+                str(OUTPUTS / "xcos" / "xcos_attention.pth"),
+                "where to write the head's weights (default: %(default)s; the committed head "
+                "pre-trained/face_world/xcos_attention.pth is replaced only with "
+                "--overwrite-committed)",
+            ),
+            (
+                "--metrics",
+                str,
+                str(OUTPUTS / "xcos" / "xcos_training.json"),
+                "where to write the held-out metrics (JSON; default: %(default)s; the committed "
+                "ones are in Explainable-Framework-Comparison/results)",
+            ),
+            ("--grid-layer", str, "bn2", "verification-net layer whose output is the feature grid"),
+            ("--images-per-identity", cli.positive_int, 8, "training images per training identity"),
+            (
+                "--heldout-per-identity",
+                cli.positive_int,
+                6,
+                "images per held-out identity (evaluation)",
+            ),
+            ("--steps", cli.positive_int, 1500, "optimisation steps"),
+            ("--lr", cli.positive_float, 1e-3, "Adam learning rate"),
+            ("--hidden", cli.positive_int, 64, "hidden width of the attention head"),
+        ],
+    )
+    cli.add_flag(
+        p,
+        "--overwrite-committed",
+        action="store_true",
+        help="allow --output/--metrics inside the repository but outside outputs/ (replaces "
+        "committed files)",
+    )
+    cli.add_batch_size(p, 256, "pairs per step (half genuine, half impostor)")
+    cli.add_flag(
+        p,
+        "--loss",
+        choices=("l1", "mse"),
+        default="l1",
+        help="regression loss between xCos and the cosine (default: %(default)s)",
+    )
+    cli.add_compute_flags(p, "seed of the split, the pairs and the initialisation")
+    return p
 
 
 def parse_args(argv=None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--verification", default="FaceWorld-verification", help="registered verification network name")
-    p.add_argument("--verification-weights", default=None,
-                   help="weights file of the verification net (default: its registered file under pre-trained/)")
-    p.add_argument("--random-weights", action=argparse.BooleanOptionalAction, default=False,
-                   help="use a randomly initialised verification net (smoke tests only)")
-    p.add_argument("--output", default=str(OUTPUTS / "xcos" / "xcos_attention.pth"),
-                   help="where to write the head's weights (default: %(default)s; the committed "
-                        "head pre-trained/face_world/xcos_attention.pth is replaced only with "
-                        "--overwrite-committed)")
-    p.add_argument("--metrics", default=str(OUTPUTS / "xcos" / "xcos_training.json"),
-                   help="where to write the held-out metrics (JSON; default: %(default)s; the "
-                        "committed ones are in Explainable-Framework-Comparison/results)")
-    p.add_argument("--overwrite-committed", action="store_true",
-                   help="allow --output/--metrics inside the repository but outside outputs/ "
-                        "(replaces committed files)")
-    p.add_argument("--grid-layer", default="bn2", help="verification-net layer whose output is the feature grid")
-    p.add_argument("--images-per-identity", type=int, default=8, help="training images per training identity")
-    p.add_argument("--heldout-per-identity", type=int, default=6, help="images per held-out identity (evaluation)")
-    p.add_argument("--steps", type=int, default=1500, help="optimisation steps")
-    p.add_argument("--batch-size", type=int, default=256, help="pairs per step (half genuine, half impostor)")
-    p.add_argument("--lr", type=float, default=1e-3, help="Adam learning rate")
-    p.add_argument("--hidden", type=int, default=64, help="hidden width of the attention head")
-    p.add_argument("--loss", choices=("l1", "mse"), default="l1", help="regression loss between xCos and the cosine")
-    p.add_argument("--seed", type=int, default=0, help="seed of the split, the pairs and the initialisation")
-    p.add_argument("--threads", type=int, default=1, help="torch CPU threads")
-    p.add_argument("--device", default="cpu", help="torch device, e.g. cpu or cuda:0")
-    args = p.parse_args(argv)
+    args = build_parser().parse_args(argv)
     try:
         for path in (args.output, args.metrics):
             check_output_path(path, args.overwrite_committed)
     except CommittedOutputError as err:
-        p.error(str(err))  # exit 2, before any work
+        build_parser().error(str(err))  # exit 2, before any work
     return args
 
 
 def grids_of(V, split: WorldSplit, identities: list, per_identity: int, stream: int, layer: str):
-    """Render, embed and grab the grids: embeddings (N, D), grids (N, C, h, w), identity ids (N,)."""
+    """Render, embed and grab the grids: embeddings (N, D), grids (N, C, h, w), identity ids
+    (N,)."""
     images, ids, _ = split.render_images(identities, per_identity, stream=stream)
     emb, grids = embed_with_grid(V, V.preprocess(list(images)), layer)
     return emb, grids, ids
 
 
-def sample_pairs(ids: np.ndarray, n: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+def sample_pairs(
+    ids: np.ndarray, n: int, rng: np.random.Generator
+) -> tuple[np.ndarray, np.ndarray]:
     """n index pairs, the first half genuine (same id, different image), the rest impostor."""
     by_id = {i: np.flatnonzero(ids == i) for i in np.unique(ids)}
     keys = np.array(list(by_id))
@@ -114,21 +158,33 @@ def evaluate(head, emb, grids, ids, batch: int = 4096) -> dict:
     xs = []
     with torch.inference_mode():
         for s in range(0, len(labels), batch):
-            i, j = torch.from_numpy(iu[0][s:s + batch]), torch.from_numpy(iu[1][s:s + batch])
+            i, j = torch.from_numpy(iu[0][s : s + batch]), torch.from_numpy(iu[1][s : s + batch])
             xs.append(xcos(grids[i], grids[j], head)[0])
     xc = torch.cat(xs).numpy()
     gen = np.flatnonzero(labels == 1)
     imp = np.random.default_rng(0).choice(np.flatnonzero(labels == 0), size=len(gen), replace=False)
     balanced = np.concatenate([gen, imp])  # accuracy on as many impostor as genuine pairs
-    out = {"pairs": {"genuine": int(labels.sum()), "impostor": int((1 - labels).sum()),
-                     "balanced_for_accuracy": int(len(balanced))}}
+    out = {
+        "pairs": {
+            "genuine": int(labels.sum()),
+            "impostor": int((1 - labels).sum()),
+            "balanced_for_accuracy": int(len(balanced)),
+        }
+    }
     for name, s in (("cosine", cos), ("xcos", xc)):
         thr, eer = eer_threshold(labels, s)
         acc, std = kfold_accuracy(labels[balanced], s[balanced], folds=10)
-        out[name] = {"auc": float(roc_auc_score(labels, s)), "eer": eer, "eer_threshold": thr,
-                     "accuracy_10fold": acc, "accuracy_10fold_std": std}
-    out["xcos_vs_cosine"] = {"mean_abs_diff": float(np.abs(xc - cos).mean()),
-                             "pearson_r": float(np.corrcoef(xc, cos)[0, 1])}
+        out[name] = {
+            "auc": float(roc_auc_score(labels, s)),
+            "eer": eer,
+            "eer_threshold": thr,
+            "accuracy_10fold": acc,
+            "accuracy_10fold_std": std,
+        }
+    out["xcos_vs_cosine"] = {
+        "mean_abs_diff": float(np.abs(xc - cos).mean()),
+        "pearson_r": float(np.corrcoef(xc, cos)[0, 1]),
+    }
     return out
 
 
@@ -136,22 +192,37 @@ def main(argv=None) -> int:
     args = parse_args(argv)
     seed_everything(args.seed, deterministic=False)
     torch.set_num_threads(args.threads)
-    V = get_network(args.verification, weights=False if args.random_weights else args.verification_weights,
-                    device=args.device)
+    V = get_network(
+        args.verification_net,
+        weights=False if args.random_weights else args.verification_weights,
+        device=args.device,
+        **(args.verification_arch or {}),
+    )
     split = WorldSplit(seed=args.seed)
     t0 = time.time()
-    emb, grids, ids = grids_of(V, split, split.identities(), args.images_per_identity, TRAIN_STREAM, args.grid_layer)
-    h_emb, h_grids, h_ids = grids_of(V, split, split.heldout_identities(), args.heldout_per_identity,
-                                     HELDOUT_STREAM, args.grid_layer)
-    print(f"features of {len(ids)} training and {len(h_ids)} held-out images: grid {tuple(grids.shape[1:])} "
-          f"({time.time() - t0:.0f} s)")
+    emb, grids, ids = grids_of(
+        V, split, split.identities(), args.images_per_identity, TRAIN_STREAM, args.grid_layer
+    )
+    h_emb, h_grids, h_ids = grids_of(
+        V,
+        split,
+        split.heldout_identities(),
+        args.heldout_per_identity,
+        HELDOUT_STREAM,
+        args.grid_layer,
+    )
+    print(
+        f"features of {len(ids)} training and {len(h_ids)} held-out images: grid "
+        f"{tuple(grids.shape[1:])} "
+        f"({time.time() - t0:.0f} s)"
+    )
     head = XCosAttention(grids.shape[1], args.hidden, args.grid_layer)
     opt = torch.optim.Adam(head.parameters(), lr=args.lr)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, args.steps)
     rng = np.random.default_rng([args.seed, 11])
     e = F.normalize(emb, dim=1)
     head.train()
-    bar = tqdm(range(args.steps), desc="xCos head")
+    bar = tqdm(range(args.steps), desc="xCos head", disable=not args.progress)
     for step in bar:
         a, b = (torch.from_numpy(v) for v in sample_pairs(ids, args.batch_size, rng))
         target = (e[a] * e[b]).sum(1)
@@ -164,17 +235,30 @@ def main(argv=None) -> int:
         if step % 50 == 0:
             bar.set_postfix(loss=f"{float(loss.detach()):.4f}")
     head.eval()
-    metrics = {"settings": vars(args), "train_images": int(len(ids)), "heldout_images": int(len(h_ids)),
-               "heldout": evaluate(head, h_emb, h_grids, h_ids), "seconds": round(time.time() - t0, 1)}
-    save_head(head, args.output, {"verification_net": args.verification, "loss": args.loss})
+    metrics = {
+        "settings": vars(args),
+        "train_images": int(len(ids)),
+        "heldout_images": int(len(h_ids)),
+        "heldout": evaluate(head, h_emb, h_grids, h_ids),
+        "seconds": round(time.time() - t0, 1),
+    }
+    save_head(head, args.output, {"verification_net": args.verification_net, "loss": args.loss})
     atomic_write_json(args.metrics, metrics)
     m = metrics["heldout"]
-    print(f"held-out identities ({m['pairs']['genuine']} genuine / {m['pairs']['impostor']} impostor pairs):")
+    print(
+        f"held-out identities ({m['pairs']['genuine']} genuine / {m['pairs']['impostor']} "
+        "impostor pairs):"
+    )
     for name in ("cosine", "xcos"):
         r = m[name]
-        print(f"  {name:7s} AUC {r['auc']:.4f}  EER {r['eer']:.4f}  10-fold accuracy "
-              f"{r['accuracy_10fold']:.4f} +- {r['accuracy_10fold_std']:.4f}")
-    print(f"  |xCos - cos| mean {m['xcos_vs_cosine']['mean_abs_diff']:.4f}, Pearson r {m['xcos_vs_cosine']['pearson_r']:.4f}")
+        print(
+            f"  {name:7s} AUC {r['auc']:.4f}  EER {r['eer']:.4f}  10-fold accuracy "
+            f"{r['accuracy_10fold']:.4f} +- {r['accuracy_10fold_std']:.4f}"
+        )
+    print(
+        f"  |xCos - cos| mean {m['xcos_vs_cosine']['mean_abs_diff']:.4f}, Pearson r "
+        f"{m['xcos_vs_cosine']['pearson_r']:.4f}"
+    )
     print(f"wrote {args.output} and {args.metrics}")
     return 0
 

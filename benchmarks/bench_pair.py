@@ -27,12 +27,17 @@ Example:
     OMP_NUM_THREADS=2 nice -n 10 python benchmarks/bench_pair.py --pairs 2
     python benchmarks/bench_pair.py --pairs 2 --threads 1 --clock cpu --verification-net dlib-ResNet29 SFace
 """
+
 from __future__ import annotations
 
+try:  # run as a file: this folder is on sys.path, the repository root not yet (see _bootstrap.py)
+    import _bootstrap  # noqa: F401
+except ModuleNotFoundError:  # imported with the repository root on sys.path (tests, python -m)
+    _bootstrap = None
 import argparse
 import cProfile
 import datetime as dt
-import json
+from functools import partial
 import os
 import platform
 import pstats
@@ -44,49 +49,100 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from benchmarks.common import calibrate_batchnorm, calibration_batch, face_pairs
+from benchmarks.reference import ReferenceSim2Word, compare_records
+from utils.explain.sim2word import (
+    PAPER_THETA,
+    PairExplanation,
+    Sim2WordConfig,
+    Sim2WordNets,
+    explain_pair,
+)
+from utils.base.tables import format_table
+from utils.run import cli
+from utils.run.folder import UsageError
+from utils.run.networks import resolve_device
+from utils.run.records import make_record
+
 REPO_ROOT = Path(__file__).resolve().parents[1]
-if str(REPO_ROOT) not in sys.path:  # run as a script from anywhere
-    sys.path.insert(0, str(REPO_ROOT))
-
-from benchmarks.common import calibrate_batchnorm, calibration_batch, face_pairs  # noqa: E402
-from benchmarks.reference import ReferenceSim2Word, compare_records  # noqa: E402
-from utils.run.records import make_record  # noqa: E402
-from utils.explain.sim2word import PairExplanation, Sim2WordConfig, Sim2WordNets, explain_pair  # noqa: E402
-
 DEFAULT_OUT = REPO_ROOT / "benchmarks" / "results"
 
 
+def build_parser() -> argparse.ArgumentParser:
+    p = cli.make_parser(
+        __doc__.split("\n\n")[0], "Exit status: 0 done, 1 engine and reference records differ."
+    )
+    cli.add_flags(
+        p,
+        [
+            ("--pairs", cli.positive_int, 2, "number of pairs timed per verification net"),
+            ("--size", cli.positive_int, 250, "raw image side in pixels, >= 16"),
+            ("--recognition-net", str, "VGGFace2", "registered name of R"),
+            ("--attribute-net", str, "attribute-net", "registered name of A"),
+            ("--threads", cli.positive_int, None, "torch intra-op threads on CPU (None: torch's)"),
+            (
+                "--tol",
+                cli.positive_float,
+                1e-4,
+                "max abs difference allowed between (a) and (b) records",
+            ),
+        ],
+    )
+    cli.add_flag(
+        p,
+        "--verification-nets",
+        aliases=("--verification-net",),
+        nargs="+",
+        default=["ArcFace-r50", "ArcFace-r100"],
+        help="registered names of V, one table row each; nets with package weights "
+        "(dlib-ResNet29, SFace) use them (default: %(default)s)",
+    )
+    cli.add_device(p)
+    cli.add_flag(
+        p,
+        "--clock",
+        choices=tuple(CLOCK),
+        default="wall",
+        help="wall: elapsed seconds; cpu: CPU seconds of the process (all threads), robust to "
+        "other "
+        "processes on a shared machine (use with --threads 1; CUDA: use wall) (default: "
+        "%(default)s)",
+    )
+    cli.add_batch_size(p, 32, "images per verification forward")
+    cli.add_thresh(p, PAPER_THETA, "a pixel is erased where J[j] > thresh")
+    cli.add_seed(p, "seed of weights and faces")
+    for flag, text in (
+        (
+            "--reference",
+            "time (b) and check (a) == (b); --no-reference for a quick engine-vs-floor run",
+        ),
+        (
+            "--amp",
+            "also time the engine with bf16 autocast on the verification forwards and report "
+            "the max abs change of the similarities",
+        ),
+        ("--profile", "cProfile one extra engine pair per V and print the top functions"),
+    ):
+        cli.add_flag(
+            p,
+            flag,
+            action=argparse.BooleanOptionalAction,
+            default=flag == "--reference",
+            help=f"{text} (default: %(default)s)",
+        )
+    cli.add_output_dir(
+        p,
+        DEFAULT_OUT,
+        "folder of the result files bench-<date>.json/.md (default: <repo>/benchmarks/results)",
+    )
+    return p
+
+
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter,
-                                epilog="Exit status: 0 done, 1 engine and reference records differ.")
-    p.add_argument("--pairs", type=int, default=2, help="number of pairs timed per verification net (default: %(default)s)")
-    p.add_argument("--size", type=int, default=250, help="raw image side in pixels (default: %(default)s)")
-    p.add_argument("--recognition-net", default="VGGFace2", help="registered name of R (default: %(default)s)")
-    p.add_argument("--attribute-net", default="attribute-net", help="registered name of A (default: %(default)s)")
-    p.add_argument("--verification-nets", "--verification-net", nargs="+", default=["ArcFace-r50", "ArcFace-r100"],
-                   help="registered names of V, one table row each; nets with package weights (dlib-ResNet29, "
-                        "SFace) use them (default: %(default)s)")
-    p.add_argument("--device", default=None, help="cpu or cuda[:N] (default: cuda when available, else cpu)")
-    p.add_argument("--threads", type=int, default=None, help="torch intra-op threads on CPU (default: torch's)")
-    p.add_argument("--clock", choices=tuple(CLOCK), default="wall",
-                   help="wall: elapsed seconds; cpu: CPU seconds of the process (all threads), robust to other "
-                        "processes on a shared machine (use with --threads 1; CUDA: use wall) (default: %(default)s)")
-    p.add_argument("--batch-size", type=int, default=32, help="images per verification forward (default: %(default)s)")
-    p.add_argument("--thresh", type=float, default=0.6, help="erasing threshold theta (default: %(default)s)")
-    p.add_argument("--seed", type=int, default=0, help="seed of weights and faces (default: %(default)s)")
-    p.add_argument("--tol", type=float, default=1e-4, help="max abs difference allowed between (a) and (b) records (default: %(default)s)")
-    p.add_argument("--reference", action=argparse.BooleanOptionalAction, default=True,
-                   help="time (b) and check (a) == (b); --no-reference for a quick engine-vs-floor run (default: %(default)s)")
-    p.add_argument("--amp", action=argparse.BooleanOptionalAction, default=False,
-                   help="also time the engine with bf16 autocast on the verification forwards and report the "
-                        "max abs change of the similarities (default: %(default)s)")
-    p.add_argument("--profile", action=argparse.BooleanOptionalAction, default=False,
-                   help="cProfile one extra engine pair per V and print the top functions (default: %(default)s)")
-    p.add_argument("--output-dir", default=str(DEFAULT_OUT),
-                   help="folder of the result files bench-<date>.json/.md (default: <repo>/benchmarks/results)")
+    p = build_parser()
     args = p.parse_args(argv)
-    if args.pairs < 1 or args.size < 16 or args.batch_size < 1:
-        p.error(f"--pairs and --batch-size must be >= 1 and --size >= 16, got {args.pairs}, {args.batch_size}, {args.size}")
+    if args.size < 16:
+        p.error(f"--size must be >= 16, got {args.size}")
     return args
 
 
@@ -113,8 +169,18 @@ def timed(fn, device: torch.device, clock: str = "wall"):
 
 
 def record(ex: PairExplanation, config: Sim2WordConfig, n: int, label: int, v_name: str) -> dict:
-    return make_record(ex, config, datasets="bench", recognition_net="R", attribute_net="A", verification_net=v_name,
-                       image_path1=f"{n}_1.png", image_path2=f"{n}_2.png", match=label, pair_index=n)
+    return make_record(
+        ex,
+        config,
+        datasets="bench",
+        recognition_net="R",
+        attribute_net="A",
+        verification_net=v_name,
+        image_path1=f"{n}_1.png",
+        image_path2=f"{n}_2.png",
+        match=label,
+        pair_index=n,
+    )
 
 
 def distinct_erased(ex: PairExplanation) -> list[np.ndarray]:
@@ -131,10 +197,15 @@ def distinct_erased(ex: PairExplanation) -> list[np.ndarray]:
     return out
 
 
-def floor_inputs(nets: Sim2WordNets, img1, img2, erased: list[np.ndarray], device: torch.device) -> list:
+def floor_inputs(
+    nets: Sim2WordNets, img1, img2, erased: list[np.ndarray], device: torch.device
+) -> list:
     R, A, V = nets.recognition, nets.attribute, nets.verification
-    return [R.preprocess([img1, img2]).to(device), A.preprocess([img1, img2]).to(device),
-            V.preprocess([img1, img2, *erased]).to(device)]
+    return [
+        R.preprocess([img1, img2]).to(device),
+        A.preprocess([img1, img2]).to(device),
+        V.preprocess([img1, img2, *erased]).to(device),
+    ]
 
 
 def floor_pass(nets: Sim2WordNets, inputs: list, batch_size: int) -> None:
@@ -164,9 +235,16 @@ def machine_info(device: torch.device) -> dict:
                 break
     except OSError:
         pass
-    info = {"date": dt.datetime.now().astimezone().isoformat(timespec="seconds"), "cpu": cpu,
-            "cpu_count": os.cpu_count(), "torch": torch.__version__, "threads": torch.get_num_threads(),
-            "python": platform.python_version(), "device": str(device), "platform": platform.platform()}
+    info = {
+        "date": dt.datetime.now().astimezone().isoformat(timespec="seconds"),
+        "cpu": cpu,
+        "cpu_count": os.cpu_count(),
+        "torch": torch.__version__,
+        "threads": torch.get_num_threads(),
+        "python": platform.python_version(),
+        "device": str(device),
+        "platform": platform.platform(),
+    }
     if device.type == "cuda":
         info["gpu"] = torch.cuda.get_device_name(device)
     return info
@@ -205,28 +283,46 @@ def bench_one_v(args, device, pairs, R, A, images, v_name: str) -> dict:
     nets = Sim2WordNets(R, A, V)
     config = Sim2WordConfig(thresh=args.thresh, batch_size=args.batch_size)
     amp_config = Sim2WordConfig(thresh=args.thresh, batch_size=args.batch_size, amp=True)
-    explain_pair(*pairs[0][:2], nets, Sim2WordConfig(thresh=args.thresh, calculate_similarity=False))  # warm-up
-    rows = {"a": [], "b": [], "c": [], "amp": [], "n_verified": [], "max_diff": 0.0, "amp_max_diff": 0.0,
-            "mismatches": []}
+    explain_pair(
+        *pairs[0][:2], nets, Sim2WordConfig(thresh=args.thresh, calculate_similarity=False)
+    )  # warm-up
+    rows = {
+        "a": [],
+        "b": [],
+        "c": [],
+        "amp": [],
+        "n_verified": [],
+        "max_diff": 0.0,
+        "amp_max_diff": 0.0,
+        "mismatches": [],
+    }
     for n, (img1, img2, label) in enumerate(tqdm(pairs, desc=v_name, unit="pair")):
-        ex, ta = timed(lambda: explain_pair(img1, img2, nets, config, pair_index=n), device, args.clock)
-        rec_a, tr = timed(lambda: record(ex, config, n, label, v_name), device, args.clock)
+        ex, ta = timed(
+            partial(explain_pair, img1, img2, nets, config, pair_index=n), device, args.clock
+        )
+        rec_a, tr = timed(partial(record, ex, config, n, label, v_name), device, args.clock)
         rows["a"].append(ta + tr)
         rows["n_verified"].append(ex.n_verified)
         if args.reference:
             ref = ReferenceSim2Word(nets, config)
-            rx, tb = timed(lambda: ref(img1, img2, pair_index=n), device, args.clock)
+            rx, tb = timed(partial(ref, img1, img2, pair_index=n), device, args.clock)
             rows["b"].append(tb + tr)
             worst, bad = compare_records(rec_a, record(rx, config, n, label, v_name), tol=args.tol)
             rows["max_diff"] = max(rows["max_diff"], worst)
             rows["mismatches"] += [f"pair {n}: {m}" for m in bad]
         inputs = floor_inputs(nets, img1, img2, distinct_erased(ex), device)
-        _, tc = timed(lambda: floor_pass(nets, inputs, args.batch_size), device, args.clock)
+        _, tc = timed(partial(floor_pass, nets, inputs, args.batch_size), device, args.clock)
         rows["c"].append(tc)
         if args.amp:
-            ex_amp, tamp = timed(lambda: explain_pair(img1, img2, nets, amp_config, pair_index=n), device, args.clock)
+            ex_amp, tamp = timed(
+                partial(explain_pair, img1, img2, nets, amp_config, pair_index=n),
+                device,
+                args.clock,
+            )
             rows["amp"].append(tamp)
-            diff = np.abs(similarities(record(ex_amp, amp_config, n, label, v_name)) - similarities(rec_a)).max()
+            diff = np.abs(
+                similarities(record(ex_amp, amp_config, n, label, v_name)) - similarities(rec_a)
+            ).max()
             rows["amp_max_diff"] = max(rows["amp_max_diff"], float(diff))
     if args.profile:
         prof = cProfile.Profile()
@@ -239,42 +335,76 @@ def bench_one_v(args, device, pairs, R, A, images, v_name: str) -> dict:
 def summarise(v_name: str, rows: dict) -> dict:
     mean = lambda xs: float(np.mean(xs)) if xs else None  # noqa: E731
     a, b, c = mean(rows["a"]), mean(rows["b"]), mean(rows["c"])
-    out = {"verification_net": v_name, "pairs": len(rows["a"]), "engine_s": a, "reference_s": b, "floor_s": c,
-           "speedup_b_over_a": b / a if b else None, "overhead_a_over_c": a / c,
-           "verified_images_per_pair": mean(rows["n_verified"]), "max_abs_diff_a_b": rows["max_diff"] if b else None,
-           "engine_s_per_pair_all": rows["a"], "reference_s_per_pair_all": rows["b"], "floor_s_per_pair_all": rows["c"]}
+    out = {
+        "verification_net": v_name,
+        "pairs": len(rows["a"]),
+        "engine_s": a,
+        "reference_s": b,
+        "floor_s": c,
+        "speedup_b_over_a": b / a if b else None,
+        "overhead_a_over_c": a / c,
+        "verified_images_per_pair": mean(rows["n_verified"]),
+        "max_abs_diff_a_b": rows["max_diff"] if b else None,
+        "engine_s_per_pair_all": rows["a"],
+        "reference_s_per_pair_all": rows["b"],
+        "floor_s_per_pair_all": rows["c"],
+    }
     if rows["amp"]:
-        out.update({"engine_amp_s": mean(rows["amp"]), "amp_max_abs_sim_diff": rows["amp_max_diff"]})
+        out.update(
+            {"engine_amp_s": mean(rows["amp"]), "amp_max_abs_sim_diff": rows["amp_max_diff"]}
+        )
     return out
 
 
 def markdown(results: list[dict], info: dict, command: str) -> str:
     amp = any("engine_amp_s" in r for r in results)
-    head = ["V", "pairs", "(a) engine s/pair", "(b) reference s/pair", "(c) floor s/pair", "speedup b/a",
-            "overhead a/c", "images verified/pair", "max abs diff a-b"]
+    head = [
+        "V",
+        "pairs",
+        "(a) engine s/pair",
+        "(b) reference s/pair",
+        "(c) floor s/pair",
+        "speedup b/a",
+        "overhead a/c",
+        "images verified/pair",
+        "max abs diff a-b",
+    ]
     if amp:
         head += ["engine bf16 s/pair", "bf16 max abs sim diff"]
     fmt = lambda x, f=".2f": "-" if x is None else format(x, f)  # noqa: E731
-    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    rows = []
     for r in results:
-        cells = [r["verification_net"], str(r["pairs"]), fmt(r["engine_s"]), fmt(r["reference_s"]), fmt(r["floor_s"]),
-                 fmt(r["speedup_b_over_a"], ".1f") + ("x" if r["speedup_b_over_a"] else ""),
-                 fmt(r["overhead_a_over_c"]) + "x", fmt(r["verified_images_per_pair"], ".1f"),
-                 fmt(r["max_abs_diff_a_b"], ".1e")]
+        cells = [
+            r["verification_net"],
+            str(r["pairs"]),
+            fmt(r["engine_s"]),
+            fmt(r["reference_s"]),
+            fmt(r["floor_s"]),
+            fmt(r["speedup_b_over_a"], ".1f") + ("x" if r["speedup_b_over_a"] else ""),
+            fmt(r["overhead_a_over_c"]) + "x",
+            fmt(r["verified_images_per_pair"], ".1f"),
+            fmt(r["max_abs_diff_a_b"], ".1e"),
+        ]
         if amp:
             cells += [fmt(r.get("engine_amp_s")), fmt(r.get("amp_max_abs_sim_diff"), ".1e")]
-        lines.append("| " + " | ".join(cells) + " |")
-    meta = (f"Clock: {info['clock']} seconds  \nCommand: `{command}`  \nMachine: {info['cpu']}, {info['cpu_count']} cores, device {info['device']}"
-            f"{', ' + info['gpu'] if 'gpu' in info else ''}, torch {info['torch']} ({info['threads']} threads); "
-            f"load average before/after {info.get('load_before')} / {info.get('load_after')}  \nDate: {info['date']}")
-    return "\n".join(lines) + "\n\n" + meta + "\n"
+        rows.append(cells)
+    meta = (
+        f"Clock: {info['clock']} seconds  \nCommand: `{command}`  \nMachine: {info['cpu']}, "
+        f"{info['cpu_count']} cores, device {info['device']}"
+        f"{', ' + info['gpu'] if 'gpu' in info else ''}, torch {info['torch']} ({info['threads']} "
+        "threads); "
+        f"load average before/after {info.get('load_before')} / {info.get('load_after')}  \nDate: "
+        f"{info['date']}"
+    )
+    return format_table(head, rows) + "\n" + meta + "\n"
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    device = torch.device(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
-    if device.type == "cuda" and not torch.cuda.is_available():
-        print(f"--device {args.device}: CUDA is not available here; use --device cpu", file=sys.stderr)
+    try:
+        device = resolve_device(args.device)
+    except UsageError as err:
+        print(f"error: {err}", file=sys.stderr)
         return 2
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -290,7 +420,10 @@ def main(argv: list[str] | None = None) -> int:
         results.append(summarise(v_name, rows))
     info["load_after"] = load_average()
     if mismatches:
-        print(f"engine and reference records differ ({len(mismatches)} values), no speed table:", file=sys.stderr)
+        print(
+            f"engine and reference records differ ({len(mismatches)} values), no speed table:",
+            file=sys.stderr,
+        )
         print("\n".join(mismatches[:20]), file=sys.stderr)
         return 1
     command = "python benchmarks/bench_pair.py " + " ".join(sys.argv[1:] if argv is None else argv)
@@ -301,7 +434,8 @@ def main(argv: list[str] | None = None) -> int:
     stem = f"bench-{dt.datetime.now().strftime('%Y%m%d-%H%M%S')}-{device.type}"
     from utils.base.atomic import atomic_write_json, atomic_write_text
 
-    atomic_write_json(out / f"{stem}.json", {"machine": info, "args": vars(args), "results": results})
+    settings = {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()}
+    atomic_write_json(out / f"{stem}.json", {"machine": info, "args": settings, "results": results})
     atomic_write_text(out / f"{stem}.md", table)
     print(f"written: {out / stem}.json, .md")
     return 0

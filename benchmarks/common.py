@@ -1,4 +1,5 @@
-"""Shared set-up of the benchmark and of the reference-equivalence test: face pairs and sane random networks.
+"""Shared set-up of the benchmark and of the reference-equivalence test: face pairs and sane random
+networks.
 
 Random weights are enough to time the networks, but the masks (and so the
 number of erased images the verification net sees) depend on the values: a
@@ -10,12 +11,14 @@ images (a data-dependent init), so activations stay O(1) and maps, classes and
 embeddings depend on the input the way a trained net's do. It changes no
 architecture and no cost.
 """
+
 from __future__ import annotations
 
 import numpy as np
 import torch
 from torch import nn
 
+from utils.base.inference import device_of
 from utils.face_world import render, sample_identity, sample_nuisance
 
 
@@ -35,15 +38,23 @@ def face_pairs(n_pairs: int, size: int, seed: int = 0) -> list[tuple[np.ndarray,
     for p in range(n_pairs):
         a = int(rng.integers(1 << 30))
         b = a if p % 2 == 0 else int(rng.integers(1 << 30))
-        imgs = [render(sample_identity(ident), sample_nuisance(int(rng.integers(1 << 30))), size=size,
-                       with_masks=False).image for ident in (a, b)]
+        imgs = [
+            render(
+                sample_identity(ident),
+                sample_nuisance(int(rng.integers(1 << 30))),
+                size=size,
+                with_masks=False,
+            ).image
+            for ident in (a, b)
+        ]
         out.append((imgs[0], imgs[1], int(a == b)))
     return out
 
 
 @torch.no_grad()
 def calibrate_batchnorm(net: nn.Module, x: torch.Tensor) -> nn.Module:
-    """Set every BatchNorm's running mean/var from one train-mode forward of ``x``; returns ``net`` in eval mode.
+    """Set every BatchNorm's running mean/var from one train-mode forward of ``x``; returns ``net``
+    in eval mode.
 
     Args:
         net: the network (any mode; its other weights are untouched).
@@ -58,13 +69,13 @@ def calibrate_batchnorm(net: nn.Module, x: torch.Tensor) -> nn.Module:
     try:
         net(x)
     finally:
-        for m, mom in zip(bns, saved):
+        for m, mom in zip(bns, saved, strict=True):
             m.momentum = mom
         net.eval()
     return net
 
 
 def calibration_batch(net: nn.Module, images: list[np.ndarray]) -> torch.Tensor:
-    """``net.preprocess(images)`` on the net's device (the calibration input of :func:`calibrate_batchnorm`)."""
-    device = next(net.parameters()).device
-    return net.preprocess(images).to(device)
+    """``net.preprocess(images)`` on the net's device (the calibration input of
+    :func:`calibrate_batchnorm`)."""
+    return net.preprocess(images).to(device_of(net))

@@ -25,6 +25,7 @@ Example:
     >>> ex = reference_explain_pair(img1, img2, nets, Sim2WordConfig(), pair_index=0)
     >>> ref.counts   # forward / backward passes done by the last call
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -35,7 +36,13 @@ import torch
 from torch import nn
 
 from utils.explain.erasing import Eraser, resize_mask
-from utils.explain.sim2word import DirectionExplanation, PairExplanation, Sim2WordConfig, Sim2WordNets
+from utils.base.inference import device_of
+from utils.explain.sim2word import (
+    DirectionExplanation,
+    PairExplanation,
+    Sim2WordConfig,
+    Sim2WordNets,
+)
 
 
 @dataclass
@@ -54,7 +61,8 @@ def _minmax(a: np.ndarray) -> np.ndarray:
 
 
 class FullBackwardGradCAM:
-    """Grad-CAM / Grad-CAM++ as ``pytorch_grad_cam`` does it: one full forward + backward per target.
+    """Grad-CAM / Grad-CAM++ as ``pytorch_grad_cam`` does it: one full forward + backward per
+    target.
 
     Args:
         net: the network.
@@ -65,8 +73,11 @@ class FullBackwardGradCAM:
     def __init__(self, net: nn.Module, layer: str, method: str) -> None:
         self.net, self.layer, self.method = net, net.get_submodule(layer), method
 
-    def __call__(self, x: torch.Tensor, score_fn, out_size: tuple[int, int]) -> tuple[np.ndarray, object]:
-        """One image ``x`` (1, 3, H, W) and a score function of the outputs -> ((H, W) map in [0, 1], outputs)."""
+    def __call__(
+        self, x: torch.Tensor, score_fn, out_size: tuple[int, int]
+    ) -> tuple[np.ndarray, object]:
+        """One image ``x`` (1, 3, H, W) and a score function of the outputs -> ((H, W) map in [0,
+        1], outputs)."""
         store: dict[str, torch.Tensor] = {}
 
         def hook(module, inputs, output):
@@ -91,12 +102,16 @@ class FullBackwardGradCAM:
             denom = 2 * g**2 + a.sum(axis=(1, 2), keepdims=True) * g**3 + 1e-6
             w = (np.where(g != 0, g**2 / denom, 0.0) * np.maximum(g, 0)).sum(axis=(1, 2))
         cam = _minmax(np.maximum((w[:, None, None] * a).sum(axis=0), 0))  # Eq. 2, then scaled
-        resized = cv2.resize(cam.astype(np.float32), (out_size[1], out_size[0]), interpolation=cv2.INTER_LINEAR)
+        resized = cv2.resize(
+            cam.astype(np.float32), (out_size[1], out_size[0]), interpolation=cv2.INTER_LINEAR
+        )
         return resized.astype(np.float64), outputs
 
 
 def _class_set(logits: np.ndarray, config: Sim2WordConfig) -> list[int]:
-    order = sorted(range(len(logits)), key=lambda c: -logits[c])  # stable: ties keep the lower id first
+    order = sorted(
+        range(len(logits)), key=lambda c: -logits[c]
+    )  # stable: ties keep the lower id first
     if config.strategy == "threshold":
         p = np.exp(logits - logits.max())
         p /= p.sum()
@@ -121,15 +136,16 @@ class ReferenceSim2Word:
         self.nets, self.config = nets, config
         self.counts = PassCounts()
         R, A = nets.recognition, nets.attribute
-        self._cam_r = FullBackwardGradCAM(R, nets.recognition_layer or R.target_layer, config.heatmap_method)
-        self._cam_a = FullBackwardGradCAM(A, nets.attribute_layer or A.target_layer, config.heatmap_method)
-
-    def _device(self, net: nn.Module) -> torch.device:
-        return next(net.parameters()).device
+        self._cam_r = FullBackwardGradCAM(
+            R, nets.recognition_layer or R.target_layer, config.heatmap_method
+        )
+        self._cam_a = FullBackwardGradCAM(
+            A, nets.attribute_layer or A.target_layer, config.heatmap_method
+        )
 
     def _identity_map(self, img: np.ndarray, cls: int, size) -> np.ndarray:
         R = self.nets.recognition
-        x = R.preprocess([img]).to(self._device(R))
+        x = R.preprocess([img]).to(device_of(R))
         self.counts.forward["R"] += 1
         self.counts.backward["R"] += 1
         cam, _ = self._cam_r(x, lambda out: out[:, cls], size)
@@ -137,7 +153,7 @@ class ReferenceSim2Word:
 
     def _attribute_map(self, img: np.ndarray, j: int, size) -> tuple[np.ndarray, np.ndarray]:
         A = self.nets.attribute
-        x = A.preprocess([img]).to(self._device(A))
+        x = A.preprocess([img]).to(device_of(A))
         self.counts.forward["A"] += 1
         self.counts.backward["A"] += 1
         head = {}
@@ -154,10 +170,11 @@ class ReferenceSim2Word:
         V = self.nets.verification
         self.counts.forward["V"] += 1
         with torch.no_grad():
-            return V(V.preprocess([img]).to(self._device(V)))[0].double().cpu().numpy()
+            return V(V.preprocess([img]).to(device_of(V)))[0].double().cpu().numpy()
 
     def __call__(self, img1: np.ndarray, img2: np.ndarray, pair_index: int = 0) -> PairExplanation:
-        """Explain one pair; returns a :class:`PairExplanation` (maps as float32 at R's input size)."""
+        """Explain one pair; returns a :class:`PairExplanation` (maps as float32 at R's input
+        size)."""
         cfg, R = self.config, self.nets.recognition
         self.counts = PassCounts()
         size = tuple(R.preprocess.input_size)
@@ -165,7 +182,7 @@ class ReferenceSim2Word:
         for img in (img1, img2):
             self.counts.forward["R"] += 1
             with torch.no_grad():
-                logits = R(R.preprocess([img]).to(self._device(R)))[0].double().cpu().numpy()
+                logits = R(R.preprocess([img]).to(device_of(R)))[0].double().cpu().numpy()
             sets.append(_class_set(logits, cfg))
         same_top1 = sets[0][0] == sets[1][0]
         directions = []
@@ -195,13 +212,26 @@ class ReferenceSim2Word:
             if cfg.strategy == "threshold":
                 J = np.stack([_minmax(m) for m in J])
             f32 = lambda a: np.asarray(a, dtype=np.float32)  # noqa: E731
-            directions.append(DirectionExplanation(
-                side=side, H_t=f32(H_t), H_f=f32(H_f), H_d=f32(H_d), H_attr=f32(H_attr), J=f32(J),
-                masks=f32(J) > float(cfg.thresh), attr_class=np.array(classes, dtype=np.int64),
-                attr_conf=np.array(confs, dtype=np.float64),
-                eraser=Eraser(img, cfg.erasing_method, cfg.seed, pair_index, side)))
-        ex = PairExplanation(class1=sets[0], class2=sets[1], directions=(directions[0], directions[1]),
-                             same_top1=same_top1)
+            directions.append(
+                DirectionExplanation(
+                    side=side,
+                    H_t=f32(H_t),
+                    H_f=f32(H_f),
+                    H_d=f32(H_d),
+                    H_attr=f32(H_attr),
+                    J=f32(J),
+                    masks=f32(J) > float(cfg.thresh),
+                    attr_class=np.array(classes, dtype=np.int64),
+                    attr_conf=np.array(confs, dtype=np.float64),
+                    eraser=Eraser(img, cfg.erasing_method, cfg.seed, pair_index, side),
+                )
+            )
+        ex = PairExplanation(
+            class1=sets[0],
+            class2=sets[1],
+            directions=(directions[0], directions[1]),
+            same_top1=same_top1,
+        )
         if cfg.calculate_similarity:
             self._verify(ex, (img1, img2))
         return ex
@@ -212,7 +242,10 @@ class ReferenceSim2Word:
             return float(np.clip(a @ b / (na * nb), -1, 1)) if na > 0 and nb > 0 else 0.0
 
         e = [self._embed(img) for img in raws]
-        erased = [[self._embed(d.eraser(resize_mask(m, d.raw_shape))) for m in d.masks] for d in ex.directions]
+        erased = [
+            [self._embed(d.eraser(resize_mask(m, d.raw_shape))) for m in d.masks]
+            for d in ex.directions
+        ]
         ex.embeddings = np.stack(e).astype(np.float32)
         ex.erased_embeddings = np.array(erased, dtype=np.float32)
         ex.n_verified = 2 + sum(len(x) for x in erased)
@@ -221,16 +254,23 @@ class ReferenceSim2Word:
             own, other = e[d.side], e[1 - d.side]
             d.sim_own = np.array([cos(x, own) for x in erased[d.side]])
             d.sim_other = np.array([cos(x, other) for x in erased[d.side]])
-        ex.both_masked = np.array([cos(a, b) for a, b in zip(*erased)])
+        ex.both_masked = np.array([cos(a, b) for a, b in zip(*erased, strict=True)])
 
 
-def reference_explain_pair(img1: np.ndarray, img2: np.ndarray, nets: Sim2WordNets, config: Sim2WordConfig,
-                           pair_index: int = 0) -> PairExplanation:
+def reference_explain_pair(
+    img1: np.ndarray,
+    img2: np.ndarray,
+    nets: Sim2WordNets,
+    config: Sim2WordConfig,
+    pair_index: int = 0,
+) -> PairExplanation:
     """Functional form of :class:`ReferenceSim2Word` (same arguments as ``explain_pair``)."""
     return ReferenceSim2Word(nets, config)(img1, img2, pair_index)
 
 
-def compare_records(a: object, b: object, tol: float = 1e-4, where: str = "record") -> tuple[float, list[str]]:
+def compare_records(
+    a: object, b: object, tol: float = 1e-4, where: str = "record"
+) -> tuple[float, list[str]]:
     """Compare two JSON-like records: same keys, same strings/ints/bools, floats within ``tol``.
 
     Returns:
@@ -239,8 +279,10 @@ def compare_records(a: object, b: object, tol: float = 1e-4, where: str = "recor
     if isinstance(a, dict) and isinstance(b, dict):
         worst, bad = 0.0, []
         if set(a) != set(b):
-            bad.append(f"{where}: keys differ: only in first {sorted(set(a) - set(b))}, "
-                       f"only in second {sorted(set(b) - set(a))}")
+            bad.append(
+                f"{where}: keys differ: only in first {sorted(set(a) - set(b))}, "
+                f"only in second {sorted(set(b) - set(a))}"
+            )
         for k in sorted(set(a) & set(b), key=str):
             w, m = compare_records(a[k], b[k], tol, f"{where}[{k!r}]")
             worst, bad = max(worst, w), bad + m
@@ -249,12 +291,17 @@ def compare_records(a: object, b: object, tol: float = 1e-4, where: str = "recor
         if len(a) != len(b):
             return float("inf"), [f"{where}: lengths {len(a)} != {len(b)}"]
         worst, bad = 0.0, []
-        for i, (x, y) in enumerate(zip(a, b)):
+        for i, (x, y) in enumerate(zip(a, b, strict=True)):
             w, m = compare_records(x, y, tol, f"{where}[{i}]")
             worst, bad = max(worst, w), bad + m
         return worst, bad
     if isinstance(a, float) or isinstance(b, float):
-        if isinstance(a, bool) or isinstance(b, bool) or not isinstance(a, (int, float)) or not isinstance(b, (int, float)):
+        if (
+            isinstance(a, bool)
+            or isinstance(b, bool)
+            or not isinstance(a, (int, float))
+            or not isinstance(b, (int, float))
+        ):
             return float("inf"), [f"{where}: {a!r} vs {b!r}"]
         d = abs(float(a) - float(b))
         return d, ([f"{where}: {a!r} vs {b!r} (|diff| {d:.3g} > {tol:g})"] if not d <= tol else [])

@@ -13,29 +13,33 @@ Writes to ``--output``: ``auc_in_attributes.{json,csv,md}`` and
 ``failures-auc_in_attributes.jsonl``. Exit status: 0 all files used,
 3 some skipped, 2 usage error.
 """
+
 from __future__ import annotations
 
+try:  # run as a file: this folder is on sys.path, the repository root not yet (see _bootstrap.py)
+    import _bootstrap  # noqa: F401
+except ModuleNotFoundError:  # imported with the repository root on sys.path (tests, python -m)
+    _bootstrap = None
 import argparse
 import sys
-from pathlib import Path
 
-_REPO = Path(__file__).resolve().parents[1]
-if str(_REPO) not in sys.path:
-    sys.path.insert(0, str(_REPO))
-
-from models.attributes import ATTRIBUTES, NUM_ATTRIBUTES  # noqa: E402
-from utils.experiments import analysis as A  # noqa: E402
-from utils.base.atomic import atomic_write_json, atomic_write_text  # noqa: E402
+from utils.experiments import analysis as A
+from utils.run import cli
+from utils.base.atomic import atomic_write_json, atomic_write_text
 
 STEM = "auc_in_attributes"
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = cli.make_parser(__doc__)
     A.add_common_args(parser)
-    parser.add_argument("--sort", choices=("index", "auc"), default="index",
-                        help="row order: attribute index (METHOD.md order) or AUC ascending "
-                             "(largest drop first; n/a last) (default: %(default)s)")
+    parser.add_argument(
+        "--sort",
+        choices=("index", "auc"),
+        default="index",
+        help="row order: attribute index (METHOD.md order) or AUC ascending "
+        "(largest drop first; n/a last) (default: %(default)s)",
+    )
     return parser
 
 
@@ -44,32 +48,67 @@ def main(argv: list[str] | None = None) -> int:
     records, failures, n_files = A.load_from_args(args)
     out = A.output_dir(args)
     if not records:
-        print(f"error: none of the {n_files} files in {args.json_fold} is a usable record", file=sys.stderr)
+        print(
+            f"error: none of the {n_files} files in {args.json_fold} is a usable record",
+            file=sys.stderr,
+        )
         return A.finish(out, STEM, failures, n_files)
+    try:
+        vocab = A.common_vocabulary(records)
+    except A.RecordError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
     samples = A.sample_table(records)
     original = A.roc_summary(*A.original_samples(samples))
     rows = []
-    for j in range(NUM_ATTRIBUTES):
+    for j in range(len(vocab)):
         scores, labels, changed = A.attribute_samples(samples, j)
         summary = A.roc_summary(scores, labels)
-        delta = None if summary["auc"] is None or original["auc"] is None else summary["auc"] - original["auc"]
-        rows.append({"attribute": ATTRIBUTES[j], "index": j, "n_erased": changed, "delta_auc": delta, **summary})
+        delta = (
+            None
+            if summary["auc"] is None or original["auc"] is None
+            else summary["auc"] - original["auc"]
+        )
+        rows.append(
+            {
+                "attribute": vocab.attributes[j],
+                "index": j,
+                "n_erased": changed,
+                "delta_auc": delta,
+                **summary,
+            }
+        )
     if args.sort == "auc":
-        rows.sort(key=lambda r: (r["auc"] is None, r["auc"] if r["auc"] is not None else 0.0, r["index"]))
+        rows.sort(
+            key=lambda r: (r["auc"] is None, r["auc"] if r["auc"] is not None else 0.0, r["index"])
+        )
 
     header = ["Attribute", "n erased", "dAUC", *A.roc_header()]
     orig_row = ["Original", 0, None, *A.roc_cells(original, None)]
-    raw = [orig_row] + [[r["attribute"], r["n_erased"], r["delta_auc"], *A.roc_cells(r, None)] for r in rows]
-    shown = [[r[0], r[1], A.fmt(r[2]) if k else "", *(A.fmt(v) for v in r[3:])] for k, r in enumerate(raw)]
+    raw = [orig_row] + [
+        [r["attribute"], r["n_erased"], r["delta_auc"], *A.roc_cells(r, None)] for r in rows
+    ]
+    shown = [
+        [r[0], r[1], A.fmt(r[2]) if k else "", *(A.fmt(v) for v in r[3:])]
+        for k, r in enumerate(raw)
+    ]
     table = A.format_table(header, shown)
     print(f"\n{len(records)} pairs, {original['n_impostor']} impostor images\n{table}")
     atomic_write_text(out / f"{STEM}.md", table)
-    atomic_write_text(out / f"{STEM}.csv", A.csv_text(["attribute", "n_erased", "delta_auc", *A.roc_header()], raw))
-    atomic_write_json(out / f"{STEM}.json", {
-        "json_fold": str(args.json_fold), "n_files": n_files, "n_pairs": len(records),
-        "n_skipped": len(failures), "settings": A.distinct_settings(records),
-        "score": "1 - arccos(clip(s, -1, 1)) / pi", "Original": original, "attributes": rows,
-    })
+    atomic_write_text(
+        out / f"{STEM}.csv",
+        A.csv_text(["attribute", "n_erased", "delta_auc", *A.roc_header()], raw),
+    )
+    atomic_write_json(
+        out / f"{STEM}.json",
+        {
+            **A.report_header(args, records, failures, n_files),
+            "settings": A.distinct_settings(records),
+            "score": A.SCORE_RULE,
+            "Original": original,
+            "attributes": rows,
+        },
+    )
     print(f"wrote {out / STEM}.json/.csv/.md")
     return A.finish(out, STEM, failures, n_files)
 

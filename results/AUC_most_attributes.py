@@ -14,27 +14,28 @@ Writes to ``--output``: ``auc_most_attributes.{json,csv,md}``,
 ``roc_most_attributes.png`` and ``failures-auc_most_attributes.jsonl``.
 Exit status: 0 all files used, 3 some skipped, 2 usage error.
 """
+
 from __future__ import annotations
 
+try:  # run as a file: this folder is on sys.path, the repository root not yet (see _bootstrap.py)
+    import _bootstrap  # noqa: F401
+except ModuleNotFoundError:  # imported with the repository root on sys.path (tests, python -m)
+    _bootstrap = None
 import argparse
 import sys
-from pathlib import Path
 
-_REPO = Path(__file__).resolve().parents[1]
-if str(_REPO) not in sys.path:
-    sys.path.insert(0, str(_REPO))
-
-from utils.experiments import analysis as A  # noqa: E402
-from utils.base.atomic import atomic_write_json, atomic_write_text  # noqa: E402
-from utils.experiments.figures import roc_figure, save_figure  # noqa: E402
+from utils.base.atomic import atomic_write_json, atomic_write_text
+from utils.experiments import analysis as A
+from utils.experiments.figures import roc_figure, save_figure
+from utils.run import cli
 
 STEM = "auc_most_attributes"
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = cli.make_parser(__doc__)
     A.add_common_args(parser)
-    parser.add_argument("--dpi", type=int, default=100, help="resolution of the ROC plot (pixels per inch) (default: %(default)s)")
+    cli.add_figure_flags(parser, (6.0, 5.0), "ROC plot")
     return parser
 
 
@@ -43,7 +44,10 @@ def main(argv: list[str] | None = None) -> int:
     records, failures, n_files = A.load_from_args(args)
     out = A.output_dir(args)
     if not records:
-        print(f"error: none of the {n_files} files in {args.json_fold} is a usable record", file=sys.stderr)
+        print(
+            f"error: none of the {n_files} files in {args.json_fold} is a usable record",
+            file=sys.stderr,
+        )
         return A.finish(out, STEM, failures, n_files)
     table = A.sample_table(records)
     samples = {"Original": A.original_samples(table), "After": A.after_samples(table)}
@@ -51,26 +55,39 @@ def main(argv: list[str] | None = None) -> int:
 
     rows = [[name, *A.roc_cells(summary)] for name, summary in summaries.items()]
     text = A.format_table(["Method", *A.roc_header()], rows)
-    print(f"\n{len(records)} pairs ({summaries['Original']['n_genuine'] // 2} genuine, "
-          f"{summaries['Original']['n_impostor'] // 2} impostor), 2 samples per pair\n{text}")
+    print(
+        f"\n{len(records)} pairs ({summaries['Original']['n_genuine'] // 2} genuine, "
+        f"{summaries['Original']['n_impostor'] // 2} impostor), 2 samples per pair\n{text}"
+    )
     atomic_write_text(out / f"{STEM}.md", text)
-    atomic_write_text(out / f"{STEM}.csv", A.csv_text(
-        ["method", *A.roc_header()], [[name, *A.roc_cells(s, None)] for name, s in summaries.items()]))
-    atomic_write_json(out / f"{STEM}.json", {
-        "json_fold": str(args.json_fold), "n_files": n_files, "n_pairs": len(records),
-        "n_skipped": len(failures), "samples_per_pair": 2,
-        "settings": A.distinct_settings(records),
-        "score": "1 - arccos(clip(s, -1, 1)) / pi",
-        "tpr_rule": "max TPR over ROC points with FPR <= target (step, no interpolation)",
-        **summaries,
-    })
+    atomic_write_text(
+        out / f"{STEM}.csv",
+        A.csv_text(
+            ["method", *A.roc_header()],
+            [[name, *A.roc_cells(s, None)] for name, s in summaries.items()],
+        ),
+    )
+    atomic_write_json(
+        out / f"{STEM}.json",
+        {
+            **A.report_header(args, records, failures, n_files),
+            "samples_per_pair": 2,
+            "settings": A.distinct_settings(records),
+            "score": A.SCORE_RULE,
+            "tpr_rule": "max TPR over ROC points with FPR <= target (step, no interpolation)",
+            **summaries,
+        },
+    )
     curves = {}
     for name, (scores, labels) in samples.items():
         points = A.roc_points(scores, labels)
         if points is not None:
             curves[name] = (*points, summaries[name]["auc"])
-    fig = roc_figure(curves, f"Mask game: {len(records)} pairs")
-    print(f"wrote {save_figure(fig, out / 'roc_most_attributes.png', dpi=args.dpi)} and {out / STEM}.json/.csv/.md")
+    fig = roc_figure(curves, f"Mask game: {len(records)} pairs", figsize=tuple(args.figsize))
+    print(
+        f"wrote {save_figure(fig, out / 'roc_most_attributes.png', dpi=args.dpi)} and "
+        f"{out / STEM}.json/.csv/.md"
+    )
     return A.finish(out, STEM, failures, n_files)
 
 

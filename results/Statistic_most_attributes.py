@@ -15,32 +15,36 @@ Writes to ``--output``: ``top1_statistics.json``, ``top1_by_attribute.csv``,
 ``failures-top1_statistics.jsonl``. Exit status: 0 all files used,
 3 some skipped, 2 usage error.
 """
+
 from __future__ import annotations
 
+try:  # run as a file: this folder is on sys.path, the repository root not yet (see _bootstrap.py)
+    import _bootstrap  # noqa: F401
+except ModuleNotFoundError:  # imported with the repository root on sys.path (tests, python -m)
+    _bootstrap = None
 import argparse
 import sys
-from pathlib import Path
 
-_REPO = Path(__file__).resolve().parents[1]
-if str(_REPO) not in sys.path:
-    sys.path.insert(0, str(_REPO))
-
-from utils.experiments import analysis as A  # noqa: E402
-from utils.base.atomic import atomic_write_json, atomic_write_text  # noqa: E402
-from utils.experiments.figures import bar_figure, save_figure  # noqa: E402
+from utils.experiments import analysis as A
+from utils.base.atomic import atomic_write_json, atomic_write_text
+from utils.experiments.figures import bar_figure, save_figure
+from utils.run import cli
 
 STEM = "top1_statistics"
 _PAIRS = {"impostor": 0, "genuine": 1, "all": None}
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = cli.make_parser(__doc__)
     A.add_common_args(parser)
-    parser.add_argument("--pairs", choices=tuple(_PAIRS), default="impostor",
-                        help="which pairs to count (default: %(default)s, the paper's setting: match 0)")
-    parser.add_argument("--figsize", type=float, nargs=2, default=(10.0, 10.0), metavar=("W", "H"),
-                        help="bar chart size in inches (default: %(default)s)")
-    parser.add_argument("--dpi", type=int, default=100, help="bar chart pixels per inch (default: %(default)s)")
+    cli.add_flag(
+        parser,
+        "--pairs",
+        choices=tuple(_PAIRS),
+        default="impostor",
+        help="which pairs to count (default: %(default)s, the paper's setting: match 0)",
+    )
+    cli.add_figure_flags(parser, (10.0, 10.0), "bar chart")
     return parser
 
 
@@ -50,31 +54,79 @@ def main(argv: list[str] | None = None) -> int:
     out = A.output_dir(args)
     stats = A.top1_statistics(records, match=_PAIRS[args.pairs])
     by_attr = [r for r in stats["by_attribute"] if r["count"] > 0]
-    attr_table = A.format_table(["Attribute", "count", "fraction"],
-                                [[r["attribute"], r["count"], A.fmt(r["fraction"], 3)] for r in by_attr])
-    word_table = A.format_table(["Word", "Attribute", "count", "fraction"],
-                                [[r["word"], r["attribute"], r["count"], A.fmt(r["fraction"], 3)]
-                                 for r in stats["by_word"]], align="llrr")
-    print(f"\n{stats['n_pairs']} {args.pairs} pairs, {stats['n_images']} images, "
-          f"{stats['n_without_word']} without any present attribute recorded\n"
-          f"\nTop-1 by attribute (attributes never top-1 omitted)\n{attr_table}\nTop-1 by word\n{word_table}")
-    atomic_write_text(out / f"{STEM}.md", f"## Top-1 by attribute\n\n{attr_table}\n## Top-1 by word\n\n{word_table}")
-    atomic_write_text(out / "top1_by_attribute.csv", A.csv_text(
-        ["attribute", "index", "count", "fraction"],
-        [[r["attribute"], r["index"], r["count"], r["fraction"]] for r in stats["by_attribute"]]))
-    atomic_write_text(out / "top1_by_word.csv", A.csv_text(
-        ["word", "attribute", "index", "class", "count", "fraction"],
-        [[r["word"], r["attribute"], r["index"], r["class"], r["count"], r["fraction"]] for r in stats["by_word"]]))
-    atomic_write_json(out / f"{STEM}.json", {
-        "json_fold": str(args.json_fold), "n_files": n_files, "n_records": len(records),
-        "n_skipped": len(failures), "pairs": args.pairs, **stats})
-    fig = bar_figure([
-        (f"top-1 attribute over {stats['n_images']} images of {stats['n_pairs']} {args.pairs} pairs",
-         [r["attribute"] for r in by_attr], [r["count"] for r in by_attr]),
-        ("top-1 word", [r["word"] for r in stats["by_word"]], [r["count"] for r in stats["by_word"]]),
-    ], figsize=tuple(args.figsize))
-    print(f"wrote {save_figure(fig, out / f'{STEM}.png', dpi=args.dpi)} and {out / STEM}.json/.md, "
-          f"{out / 'top1_by_attribute.csv'}, {out / 'top1_by_word.csv'}")
+    attr_table = A.format_table(
+        ["Attribute", "count", "fraction"],
+        [[r["attribute"], r["count"], A.fmt(r["fraction"], 3)] for r in by_attr],
+    )
+    word_table = A.format_table(
+        ["Word", "Attribute", "count", "fraction"],
+        [
+            [r["word"], r["attribute"], r["count"], A.fmt(r["fraction"], 3)]
+            for r in stats["by_word"]
+        ],
+        align="llrr",
+    )
+    print(
+        f"\n{stats['n_pairs']} {args.pairs} pairs, {stats['n_images']} images, "
+        f"{stats['n_without_word']} without any present attribute recorded\n"
+        f"\nTop-1 by attribute (attributes never top-1 omitted)\n{attr_table}\nTop-1 by "
+        f"word\n{word_table}"
+    )
+    atomic_write_text(
+        out / f"{STEM}.md",
+        f"## Top-1 by attribute\n\n{attr_table}\n## Top-1 by word\n\n{word_table}",
+    )
+    atomic_write_text(
+        out / "top1_by_attribute.csv",
+        A.csv_text(
+            ["attribute", "index", "count", "fraction"],
+            [
+                [r["attribute"], r["index"], r["count"], r["fraction"]]
+                for r in stats["by_attribute"]
+            ],
+        ),
+    )
+    atomic_write_text(
+        out / "top1_by_word.csv",
+        A.csv_text(
+            ["word", "attribute", "index", "class", "count", "fraction"],
+            [
+                [r["word"], r["attribute"], r["index"], r["class"], r["count"], r["fraction"]]
+                for r in stats["by_word"]
+            ],
+        ),
+    )
+    atomic_write_json(
+        out / f"{STEM}.json",
+        {
+            "json_fold": str(args.json_fold),
+            "n_files": n_files,
+            "n_records": len(records),
+            "n_skipped": len(failures),
+            "pairs": args.pairs,
+            **stats,
+        },
+    )
+    fig = bar_figure(
+        [
+            (
+                f"top-1 attribute over {stats['n_images']} images of {stats['n_pairs']} "
+                f"{args.pairs} pairs",
+                [r["attribute"] for r in by_attr],
+                [r["count"] for r in by_attr],
+            ),
+            (
+                "top-1 word",
+                [r["word"] for r in stats["by_word"]],
+                [r["count"] for r in stats["by_word"]],
+            ),
+        ],
+        figsize=tuple(args.figsize),
+    )
+    print(
+        f"wrote {save_figure(fig, out / f'{STEM}.png', dpi=args.dpi)} and {out / STEM}.json/.md, "
+        f"{out / 'top1_by_attribute.csv'}, {out / 'top1_by_word.csv'}"
+    )
     return A.finish(out, STEM, failures, n_files)
 
 

@@ -16,40 +16,64 @@ top-5, super-title with the pair similarity and the both-masked top-5),
 ``top5_attributes.json`` and ``failures-top5_attributes.jsonl``.
 Exit status: 0 all files used, 3 some skipped, 2 usage error.
 """
+
 from __future__ import annotations
 
+try:  # run as a file: this folder is on sys.path, the repository root not yet (see _bootstrap.py)
+    import _bootstrap  # noqa: F401
+except ModuleNotFoundError:  # imported with the repository root on sys.path (tests, python -m)
+    _bootstrap = None
 import argparse
 import sys
 from pathlib import Path
 
-_REPO = Path(__file__).resolve().parents[1]
-if str(_REPO) not in sys.path:
-    sys.path.insert(0, str(_REPO))
+from tqdm import tqdm
 
-from tqdm import tqdm  # noqa: E402
-
-from utils.experiments import analysis as A  # noqa: E402
-from utils.base.atomic import atomic_write_json  # noqa: E402
-from utils.experiments.figures import load_rgb, pair_figure, save_figure  # noqa: E402
+from utils.experiments import analysis as A
+from utils.base.atomic import atomic_write_json
+from utils.experiments.figures import load_rgb, pair_figure, save_figure
+from utils.run import cli
 
 STEM = "top5_attributes"
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = cli.make_parser(__doc__)
     A.add_common_args(parser)
-    parser.add_argument("--image-root", type=Path, default=None,
-                        help="folder that relative image-path1/image-path2 are resolved against first "
-                             "(then the JSON's folder, then the current directory)")
-    parser.add_argument("--top-k", type=int, default=5, help="how many words per ranking (default: %(default)s)")
-    parser.add_argument("--figures", action=argparse.BooleanOptionalAction, default=True,
-                        help="draw one figure per pair (--no-figures: only the JSON summary)")
-    parser.add_argument("--max-figures", type=int, default=None,
-                        help="draw figures for the first N pairs only (default: all)")
-    parser.add_argument("--figsize", type=float, nargs=2, default=(10.0, 6.5), metavar=("W", "H"),
-                        help="figure size in inches (default: %(default)s)")
-    parser.add_argument("--dpi", type=int, default=100, help="pixels per inch (image = figsize * dpi pixels) (default: %(default)s)")
-    parser.add_argument("--image-format", choices=("png", "jpg"), default="png", help="figure file format (default: %(default)s)")
+    cli.add_image_root(
+        parser,
+        "folder that relative image-path1/image-path2 are resolved against first "
+        "(then the JSON's folder, then the current directory)",
+    )
+    cli.add_flag(
+        parser,
+        "--top-k",
+        type=cli.positive_int,
+        default=5,
+        help="how many words per ranking (default: %(default)s)",
+    )
+    cli.add_flag(
+        parser,
+        "--figures",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="draw one figure per pair (--no-figures: only the JSON summary)",
+    )
+    cli.add_flag(
+        parser,
+        "--max-figures",
+        type=cli.non_negative_int,
+        default=None,
+        help="draw figures for the first N pairs only (default: all)",
+    )
+    cli.add_figure_flags(parser, (10.0, 6.5))
+    cli.add_flag(
+        parser,
+        "--image-format",
+        choices=("png", "jpg"),
+        default="png",
+        help="figure file format (default: %(default)s)",
+    )
     return parser
 
 
@@ -67,55 +91,85 @@ def draw_pair(rec: A.PairRecord, ranks: tuple[list, list, list], args, out: Path
         out: the output folder.
     """
     images, captions, notes = [], [], []
-    roots = [args.image_root, rec.path.parent, Path.cwd()]
+    roots = [
+        None if args.image_root is None else Path(args.image_root),
+        rec.path.parent,
+        Path.cwd(),
+    ]
     for i in (1, 2):
         img, note = load_rgb(rec.image_paths[i - 1], roots)
         images.append(img)
         if note:
             notes.append(note)
-        head = f"image {i}: {Path(rec.image_paths[i - 1] or '?').name}" + (" (not found)" if note else "")
-        captions.append("\n".join([head, *(_words(ranks[i - 1]) or ["(no present attribute recorded)"])]))
+        head = f"image {i}: {Path(rec.image_paths[i - 1] or '?').name}" + (
+            " (not found)" if note else ""
+        )
+        captions.append(
+            "\n".join([head, *(_words(ranks[i - 1]) or ["(no present attribute recorded)"])])
+        )
     both = ", ".join(f"{w.word} {w.score:.3f}" for w in ranks[2]) or "none"
-    title = (f"pair {rec.name} ({'same' if rec.match else 'different'} identity): similarity "
-             f"{rec.similarity:.4f}, score {float(A.verification_score(rec.similarity)):.4f}\n"
-             f"both masked top-{args.top_k}: {both}")
+    title = (
+        f"pair {rec.name} ({'same' if rec.match else 'different'} identity): similarity "
+        f"{rec.similarity:.4f}, score {float(A.verification_score(rec.similarity)):.4f}\n"
+        f"both masked top-{args.top_k}: {both}"
+    )
     fig = pair_figure(images, captions, title, figsize=tuple(args.figsize))
     save_figure(fig, out / "top5" / f"{rec.name}.{args.image_format}", dpi=args.dpi)
     return notes
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    if args.top_k < 1:
-        parser.error(f"--top-k must be >= 1, got {args.top_k}")
+    args = build_parser().parse_args(argv)
     records, failures, n_files = A.load_from_args(args, A.TOP5_KEYS)
     out = A.output_dir(args)
-    ranks = [(A.top_words(r, 1, args.top_k), A.top_words(r, 2, args.top_k), A.both_masked_top(r, args.top_k))
-             for r in records]
-    entries = [{"name": r.name, "file": str(r.path), "match": r.match, "similarity": r.similarity,
-                "score": float(A.verification_score(r.similarity)), "image_paths": list(r.image_paths),
-                "image1": [w.as_dict() for w in r1], "image2": [w.as_dict() for w in r2],
-                "both_masked": [w.as_dict() for w in rb]} for r, (r1, r2, rb) in zip(records, ranks)]
+    ranks = [
+        (
+            A.top_words(r, 1, args.top_k),
+            A.top_words(r, 2, args.top_k),
+            A.both_masked_top(r, args.top_k),
+        )
+        for r in records
+    ]
+    entries = [
+        {
+            "name": r.name,
+            "file": str(r.path),
+            "match": r.match,
+            "similarity": r.similarity,
+            "score": float(A.verification_score(r.similarity)),
+            "image_paths": list(r.image_paths),
+            "image1": [w.as_dict() for w in r1],
+            "image2": [w.as_dict() for w in r2],
+            "both_masked": [w.as_dict() for w in rb],
+        }
+        for r, (r1, r2, rb) in zip(records, ranks, strict=True)
+    ]
     n_figures = 0
     if args.figures:
-        todo = list(zip(entries, records, ranks))[:args.max_figures]
+        todo = list(zip(entries, records, ranks, strict=True))[: args.max_figures]
         for entry, rec, rank in tqdm(todo, desc="figures", unit="pair", disable=not args.progress):
             entry["figure_notes"] = draw_pair(rec, rank, args, out)
             for note in entry["figure_notes"]:
                 tqdm.write(f"{rec.path}: {note} (drawn as a grey placeholder)")
             n_figures += 1
     for entry in entries[:5]:
-        print(f"{entry['name']}: s={entry['similarity']:.4f} match={entry['match']}  "
-              f"image1: {', '.join(w['word'] for w in entry['image1'])} | "
-              f"image2: {', '.join(w['word'] for w in entry['image2'])} | "
-              f"both: {', '.join(w['word'] for w in entry['both_masked'])}")
+        print(
+            f"{entry['name']}: s={entry['similarity']:.4f} match={entry['match']}  "
+            f"image1: {', '.join(w['word'] for w in entry['image1'])} | "
+            f"image2: {', '.join(w['word'] for w in entry['image2'])} | "
+            f"both: {', '.join(w['word'] for w in entry['both_masked'])}"
+        )
     if len(entries) > 5:
         print(f"... ({len(entries) - 5} more pairs in {out / STEM}.json)")
-    atomic_write_json(out / f"{STEM}.json", {
-        "json_fold": str(args.json_fold), "n_files": n_files, "n_pairs": len(records),
-        "n_skipped": len(failures), "top_k": args.top_k, "score": "1 - arccos(clip(s, -1, 1)) / pi",
-        "pairs": entries})
+    atomic_write_json(
+        out / f"{STEM}.json",
+        {
+            **A.report_header(args, records, failures, n_files),
+            "top_k": args.top_k,
+            "score": A.SCORE_RULE,
+            "pairs": entries,
+        },
+    )
     print(f"wrote {out / STEM}.json and {n_figures} figures under {out / 'top5'}")
     return A.finish(out, STEM, failures, n_files)
 

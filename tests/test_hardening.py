@@ -797,7 +797,7 @@ def test_comparison_scripts_default_outside_committed_results():
     finally:
         sys.path.remove(str(here))
     args = compare.parse_args([])
-    assert Path(args.output) == OUTPUTS / "comparison"
+    assert Path(args.output_dir) == OUTPUTS / "comparison"
     args = train_xcos.parse_args([])
     assert (
         Path(args.output).parent == OUTPUTS / "xcos"
@@ -835,3 +835,13 @@ def test_evaluate_only_leaves_metrics_json_alone(tmp_path, monkeypatch):
         == 0
     )
     assert json.loads((tmp_path / "metrics.json").read_text()) == {"small_batch": {"kept": True}}
+
+
+def test_missing_file_is_also_file_not_found(tmp_path):
+    """Callers that treat a missing file as 'absent' (config.json of a new run) can tell it apart."""
+    from utils.base import safejson
+    from utils.base.safefile import UnreadableFileError
+
+    with pytest.raises(FileNotFoundError) as info:
+        safejson.load_json_file(tmp_path / "absent.json")
+    assert isinstance(info.value, UnreadableFileError) and isinstance(info.value, ValueError)

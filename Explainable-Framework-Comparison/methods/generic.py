@@ -10,6 +10,7 @@
   the network's normalisation mean (zero input).
 * ``random``: a seeded uniform-noise map: the empirical chance level.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -17,13 +18,14 @@ import torch
 
 from utils.explain.cam import CAMExplainer
 
-from .base import ComparisonNets, CosineTarget, Explainer, embed_tensor, rise_masks
+from .base import ComparisonNets, CosineTarget, Explainer, batched_forward, rise_masks
 from .registry import register_method
 
 
 @register_method("GradCAM-sim")
 class GradCAMSimilarity(Explainer):
-    """Grad-CAM of cos(V(probe), V(mate)) at ``layer`` (default ``V.target_layer``); ignores the non-mate."""
+    """Grad-CAM of cos(V(probe), V(mate)) at ``layer`` (default ``V.target_layer``); ignores the
+    non-mate."""
 
     needs = ("mate",)
 
@@ -33,19 +35,28 @@ class GradCAMSimilarity(Explainer):
     def _explain(self, probe, mate, nonmate, nets: ComparisonNets):
         V = nets.verification
         x = V.preprocess([probe, mate])
-        ref = embed_tensor(V, x[1:])[0]
+        ref = batched_forward(V, x[1:])[0]
         with CAMExplainer(V, self.layer or V.target_layer, "GradCAM") as cam:
             res = cam(x[:1], [[CosineTarget(ref)]])
         return res.maps[0][0], {}
 
 
 class _MaskSampler(Explainer):
-    """Shared RISE-style sampling: ``num_masks`` masks, ``grid`` cells, ``p_keep``, seeded, batched."""
+    """Shared RISE-style sampling: ``num_masks`` masks, ``grid`` cells, ``p_keep``, seeded,
+    batched."""
 
-    def __init__(self, num_masks: int = 500, grid: int = 8, p_keep: float = 0.5, batch_size: int = 128,
-                 seed: int = 0) -> None:
+    def __init__(
+        self,
+        num_masks: int = 500,
+        grid: int = 8,
+        p_keep: float = 0.5,
+        batch_size: int = 128,
+        seed: int = 0,
+    ) -> None:
         if int(num_masks) < 1 or int(batch_size) < 1:
-            raise ValueError(f"num_masks and batch_size must be >= 1, got {num_masks}, {batch_size}")
+            raise ValueError(
+                f"num_masks and batch_size must be >= 1, got {num_masks}, {batch_size}"
+            )
         self.num_masks, self.grid, self.p_keep = int(num_masks), int(grid), float(p_keep)
         self.batch_size, self.seed = int(batch_size), int(seed)
         self.calls = 0
@@ -58,7 +69,11 @@ class _MaskSampler(Explainer):
         masks = rise_masks(self.num_masks, tuple(x.shape[-2:]), self.grid, self.p_keep, rng)
         emb = []
         for start in range(0, self.num_masks, self.batch_size):
-            emb.append(embed_tensor(V, x * masks[start:start + self.batch_size, None], self.batch_size))
+            emb.append(
+                batched_forward(
+                    V, x * masks[start : start + self.batch_size, None], self.batch_size
+                )
+            )
         return masks, torch.cat(emb)
 
 
@@ -71,7 +86,7 @@ class RISESimilarity(_MaskSampler):
     def _explain(self, probe, mate, nonmate, nets: ComparisonNets):
         V = nets.verification
         masks, emb = self._sample(V, probe)
-        score = CosineTarget(embed_tensor(V, V.preprocess([mate]))[0])(emb)  # (n,)
+        score = CosineTarget(batched_forward(V, V.preprocess([mate]))[0])(emb)  # (n,)
         sal = (score[:, None, None] * masks).sum(0) / masks.sum(0).clamp_min(1e-6)
         return sal, {}
 

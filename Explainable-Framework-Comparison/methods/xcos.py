@@ -1,4 +1,5 @@
-"""xCos (Lin, Liu, Chen, Hsu, "xCos: An Explainable Cosine Metric for Face Verification Task", TOMM 2021).
+"""xCos (Lin, Liu, Chen, Hsu, "xCos: An Explainable Cosine Metric for Face Verification Task", TOMM
+2021).
 
 For two images with last feature grids F1, F2 (C, h, w) of the verification
 net (the layer before flatten / fc: ``bn2`` of an iresnet, 4 x 4 for the
@@ -20,6 +21,7 @@ to the probe's size; with a non-mate, the contrast
 a(p, m) c(p, m) - a(p, n) c(p, n) (patches that match the mate more than the
 non-mate), min-max normalised.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -30,12 +32,13 @@ from torch import nn
 
 from models.loading import check_finite_state
 
-from .base import ComparisonNets, Explainer, device_of
+from .base import ComparisonNets, Explainer, batched_forward, device_of
 from .registry import register_method
 
 
 class XCosAttention(nn.Module):
-    """Attention head: two (N, C, h, w) grids -> (N, h, w) weights summing to 1 (symmetric in the pair).
+    """Attention head: two (N, C, h, w) grids -> (N, h, w) weights summing to 1 (symmetric in the
+    pair).
 
     Args:
         in_channels: C of the grid.
@@ -45,53 +48,77 @@ class XCosAttention(nn.Module):
 
     def __init__(self, in_channels: int, hidden: int = 64, grid_layer: str = "bn2") -> None:
         super().__init__()
-        self.in_channels, self.hidden, self.grid_layer = int(in_channels), int(hidden), str(grid_layer)
-        self.body = nn.Sequential(  # 1x1 reduction, one 3x3 conv for context, 1x1 to one logit per patch
-            nn.BatchNorm2d(2 * in_channels), nn.Conv2d(2 * in_channels, hidden, 1), nn.PReLU(hidden),
-            nn.Conv2d(hidden, hidden, 3, padding=1), nn.PReLU(hidden), nn.Conv2d(hidden, 1, 1),
+        self.in_channels, self.hidden, self.grid_layer = (
+            int(in_channels),
+            int(hidden),
+            str(grid_layer),
+        )
+        self.body = (
+            nn.Sequential(  # 1x1 reduction, one 3x3 conv for context, 1x1 to one logit per patch
+                nn.BatchNorm2d(2 * in_channels),
+                nn.Conv2d(2 * in_channels, hidden, 1),
+                nn.PReLU(hidden),
+                nn.Conv2d(hidden, hidden, 3, padding=1),
+                nn.PReLU(hidden),
+                nn.Conv2d(hidden, 1, 1),
+            )
         )
 
     def forward(self, g1: torch.Tensor, g2: torch.Tensor) -> torch.Tensor:
         if g1.shape != g2.shape or g1.ndim != 4 or g1.shape[1] != self.in_channels:
-            raise ValueError(f"grids must be equal (N, {self.in_channels}, h, w) tensors, got {tuple(g1.shape)} "
-                             f"and {tuple(g2.shape)}; was the head trained for another network?")
+            raise ValueError(
+                f"grids must be equal (N, {self.in_channels}, h, w) tensors, got {tuple(g1.shape)} "
+                f"and {tuple(g2.shape)}; was the head trained for another network?"
+            )
         logits = (self.body(torch.cat([g1, g2], 1)) + self.body(torch.cat([g2, g1], 1)))[:, 0] / 2
         n, h, w = logits.shape
         return torch.softmax(logits.reshape(n, h * w), dim=1).reshape(n, h, w)
 
 
-def xcos(g1: torch.Tensor, g2: torch.Tensor, head: XCosAttention) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """xCos of grid pairs. (N, C, h, w) x 2 -> xCos (N,), patch cosines (N, h, w), attention (N, h, w)."""
+def xcos(
+    g1: torch.Tensor, g2: torch.Tensor, head: XCosAttention
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """xCos of grid pairs. (N, C, h, w) x 2 -> xCos (N,), patch cosines (N, h, w), attention (N,
+    h, w)."""
     patch = F.cosine_similarity(g1, g2, dim=1, eps=1e-8)
     att = head(g1, g2)
     return (att * patch).sum(dim=(1, 2)), patch, att
 
 
-def embed_with_grid(V: nn.Module, x: torch.Tensor, grid_layer: str, batch_size: int = 128
-                    ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Embeddings (N, D) and feature grids (N, C, h, w) of preprocessed inputs (no autograd, CPU out)."""
+def embed_with_grid(
+    V: nn.Module, x: torch.Tensor, grid_layer: str, batch_size: int = 128
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Embeddings (N, D) and feature grids (N, C, h, w) of preprocessed inputs (no autograd, CPU
+    out)."""
     layer = V.get_submodule(grid_layer)
     grabbed: list[torch.Tensor] = []
     handle = layer.register_forward_hook(lambda m, i, o: grabbed.append(o.detach().float().cpu()))
-    emb = []
     try:
-        with torch.inference_mode():
-            for start in range(0, x.shape[0], batch_size):
-                emb.append(V(x[start:start + batch_size].to(device_of(V))).float().cpu())
+        emb = batched_forward(V, x, batch_size)
     finally:
         handle.remove()
-    if len(grabbed) != len(emb):
-        raise ValueError(f"layer {grid_layer!r} ran {len(grabbed)} times in {len(emb)} forwards; pick a layer used once")
-    return torch.cat(emb), torch.cat(grabbed)
+    n_batches = -(-x.shape[0] // batch_size)
+    if len(grabbed) != n_batches:
+        raise ValueError(
+            f"layer {grid_layer!r} ran {len(grabbed)} times in {n_batches} forwards; "
+            "pick a layer used once"
+        )
+    return emb, torch.cat(grabbed)
 
 
 def save_head(head: XCosAttention, path: str | Path, extra: dict | None = None) -> None:
-    """Save the head's weights and architecture (loadable with ``torch.load(weights_only=True)``)."""
+    """Save the head's weights and architecture (loadable with
+    ``torch.load(weights_only=True)``)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(path.suffix + ".tmp")
-    blob = {"state_dict": head.state_dict(), "in_channels": head.in_channels, "hidden": head.hidden,
-            "grid_layer": head.grid_layer, **(extra or {})}
+    blob = {
+        "state_dict": head.state_dict(),
+        "in_channels": head.in_channels,
+        "hidden": head.hidden,
+        "grid_layer": head.grid_layer,
+        **(extra or {}),
+    }
     torch.save(blob, tmp)
     tmp.replace(path)
 
@@ -100,11 +127,16 @@ def load_head(path: str | Path, device: torch.device | str | None = None) -> XCo
     """Load a head saved by :func:`save_head` (safe loader), in eval mode."""
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"xCos attention weights not found at {path}; train them with "
-                                "Explainable-Framework-Comparison/train_xcos.py or pass --xcos-weights")
+        raise FileNotFoundError(
+            f"xCos attention weights not found at {path}; train them with "
+            "Explainable-Framework-Comparison/train_xcos.py or pass --xcos-weights"
+        )
     blob = torch.load(path, map_location="cpu", weights_only=True)
     if not isinstance(blob, dict) or "state_dict" not in blob:
-        raise ValueError(f"{path} is not an xCos head file (expected a dict with 'state_dict'); re-run train_xcos.py")
+        raise ValueError(
+            f"{path} is not an xCos head file (expected a dict with 'state_dict'); re-run "
+            "train_xcos.py"
+        )
     check_finite_state(blob["state_dict"], path)
     head = XCosAttention(blob["in_channels"], blob["hidden"], blob["grid_layer"])
     head.load_state_dict(blob["state_dict"])
@@ -113,7 +145,8 @@ def load_head(path: str | Path, device: torch.device | str | None = None) -> XCo
 
 @register_method("xCos")
 class XCos(Explainer):
-    """xCos contribution map (attention x patch cosine); contrastive with the non-mate if ``contrastive``."""
+    """xCos contribution map (attention x patch cosine); contrastive with the non-mate if
+    ``contrastive``."""
 
     needs = ("mate",)
     nets_needed = ("verification", "xcos_head")

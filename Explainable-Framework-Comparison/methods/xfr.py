@@ -20,18 +20,27 @@ rather than the non-mate's?
   [s(p, m) - s(O_i p, m)] - [s(p, n) - s(O_i p, n)]; the map is the
   per-pixel mean score over the masks that hide the pixel.
 """
+
 from __future__ import annotations
 
 import torch
 
-from .base import ComparisonNets, CosineTarget, Explainer, embed_tensor, gaussian_smooth
+from .base import (
+    ComparisonNets,
+    CosineTarget,
+    Explainer,
+    batched_forward,
+    device_of,
+    gaussian_smooth,
+)
 from .generic import _MaskSampler
 from .registry import register_method
 
 
 @register_method("xFR-whitebox")
 class XFRWhitebox(Explainer):
-    """Contrastive gradient x input; ``sigma``: smoothing in units of the input size (0.03 = 3 %)."""
+    """Contrastive gradient x input; ``sigma``: smoothing in units of the input size (0.03 = 3
+    %)."""
 
     needs = ("mate",)
 
@@ -42,9 +51,9 @@ class XFRWhitebox(Explainer):
 
     def _explain(self, probe, mate, nonmate, nets: ComparisonNets):
         V = nets.verification
-        refs = embed_tensor(V, V.preprocess([mate] + ([nonmate] if nonmate is not None else [])))
+        refs = batched_forward(V, V.preprocess([mate] + ([nonmate] if nonmate is not None else [])))
         target = CosineTarget(refs[0], refs[1] if nonmate is not None else None)
-        x = V.preprocess([probe]).to(next(V.parameters()).device).requires_grad_(True)
+        x = V.preprocess([probe]).to(device_of(V)).requires_grad_(True)
         params = list(V.parameters())
         flags = [p.requires_grad for p in params]
         try:
@@ -53,7 +62,7 @@ class XFRWhitebox(Explainer):
             with torch.enable_grad():
                 (grad,) = torch.autograd.grad(target(V(x)).sum(), x)
         finally:
-            for p, f in zip(params, flags):
+            for p, f in zip(params, flags, strict=True):
                 p.requires_grad_(f)
         sal = torch.relu((grad * x.detach()).sum(dim=1))[0].cpu().numpy()
         return gaussian_smooth(sal, self.sigma * min(sal.shape)), {}
@@ -61,13 +70,16 @@ class XFRWhitebox(Explainer):
 
 @register_method("xFR-blackbox")
 class XFRBlackbox(_MaskSampler):
-    """Contrastive occlusion sampling (``num_masks``, ``grid``, ``p_keep``, ``batch_size``, ``seed``)."""
+    """Contrastive occlusion sampling (``num_masks``, ``grid``, ``p_keep``, ``batch_size``,
+    ``seed``)."""
 
     needs = ("mate",)
 
     def _explain(self, probe, mate, nonmate, nets: ComparisonNets):
         V = nets.verification
-        refs = embed_tensor(V, V.preprocess([probe, mate] + ([nonmate] if nonmate is not None else [])))
+        refs = batched_forward(
+            V, V.preprocess([probe, mate] + ([nonmate] if nonmate is not None else []))
+        )
         masks, emb = self._sample(V, probe)
         to_mate = CosineTarget(refs[1])
         score = to_mate(refs[0]) - to_mate(emb)  # drop of similarity to the mate

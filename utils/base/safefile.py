@@ -47,6 +47,10 @@ class UnreadableFileError(OSError, ValueError):
         self.path, self.reason, self.hint = str(path), reason, hint
         super().__init__(f"{self.path}: {reason}" + (f". Fix: {hint}" if hint else ""))
 
+
+class MissingFileError(UnreadableFileError, FileNotFoundError):
+    """The file does not exist (also a ``FileNotFoundError``, so callers can tell absence apart)."""
+
     def __reduce__(self):  # keep the fields through pickling (worker processes)
         return (type(self), (self.path, self.reason, self.hint))
 
@@ -118,7 +122,7 @@ def read_capped(
     try:
         before = os.stat(path)
     except FileNotFoundError:
-        raise UnreadableFileError(
+        raise MissingFileError(
             path, "file not found", "check the path (and the root folder it is relative to)"
         ) from None
     except OSError as err:

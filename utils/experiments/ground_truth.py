@@ -26,6 +26,7 @@ Protocol (documented with its numbers in the README):
 5. The same pairs under the ablations (no counterfactual, no attribute) and a
    random ranking (seeded) of the same present attributes.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -36,6 +37,7 @@ import torch
 from tqdm import tqdm
 
 from models.attributes import ATTRIBUTES, is_present
+from utils.base import tables
 from utils.face_world.demo_training import WorldSplit
 from utils.face_world import render, sample_identity, sample_nuisance
 from utils.face_world.twins import changed_region, make_twin, twin_classes
@@ -46,7 +48,8 @@ EXPRESSION_ATTRIBUTES = (25, 26)  # Mouth Closed, Smiling: per-image, not identi
 
 @dataclass
 class TwinPair:
-    """One ground-truth pair: the probe has attribute ``changed``; the counter image does not (or another class)."""
+    """One ground-truth pair: the probe has attribute ``changed``; the counter image does not (or
+    another class)."""
 
     probe: object
     counter: object
@@ -63,8 +66,12 @@ def make_twin_pairs(split: WorldSplit, num_pairs: int, size: int = 112) -> list[
         ident = sample_identity(np.random.default_rng([split.seed, 8, i]))
         nuis = sample_nuisance(np.random.default_rng([split.seed, 3, 4000, i]))
         i += 1
-        options = [(j, c) for j in range(len(ATTRIBUTES)) if j not in EXPRESSION_ATTRIBUTES
-                   for c in twin_classes(ident, nuis, j)]
+        options = [
+            (j, c)
+            for j in range(len(ATTRIBUTES))
+            if j not in EXPRESSION_ATTRIBUTES
+            for c in twin_classes(ident, nuis, j)
+        ]
         if not options:
             continue
         j, c = options[int(rng.integers(len(options)))]
@@ -97,14 +104,21 @@ class PairScore:
 
 
 def _mass_inside(values: np.ndarray, region: np.ndarray) -> float:
-    """Share of a non-negative map's mass inside ``region`` (map resized bilinearly to the region's size)."""
+    """Share of a non-negative map's mass inside ``region`` (map resized bilinearly to the
+    region's size)."""
     t = torch.from_numpy(np.ascontiguousarray(values, dtype=np.float32))[None, None]
-    up = F.interpolate(t, size=region.shape, mode="bilinear", align_corners=False)[0, 0].clamp_min(0).numpy()
+    up = (
+        F.interpolate(t, size=region.shape, mode="bilinear", align_corners=False)[0, 0]
+        .clamp_min(0)
+        .numpy()
+    )
     total = float(up.sum())
     return float(up[region].sum() / total) if total > 0 else 0.0
 
 
-def score_pair(pair: TwinPair, ex: PairExplanation, rng: np.random.Generator | None = None) -> PairScore:
+def score_pair(
+    pair: TwinPair, ex: PairExplanation, rng: np.random.Generator | None = None
+) -> PairScore:
     """Score the explanation of the probe against the counter image against the truth.
 
     Args:
@@ -129,12 +143,16 @@ def score_pair(pair: TwinPair, ex: PairExplanation, rng: np.random.Generator | N
     top1_mask = d.mask_raw(top1)
     erased_in = float(top1_mask[pair.region].sum() / top1_mask.sum()) if top1_mask.any() else 0.0
     return PairScore(
-        kept=True, rank=above + 1, n_present=len(present),
-        top1=float(np.clip((1 - above) / tied, 0, 1)), top3=float(np.clip((3 - above) / tied, 0, 1)),
+        kept=True,
+        rank=above + 1,
+        n_present=len(present),
+        top1=float(np.clip((1 - above) / tied, 0, 1)),
+        top3=float(np.clip((3 - above) / tied, 0, 1)),
         empty_masks=float(np.mean([not d.masks[j].any() for j in present])),
         joint_in_region=_mass_inside(d.J[j_true], pair.region),
         discriminant_in_region=_mass_inside(d.H_d, pair.region),
-        erased_in_region=erased_in, region_share=float(pair.region.mean()),
+        erased_in_region=erased_in,
+        region_share=float(pair.region.mean()),
     )
 
 
@@ -159,18 +177,26 @@ class VariantSummary:
 
 def summarise(name: str, scores: list[PairScore], changed: list[int]) -> VariantSummary:
     """Hit rates, chance levels and region shares over the kept pairs."""
-    kept = [(s, j) for s, j in zip(scores, changed) if s.kept]
+    kept = [(s, j) for s, j in zip(scores, changed, strict=True) if s.kept]
     if not kept:
-        raise ValueError(f"{name}: no pair kept (the attribute net never predicted the changed attribute present)")
+        raise ValueError(
+            f"{name}: no pair kept (the attribute net never predicted the changed attribute "
+            "present)"
+        )
     ks = [s for s, _ in kept]
     n = np.array([s.n_present for s in ks], dtype=float)
     per_attr: dict[str, list[float]] = {}
     for s, j in kept:
         per_attr.setdefault(ATTRIBUTES[j], []).append(s.top1)
     return VariantSummary(
-        name=name, pairs=len(scores), kept=len(ks), empty_masks=float(np.mean([s.empty_masks for s in ks])),
-        top1=float(np.mean([s.top1 for s in ks])), top3=float(np.mean([s.top3 for s in ks])),
-        chance_top1=float((1 / n).mean()), chance_top3=float((np.minimum(3, n) / n).mean()),
+        name=name,
+        pairs=len(scores),
+        kept=len(ks),
+        empty_masks=float(np.mean([s.empty_masks for s in ks])),
+        top1=float(np.mean([s.top1 for s in ks])),
+        top3=float(np.mean([s.top3 for s in ks])),
+        chance_top1=float((1 / n).mean()),
+        chance_top3=float((np.minimum(3, n) / n).mean()),
         joint_in_region=float(np.mean([s.joint_in_region for s in ks])),
         discriminant_in_region=float(np.mean([s.discriminant_in_region for s in ks])),
         erased_in_region=float(np.mean([s.erased_in_region for s in ks])),
@@ -182,13 +208,21 @@ def summarise(name: str, scores: list[PairScore], changed: list[int]) -> Variant
 VARIANTS = ("sim2word", "no-counterfactual", "no-attribute", "random-ranking")
 
 
-def run_check(nets: Sim2WordNets, base: Sim2WordConfig, pairs: list[TwinPair], seed: int = 0,
-              variants: tuple[str, ...] = VARIANTS, progress: bool = True) -> list[VariantSummary]:
+def run_check(
+    nets: Sim2WordNets,
+    base: Sim2WordConfig,
+    pairs: list[TwinPair],
+    seed: int = 0,
+    variants: tuple[str, ...] = VARIANTS,
+    progress: bool = True,
+) -> list[VariantSummary]:
     """Score every variant on the same pairs."""
     changed = [p.changed for p in pairs]
     scores: dict[str, list[PairScore]] = {v: [] for v in variants}
     ablations = {v: (v if v in ("no-counterfactual", "no-attribute") else "none") for v in variants}
-    for ablation in dict.fromkeys(ablations.values()):  # the random ranking reuses Sim2Word's explanations
+    for ablation in dict.fromkeys(
+        ablations.values()
+    ):  # the random ranking reuses Sim2Word's explanations
         config = Sim2WordConfig(**{**base.__dict__, "ablation": ablation})
         rng = np.random.default_rng([seed, 9])
         for i, pair in enumerate(tqdm(pairs, desc=f"ablation {ablation}", disable=not progress)):
@@ -200,13 +234,34 @@ def run_check(nets: Sim2WordNets, base: Sim2WordConfig, pairs: list[TwinPair], s
 
 
 def format_table(summaries: list[VariantSummary]) -> str:
-    """Markdown table of the variants."""
-    head = ("| variant | pairs kept | empty masks | top-1 | chance | top-3 | chance | J[j*] mass in region | "
-            "H_d mass in region | top-1 erased region in region | region share (chance) |")
-    rows = [head, "|" + "---|" * 11]
-    for s in summaries:
-        rows.append(f"| {s.name} | {s.kept}/{s.pairs} | {s.empty_masks:.2f} | {s.top1:.3f} | {s.chance_top1:.3f} | "
-                    f"{s.top3:.3f} | "
-                    f"{s.chance_top3:.3f} | {s.joint_in_region:.3f} | {s.discriminant_in_region:.3f} | "
-                    f"{s.erased_in_region:.3f} | {s.region_share:.3f} |")
-    return "\n".join(rows)
+    """Markdown table of the variants (:func:`utils.base.tables.format_table`)."""
+    head = [
+        "variant",
+        "pairs kept",
+        "empty masks",
+        "top-1",
+        "chance",
+        "top-3",
+        "chance",
+        "J[j*] mass in region",
+        "H_d mass in region",
+        "top-1 erased region in region",
+        "region share (chance)",
+    ]
+    rows = [
+        [
+            s.name,
+            f"{s.kept}/{s.pairs}",
+            f"{s.empty_masks:.2f}",
+            f"{s.top1:.3f}",
+            f"{s.chance_top1:.3f}",
+            f"{s.top3:.3f}",
+            f"{s.chance_top3:.3f}",
+            f"{s.joint_in_region:.3f}",
+            f"{s.discriminant_in_region:.3f}",
+            f"{s.erased_in_region:.3f}",
+            f"{s.region_share:.3f}",
+        ]
+        for s in summaries
+    ]
+    return tables.format_table(head, rows)

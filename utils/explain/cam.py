@@ -27,24 +27,34 @@ backward, see ``tests/test_cam.py``):
 * all targets of all images in ONE batched backward
   (``torch.autograd.grad(..., is_grads_batched=True)`` with one-hot rows).
 
+Targets that depend on the predictions (the top-k classes, the predicted
+class of each head) are chosen between the two calls: ``forward(x)`` returns
+the outputs and a handle, ``maps(handle, targets)`` the maps; nothing calls
+back into the caller.
+
 Example:
     >>> with CAMExplainer(net, net.target_layer, "GradCAM") as cam:
-    ...     res = cam(x, [[ClassLogit(3), ClassLogit(7)], [ClassLogit(1)]], out_size=(224, 224))
+    ...     fwd = cam.forward(x)
+    ...     top = fwd.outputs.argmax(dim=1).tolist()
+    ...     res = cam.maps(fwd, [[ClassLogit(top[0]), ClassLogit(7)], [ClassLogit(1)]],
+    out_size=(224, 224))
     >>> res.maps[0].shape, res.outputs.shape
     (torch.Size([2, 224, 224]), torch.Size([2, 8631]))
 """
+
 from __future__ import annotations
 
 import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from models.registry import resolve_layer
+from utils.base.inference import device_of
 
 METHODS = ("GradCAM", "GradCAM++")
 
@@ -95,6 +105,23 @@ class HeadLogit:
 Target = Callable[[Any], torch.Tensor]
 
 
+class CAMForward(NamedTuple):
+    """Handle of one :meth:`CAMExplainer.forward`.
+
+    Attributes:
+        graph: the network's outputs with the tail graph (target layer -> outputs) attached.
+        leaf: (N, C, h, w) activation of the target layer, a leaf that requires grad.
+    """
+
+    graph: Any
+    leaf: torch.Tensor
+
+    @property
+    def outputs(self) -> Any:
+        """The outputs, detached ((N, C) logits, or a list of (N, n_j) head logits)."""
+        return _detach(self.graph)
+
+
 @dataclass
 class CAMResult:
     """Output of :meth:`CAMExplainer.__call__`.
@@ -118,7 +145,8 @@ def gradcam_weights(grads: torch.Tensor, acts: torch.Tensor) -> torch.Tensor:
 
 
 def gradcampp_weights(grads: torch.Tensor, acts: torch.Tensor) -> torch.Tensor:
-    """Grad-CAM++ weights (Chattopadhay et al. 2018, Eq. 19 + ReLU of Eq. 7). (M, C, h, w) -> (M, C)."""
+    """Grad-CAM++ weights (Chattopadhay et al. 2018, Eq. 19 + ReLU of Eq. 7). (M, C, h, w) -> (M,
+    C)."""
     g2 = grads.pow(2)
     g3 = g2 * grads
     sum_acts = acts.sum(dim=(2, 3), keepdim=True)
@@ -151,7 +179,9 @@ def resize_maps(maps: torch.Tensor, size: tuple[int, int] | None) -> torch.Tenso
     """Bilinear resize (align_corners=False) of (M, h, w) maps to (M, H, W)."""
     if size is None or tuple(maps.shape[-2:]) == tuple(size):
         return maps
-    return F.interpolate(maps[:, None], size=tuple(size), mode="bilinear", align_corners=False)[:, 0]
+    return F.interpolate(maps[:, None], size=tuple(size), mode="bilinear", align_corners=False)[
+        :, 0
+    ]
 
 
 class CAMExplainer:
@@ -191,16 +221,31 @@ class CAMExplainer:
 
     def _hook(self, module: nn.Module, inputs: Any, output: torch.Tensor) -> torch.Tensor:
         if self._leaf is not None:
-            raise ValueError(f"target layer {type(module).__name__} ran twice in one forward; pick a layer used once")
+            raise ValueError(
+                f"target layer {type(module).__name__} ran twice in one forward; pick a layer "
+                "used once"
+            )
         if not isinstance(output, torch.Tensor) or output.ndim != 4:
-            raise ValueError(f"target layer must output an (N, C, h, w) tensor, got {getattr(output, 'shape', type(output))}")
+            raise ValueError(
+                "target layer must output an (N, C, h, w) tensor, got "
+                f"{getattr(output, 'shape', type(output))}"
+            )
         self._leaf = output.detach().requires_grad_(True)
         # A clone, so that an in-place op after the layer (ReLU(inplace=True)) is legal.
         return self._leaf.clone()
 
-    def forward(self, x: torch.Tensor) -> tuple[Any, torch.Tensor]:
-        """One forward pass with the tail graph; returns (outputs, leaf activation (N, C, h, w))."""
-        params = [p for p in self.net.parameters()]
+    def forward(self, x: torch.Tensor) -> CAMForward:
+        """One forward pass that keeps the tail graph (target layer -> outputs).
+
+        Args:
+            x: (N, 3, H, W) input (moved to the network's device).
+
+        Returns:
+            :class:`CAMForward`: ``.outputs`` (detached) to choose targets from, and the
+            handle :meth:`maps` takes the gradients from (any number of times).
+        """
+        x = x.to(device_of(self.net))
+        params = list(self.net.parameters())
         flags = [p.requires_grad for p in params]
         self._leaf = None
         self._handles.append(self.layer.register_forward_hook(self._hook))
@@ -211,48 +256,55 @@ class CAMExplainer:
                 outputs = self.net(x)
         finally:
             self.close_hooks()
-            for p, f in zip(params, flags):
+            for p, f in zip(params, flags, strict=True):
                 p.requires_grad_(f)
         if self._leaf is None:
-            raise ValueError("the target layer did not run in the forward pass; check the layer name")
+            raise ValueError(
+                "the target layer did not run in the forward pass; check the layer name"
+            )
         leaf, self._leaf = self._leaf, None
-        return outputs, leaf
+        return CAMForward(outputs, leaf)
 
     def close_hooks(self) -> None:
         """Remove the hooks (keeps nothing else)."""
         while self._handles:
             self._handles.pop().remove()
 
-    def __call__(
+    def maps(
         self,
-        x: torch.Tensor,
-        targets: Sequence[Sequence[Target]] | Callable[[Any], Sequence[Sequence[Target]]],
+        fwd: CAMForward,
+        targets: Sequence[Sequence[Target]],
         out_size: tuple[int, int] | None = None,
     ) -> CAMResult:
-        """Maps for many targets of many images: one forward, one batched backward.
+        """Maps for many targets of the images of one :meth:`forward`: one batched backward.
 
         Args:
-            x: (N, 3, H, W) input (moved to the network's device).
-            targets: per image, a list of targets (callables outputs -> (N,) score),
-                or a callable that receives the (detached) outputs and returns that list
-                (to choose targets from the predictions of the same forward pass).
+            fwd: the handle returned by :meth:`forward`.
+            targets: per image, a list of targets (callables outputs -> (N,) score); choose
+                them from ``fwd.outputs`` first when they depend on the predictions.
             out_size: (H, W) of the returned maps; ``None`` keeps the layer resolution.
 
         Returns:
             :class:`CAMResult` with the outputs and, per image, (T_i, H, W) maps.
         """
-        x = x.to(_device_of(self.net))
-        outputs, leaf = self.forward(x)
-        detached = _detach(outputs)
-        per_image = targets(detached) if callable(targets) else targets
-        if len(per_image) != x.shape[0]:
-            raise ValueError(f"got target lists for {len(per_image)} images but the batch has {x.shape[0]}")
-        img_idx = [i for i, ts in enumerate(per_image) for _ in ts]
+        if callable(targets) or isinstance(targets, torch.Tensor):
+            raise TypeError(
+                "targets must be a list (one per image) of lists of targets; to choose targets "
+                "from the predictions, call forward(x), read .outputs, then maps(handle, targets)"
+            )
+        leaf, detached = fwd.leaf, fwd.outputs
+        if len(targets) != leaf.shape[0]:
+            raise ValueError(
+                f"got target lists for {len(targets)} images but the batch has {leaf.shape[0]}"
+            )
+        img_idx = [i for i, ts in enumerate(targets) for _ in ts]
         if not img_idx:
-            empty = [leaf.new_zeros((0, *(out_size or leaf.shape[-2:]))) for _ in per_image]
-            return CAMResult(detached, empty, [leaf.new_zeros((0, *leaf.shape[-2:])) for _ in per_image])
+            empty = [leaf.new_zeros((0, *(out_size or leaf.shape[-2:]))) for _ in targets]
+            return CAMResult(
+                detached, empty, [leaf.new_zeros((0, *leaf.shape[-2:])) for _ in targets]
+            )
         with torch.enable_grad():
-            scores = torch.stack([t(outputs)[i] for i, ts in enumerate(per_image) for t in ts])
+            scores = torch.stack([t(fwd.graph)[i] for i, ts in enumerate(targets) for t in ts])
             grads = _batched_grad(scores, leaf)  # (M, N, C, h, w)
         sel = torch.as_tensor(img_idx, device=leaf.device)
         g = grads[torch.arange(len(img_idx), device=leaf.device), sel]
@@ -260,25 +312,36 @@ class CAMExplainer:
         weights = self._weights(g, acts)
         raw = torch.relu((weights[:, :, None, None] * acts).sum(dim=1))
         maps = resize_maps(minmax_normalise(raw), out_size)
-        counts = [len(ts) for ts in per_image]
+        counts = [len(ts) for ts in targets]
         return CAMResult(detached, list(maps.split(counts)), list(raw.split(counts)))
+
+    def __call__(
+        self,
+        x: torch.Tensor,
+        targets: Sequence[Sequence[Target]],
+        out_size: tuple[int, int] | None = None,
+    ) -> CAMResult:
+        """:meth:`forward` then :meth:`maps`: targets known before the forward pass."""
+        return self.maps(self.forward(x), targets, out_size)
 
 
 def _batched_grad(scores: torch.Tensor, leaf: torch.Tensor) -> torch.Tensor:
     """d scores[m] / d leaf for every m in one batched backward. (M,) -> (M, *leaf.shape)."""
     eye = torch.eye(scores.numel(), dtype=scores.dtype, device=scores.device)
     try:
-        (grads,) = torch.autograd.grad(scores, leaf, grad_outputs=eye, is_grads_batched=True, retain_graph=True)
+        (grads,) = torch.autograd.grad(
+            scores, leaf, grad_outputs=eye, is_grads_batched=True, retain_graph=True
+        )
         return grads
     except RuntimeError as err:  # an op without a vmap rule: same result, one row at a time
-        warnings.warn(f"batched backward unavailable ({err}); falling back to one backward per target", stacklevel=2)
-        rows = [torch.autograd.grad(scores, leaf, grad_outputs=e, retain_graph=True)[0] for e in eye]
+        warnings.warn(
+            f"batched backward unavailable ({err}); falling back to one backward per target",
+            stacklevel=2,
+        )
+        rows = [
+            torch.autograd.grad(scores, leaf, grad_outputs=e, retain_graph=True)[0] for e in eye
+        ]
         return torch.stack(rows)
-
-
-def _device_of(net: nn.Module) -> torch.device:
-    p = next(net.parameters(), None)
-    return p.device if p is not None else torch.device("cpu")
 
 
 def _detach(outputs: Any) -> Any:

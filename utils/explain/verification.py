@@ -1,32 +1,27 @@
 """Batched embeddings and cosine similarities under the verification net V.
 
 METHOD.md section 3 step 7: similarity = cosine of L2-normalised embeddings.
-Embeddings are computed in ``torch.inference_mode()``, in eval mode, in
-fixed-size batches. A zero-norm embedding is guarded (``F.normalize`` with
+Embeddings are computed by :func:`utils.base.inference.batched_forward`
+(``torch.inference_mode()``, eval mode, fixed-size batches). A zero-norm embedding is guarded
+(``F.normalize`` with
 eps 1e-12) so its cosine with anything is 0, never NaN.
 """
+
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-
-def _chunks(items: Iterable[torch.Tensor], size: int) -> Iterator[list[torch.Tensor]]:
-    chunk: list[torch.Tensor] = []
-    for item in items:
-        chunk.append(item)
-        if len(chunk) == size:
-            yield chunk
-            chunk = []
-    if chunk:
-        yield chunk
+from utils.base.inference import batched_forward
 
 
-def embed_images(net: nn.Module, images: Iterable[np.ndarray], batch_size: int = 32, amp: bool = False) -> torch.Tensor:
+def embed_images(
+    net: nn.Module, images: Iterable[np.ndarray], batch_size: int = 32, amp: bool = False
+) -> torch.Tensor:
     """Raw embeddings of BGR uint8 images, ``batch_size`` images per forward.
 
     Args:
@@ -41,22 +36,7 @@ def embed_images(net: nn.Module, images: Iterable[np.ndarray], batch_size: int =
     Returns:
         (N, D) float32 CPU tensor of un-normalised embeddings.
     """
-    if batch_size < 1:
-        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
-    p = next(net.parameters(), None)
-    device = p.device if p is not None else torch.device("cpu")
-    was_training = net.training
-    net.eval()
-    out = []
-    try:
-        with torch.inference_mode(), torch.autocast(device.type, dtype=torch.bfloat16, enabled=bool(amp)):
-            for chunk in _chunks((net.preprocess([img]) for img in images), batch_size):
-                out.append(net(torch.cat(chunk).to(device)).float().cpu())
-    finally:
-        net.train(was_training)
-    if not out:
-        raise ValueError("embed_images got no images")
-    return torch.cat(out)
+    return batched_forward(net, images, batch_size, amp)
 
 
 def normalise(emb: torch.Tensor) -> torch.Tensor:
@@ -67,13 +47,3 @@ def normalise(emb: torch.Tensor) -> torch.Tensor:
 def cosine(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     """Row-wise cosine of two (N, D) (or (D,)) embedding sets -> (N,) (or ()); zero norm -> 0."""
     return (normalise(a) * normalise(b)).sum(dim=-1).clamp(-1.0, 1.0)
-
-
-def cosine_matrix(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    """All-pairs cosine. (N, D), (M, D) -> (N, M)."""
-    return (normalise(a) @ normalise(b).T).clamp(-1.0, 1.0)
-
-
-def arccos_score(s: float | np.ndarray) -> float | np.ndarray:
-    """Similarity on the [0, 1] scale: 1 - arccos(s) / pi (METHOD.md section 3 step 8)."""
-    return 1.0 - np.arccos(np.clip(s, -1.0, 1.0)) / np.pi

@@ -21,7 +21,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from models.attributes import NUM_ATTRIBUTES, word_for
+from models.attributes import CELEBA30, Vocabulary
 from utils.base.atomic import atomic_write_image
 from utils.explain.sim2word import DirectionExplanation, PairExplanation
 
@@ -49,19 +49,21 @@ def _safe(word: str) -> str:
     return re.sub(r"[^A-Za-z0-9]+", "_", word).strip("_") or "attr"
 
 
-def attribute_label(j: int, cls: int) -> str:
-    """File-name label ``<jj>-<word>`` of head j at class ``cls``."""
-    word = word_for(j, cls) if j < NUM_ATTRIBUTES else f"head{j}"
+def attribute_label(j: int, cls: int, vocabulary: Vocabulary = CELEBA30) -> str:
+    """File-name label ``<jj>-<word>`` of head j at class ``cls`` (words of ``vocabulary``)."""
+    word = vocabulary.word_for(j, cls) if j < len(vocabulary) else f"head{j}"
     return f"{j:02d}-{_safe(word)}"
 
 
-def write_direction(folder: Path, d: DirectionExplanation) -> None:
+def write_direction(
+    folder: Path, d: DirectionExplanation, vocabulary: Vocabulary = CELEBA30
+) -> None:
     """Write one direction's overlays, masks and erased images into ``folder``."""
     image = d.eraser.image
     for name in ("H_t", "H_f", "H_d"):
         atomic_write_image(folder / f"{name}.jpg", overlay(image, getattr(d, name)))
     for j in range(len(d.J)):
-        label = attribute_label(j, int(d.attr_class[j]))
+        label = attribute_label(j, int(d.attr_class[j]), vocabulary)
         atomic_write_image(folder / f"attr-{label}-H_attr.jpg", overlay(image, d.H_attr[j]))
         atomic_write_image(folder / f"attr-{label}-J.jpg", overlay(image, d.J[j]))
         mask = d.mask_raw(j)
@@ -73,6 +75,6 @@ def write_pair(cam_dir: str | Path, pair_index: int, ex: PairExplanation) -> lis
     """Write both directions of pair ``pair_index`` under ``cam_dir``; returns the two folders."""
     cam_dir = Path(cam_dir)
     folders = [cam_dir / f"{int(pair_index)}-n1-n2", cam_dir / f"{int(pair_index)}-n2-n1"]
-    for folder, d in zip(folders, ex.directions):
-        write_direction(folder, d)
+    for folder, d in zip(folders, ex.directions, strict=True):
+        write_direction(folder, d, ex.vocabulary or CELEBA30)
     return folders

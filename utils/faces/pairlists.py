@@ -13,18 +13,30 @@ image root, in the format :mod:`utils.faces.data` reads (paths with spaces quote
 Determinism: the same identities, counts and seed give the same list,
 whatever order files were listed in (identities and paths are sorted first).
 """
+
 from __future__ import annotations
 
 import os
-from math import comb
 from pathlib import Path
 
 import numpy as np
 
 from utils.base.atomic import atomic_write_text
+from utils.base.pairs import draw_pairs, pair_counts
 from utils.base.safefile import read_capped
 
-IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff", ".gif", ".ppm", ".pgm")
+IMAGE_EXTENSIONS = (
+    ".jpg",
+    ".jpeg",
+    ".png",
+    ".webp",
+    ".bmp",
+    ".tif",
+    ".tiff",
+    ".gif",
+    ".ppm",
+    ".pgm",
+)
 
 Pair = tuple[str, str, int]
 
@@ -33,8 +45,9 @@ class PairCountError(ValueError):
     """More pairs were requested than the identities allow."""
 
 
-def identities_from_folders(root: str | os.PathLike,
-                            extensions: tuple[str, ...] = IMAGE_EXTENSIONS) -> dict[str, list[str]]:
+def identities_from_folders(
+    root: str | os.PathLike, extensions: tuple[str, ...] = IMAGE_EXTENSIONS
+) -> dict[str, list[str]]:
     """Identities of a folder-per-identity dataset.
 
     Args:
@@ -49,13 +62,18 @@ def identities_from_folders(root: str | os.PathLike,
     """
     root = Path(root)
     if not root.is_dir():
-        raise FileNotFoundError(f"image root {str(root)!r} is not a folder; pass the dataset folder "
-                                "that holds one sub-folder per identity")
+        raise FileNotFoundError(
+            f"image root {str(root)!r} is not a folder; pass the dataset folder "
+            "that holds one sub-folder per identity"
+        )
     wanted = {e.lower() for e in extensions}
     out: dict[str, list[str]] = {}
     for ident_dir in sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")):
-        images = sorted(p.relative_to(root).as_posix() for p in ident_dir.rglob("*")
-                        if p.is_file() and not p.name.startswith(".") and p.suffix.lower() in wanted)
+        images = sorted(
+            p.relative_to(root).as_posix()
+            for p in ident_dir.rglob("*")
+            if p.is_file() and not p.name.startswith(".") and p.suffix.lower() in wanted
+        )
         if images:
             out[ident_dir.name] = images
     return out
@@ -80,10 +98,14 @@ def identities_from_celeba(identity_file: str | os.PathLike) -> dict[str, list[s
         if not fields or fields[0].startswith("#"):
             continue
         if len(fields) != 2:
-            raise ValueError(f"{identity_file}:{lineno}: expected '<image> <identity>', got {line!r}")
+            raise ValueError(
+                f"{identity_file}:{lineno}: expected '<image> <identity>', got {line!r}"
+            )
         image, ident = fields
         if owner.get(image, ident) != ident:
-            raise ValueError(f"{identity_file}:{lineno}: {image} is labelled both {owner[image]} and {ident}")
+            raise ValueError(
+                f"{identity_file}:{lineno}: {image} is labelled both {owner[image]} and {ident}"
+            )
         owner[image] = ident
     out: dict[str, list[str]] = {}
     for image, ident in owner.items():
@@ -96,56 +118,12 @@ def max_pair_counts(identities: dict[str, list[str]]) -> tuple[int, int]:
 
     genuine = sum_i C(n_i, 2); impostor = C(N, 2) - genuine with N = sum_i n_i.
     """
-    sizes = [len(set(v)) for v in identities.values()]
-    genuine = sum(comb(n, 2) for n in sizes)
-    return genuine, comb(sum(sizes), 2) - genuine
+    return pair_counts([sorted(set(v)) for v in identities.values()])
 
 
-def _canonical(a: str, b: str, label: int) -> Pair:
-    return (a, b, label) if a < b else (b, a, label)
-
-
-def _genuine(groups: list[list[str]], n: int, total: int, rng: np.random.Generator) -> list[Pair]:
-    if 2 * n >= total:  # dense: enumerate all, then choose
-        everything = [(g[i], g[j]) for g in groups for i in range(len(g)) for j in range(i + 1, len(g))]
-        return [_canonical(*everything[k], 1) for k in rng.choice(len(everything), size=n, replace=False)]
-    sizes = np.array([len(g) for g in groups])
-    weights = sizes * (sizes - 1) / 2.0
-    chosen: dict[Pair, None] = {}
-    while len(chosen) < n:
-        m = 2 * (n - len(chosen)) + 16
-        gid = rng.choice(len(groups), size=m, p=weights / weights.sum())  # identity by its pair count
-        i = (rng.random(m) * sizes[gid]).astype(int)
-        j = (rng.random(m) * (sizes[gid] - 1)).astype(int)
-        j += j >= i  # a second, different image
-        for g, a, b in zip(gid, i, j):
-            chosen.setdefault(_canonical(groups[g][a], groups[g][b], 1))
-            if len(chosen) == n:
-                break
-    return list(chosen)
-
-
-def _impostor(groups: list[list[str]], n: int, total: int, rng: np.random.Generator) -> list[Pair]:
-    images = [p for g in groups for p in g]
-    owner = np.repeat(np.arange(len(groups)), [len(g) for g in groups])
-    if 2 * n >= total:  # dense
-        pairs = [(a, b) for a in range(len(images)) for b in range(a + 1, len(images)) if owner[a] != owner[b]]
-        return [_canonical(images[pairs[k][0]], images[pairs[k][1]], 0)
-                for k in rng.choice(len(pairs), size=n, replace=False)]
-    chosen: dict[Pair, None] = {}
-    while len(chosen) < n:
-        m = 2 * (n - len(chosen)) + 16
-        a, b = rng.integers(0, len(images), size=m), rng.integers(0, len(images), size=m)
-        for x, y in zip(a, b):
-            if owner[x] != owner[y]:
-                chosen.setdefault(_canonical(images[x], images[y], 0))
-                if len(chosen) == n:
-                    break
-    return list(chosen)
-
-
-def generate_pairs(identities: dict[str, list[str]], num_genuine: int, num_impostor: int,
-                   seed: int = 0) -> list[Pair]:
+def generate_pairs(
+    identities: dict[str, list[str]], num_genuine: int, num_impostor: int, seed: int = 0
+) -> list[Pair]:
     """Draw distinct genuine and impostor pairs, shuffled together.
 
     Args:
@@ -164,33 +142,43 @@ def generate_pairs(identities: dict[str, list[str]], num_genuine: int, num_impos
     """
     groups = [sorted(set(identities[k])) for k in sorted(identities)]
     seen: dict[str, str] = {}
-    for ident, group in zip(sorted(identities), groups):
+    for ident, group in zip(sorted(identities), groups, strict=True):
         for p in group:
             if seen.setdefault(p, ident) != ident:
-                raise ValueError(f"image {p!r} is listed under two identities, {seen[p]!r} and {ident!r}")
-    max_gen, max_imp = max_pair_counts(dict(zip(sorted(identities), groups)))
-    for what, asked, most in (("genuine", num_genuine, max_gen), ("impostor", num_impostor, max_imp)):
+                raise ValueError(
+                    f"image {p!r} is listed under two identities, {seen[p]!r} and {ident!r}"
+                )
+    max_gen, max_imp = max_pair_counts(dict(zip(sorted(identities), groups, strict=True)))
+    for what, asked, most in (
+        ("genuine", num_genuine, max_gen),
+        ("impostor", num_impostor, max_imp),
+    ):
         if asked < 0:
             raise PairCountError(f"number of {what} pairs must be >= 0, got {asked}")
         if asked > most:
             raise PairCountError(
                 f"requested {asked} {what} pairs but these {len(groups)} identities "
-                f"({sum(map(len, groups))} images) allow at most {most}; ask for {most} or fewer, or add images")
+                f"({sum(map(len, groups))} images) allow at most {most}; ask for {most} or fewer, "
+                "or add images"
+            )
     rng = np.random.default_rng(seed)
-    pairs = _genuine([g for g in groups if len(g) > 1], num_genuine, max_gen, rng) if num_genuine else []
-    pairs += _impostor(groups, num_impostor, max_imp, rng) if num_impostor else []
+    genuine, impostor = draw_pairs(groups, num_genuine, num_impostor, rng)
+    pairs = [(a, b, 1) for a, b in genuine] + [(a, b, 0) for a, b in impostor]
     return [pairs[k] for k in rng.permutation(len(pairs))]
 
 
 def _field(path: str) -> str:
     if any(c in path for c in '"\t\r\n'):
-        raise ValueError(f"image path {path!r} contains a quote, tab or line break, which a pair list "
-                         "cannot hold; rename the file")
+        raise ValueError(
+            f"image path {path!r} contains a quote, tab or line break, which a pair list "
+            "cannot hold; rename the file"
+        )
     return f'"{path}"' if (" " in path or path.startswith("#")) else path
 
 
 def format_pair_line(path1: str, path2: str, label: int) -> str:
-    """``path1 path2 label`` as :func:`utils.faces.data.parse_pair_lines` reads it (spaces quoted)."""
+    """``path1 path2 label`` as :func:`utils.faces.data.parse_pair_lines` reads it (spaces
+    quoted)."""
     if label not in (0, 1):
         raise ValueError(f"label must be 0 or 1, got {label!r}")
     return f"{_field(path1)} {_field(path2)} {label}"
