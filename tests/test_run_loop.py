@@ -269,3 +269,50 @@ def test_shards_and_ranks():
     for bad in ("4/4", "x", "1/0"):
         with pytest.raises(UsageError, match="--shard"):
             resolve_shard(bad, {})
+
+
+def test_ctrl_c_is_exit_130_and_cancels_queued_reads():
+    """A KeyboardInterrupt in the loop ends the run with 130; reads queued ahead never start."""
+    import threading
+
+    from utils.run import loop
+
+    started: list[int] = []
+    gate = threading.Event()
+
+    class Item:
+        def __init__(self, n: int) -> None:
+            self.index, self.error = n, None
+
+    def read(item):
+        started.append(item.index)
+        gate.wait(5)
+        return item.index
+
+    gen = loop.prefetch([Item(n) for n in range(50)], read, workers=1, ahead=4)
+    next(gen)
+    gen.close()  # what an exception in the consumer does to the generator
+    gate.set()
+    assert len(started) <= 2, started  # the running read may finish; the queued ones are cancelled
+
+    class Plan:
+        device = "cpu"
+        run = None
+
+    def make_plan(args):
+        return Plan()
+
+    def interrupted(task, plan):
+        raise KeyboardInterrupt
+
+    import argparse
+    import logging
+
+    original = loop.run_task
+    loop.run_task = interrupted
+    try:
+        code = loop.run_experiment(argparse.ArgumentParser(), [], make_plan, lambda a, d: None,
+                                   lambda plan, nets: None, logging.getLogger("test"))
+    finally:
+        loop.run_task = original
+    assert code == loop.EXIT_INTERRUPTED == 130

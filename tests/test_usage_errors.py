@@ -191,3 +191,22 @@ def test_every_script_flag_has_help_and_no_progress_exists():
         assert parser.parse_args(["--no-progress"]).progress is False
         for action in parser._actions:
             assert action.help, action.option_strings
+
+
+def test_bad_image_limit_variable_is_exit_2(small, tmp_path, caplog, monkeypatch):
+    """A bad SIM2WORD_MAX_* value is a usage error up front, not a failure of every pair."""
+    _, common = small
+    monkeypatch.setenv("SIM2WORD_MAX_IMAGE_SIDE", "lots")
+    code, out, text = _run(common, tmp_path, caplog)
+    assert code == 2 and "SIM2WORD_MAX_IMAGE_SIDE" in text and not (out / RUN_DIR / "json").exists()
+
+
+def test_image_limits_are_part_of_the_fingerprint(small, tmp_path, caplog, monkeypatch):
+    """Another downscale limit changes the images, so a folder of the old limit is not resumed."""
+    _, common = small
+    assert _run(common, tmp_path, caplog)[0] == 0
+    config = json.loads((tmp_path / "o" / RUN_DIR / "config.json").read_text())
+    assert config["environment"]["image-limits"]["max_side"] == 2048
+    monkeypatch.setenv("SIM2WORD_MAX_IMAGE_SIDE", "32")
+    code, _, text = _run(common, tmp_path, caplog)
+    assert code == 2 and "other settings" in text

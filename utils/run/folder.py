@@ -112,9 +112,14 @@ def run_config(args: argparse.Namespace, weights: list[dict[str, Any]]) -> dict[
     """``config.json``: the arguments, the weight files loaded, ``$SIM2WORD_PRETRAINED`` and the
     fingerprint."""
     from models.registry import PRETRAINED_ENV
+    from utils.faces.image_io import read_limits
 
     values = {k: str(v) if isinstance(v, os.PathLike) else v for k, v in vars(args).items()}
-    env = {PRETRAINED_ENV: os.environ.get(PRETRAINED_ENV)}
+    try:  # the image limits decide which images are downscaled when read: they change results
+        limits = read_limits()
+    except ValueError as err:
+        raise UsageError(f"{err}; unset the variable or give a positive integer") from None
+    env = {PRETRAINED_ENV: os.environ.get(PRETRAINED_ENV), "image-limits": limits}
     return {
         **values,
         "weights": weights,

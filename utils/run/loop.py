@@ -29,7 +29,8 @@ images of the uncertainty experiment, ...):
   earlier), 3 some items failed or are missing, 2 usage error found before any
   work (or the folder was taken over by a run of other settings), 4 the disk
   filled up (failures and summary are still written if at all possible;
-  rerunning the same command finishes the job).
+  rerunning the same command finishes the job), 130 interrupted by Ctrl-C (the
+  reads queued ahead are cancelled; rerunning resumes).
 
 How to add an experiment: write a :class:`Task` (see
 ``utils/experiments/uncertainty.py`` for a per-image one), a parser from
@@ -66,6 +67,7 @@ from utils.run.folder import (
 )
 
 EXIT_OK, EXIT_USAGE, EXIT_FAILED, EXIT_DISK_FULL = 0, 2, 3, 4
+EXIT_INTERRUPTED = 130  # Ctrl-C (SIGINT), as shells report it
 
 
 class Item(Protocol):
@@ -243,21 +245,24 @@ def prefetch(
     """
     queue: deque[tuple[Any, Future]] = deque()
     todo = iter(items)
-    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="sim2word-read") as pool:
+    pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="sim2word-read")
 
-        def submit() -> None:
-            item = next(todo, None)
-            if item is not None:
-                queue.append(
-                    (item, pool.submit(lambda it=item: None if it.error is not None else read(it)))
-                )
+    def submit() -> None:
+        item = next(todo, None)
+        if item is not None:
+            queue.append(
+                (item, pool.submit(lambda it=item: None if it.error is not None else read(it)))
+            )
 
+    try:
         for _ in range(ahead):
             submit()
         while queue:
             item, future = queue.popleft()
             submit()
             yield item, future
+    finally:  # an interrupt (Ctrl-C) does not wait for the reads queued ahead
+        pool.shutdown(wait=False, cancel_futures=True)
 
 
 def run_experiment(
@@ -293,7 +298,12 @@ def run_experiment(
     except UsageError as err:
         log.error("%s", err)
         return EXIT_USAGE
-    return run_task(make_task(plan, nets), plan.run)
+    try:
+        return run_task(make_task(plan, nets), plan.run)
+    except KeyboardInterrupt:
+        log.error("interrupted; every record written so far is complete: rerun the same command "
+                  "to resume")
+        return EXIT_INTERRUPTED
 
 
 def run_task(task: Task, plan: RunPlan) -> int:
