@@ -7,17 +7,16 @@ figure is exactly ``figsize * dpi`` (no ``bbox_inches="tight"``).
 """
 from __future__ import annotations
 
-import io
 import os
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import cv2
 import numpy as np
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
-from utils.base.atomic import atomic_write_bytes
+from utils.base.atomic import atomic_write_figure
 from utils.faces.image_io import ImageReadError, read_image
 
 PLACEHOLDER_GREY = 128
@@ -25,10 +24,7 @@ PLACEHOLDER_GREY = 128
 
 def save_figure(fig: Figure, path: str | os.PathLike, dpi: int = 100) -> Path:
     """Render ``fig`` (format from the suffix: png/jpg/pdf...) and write it atomically."""
-    path = Path(path)
-    buf = io.BytesIO()
-    fig.savefig(buf, format=path.suffix.lstrip(".") or "png", dpi=dpi)
-    return atomic_write_bytes(path, buf.getvalue())
+    return atomic_write_figure(path, fig, dpi)
 
 
 def roc_figure(curves: dict[str, tuple[np.ndarray, np.ndarray, float | None]], title: str,
@@ -72,7 +68,9 @@ def resolve_image(path: str | None, roots: Sequence[str | os.PathLike | None]) -
     return None
 
 
-def load_rgb(path: str | None, roots: Sequence[str | os.PathLike | None]) -> tuple[np.ndarray | None, str]:
+def load_rgb(
+    path: str | None, roots: Sequence[str | os.PathLike | None]
+) -> tuple[np.ndarray | None, str]:
     """Read an image for display.
 
     Returns:
@@ -101,7 +99,7 @@ def pair_figure(images: Sequence[np.ndarray | None], captions: Sequence[str], ti
     fig = Figure(figsize=figsize)
     # Row 0: the images; row 1: text-only axes holding the captions, so they always fit.
     axes = fig.subplots(2, 2, gridspec_kw={"height_ratios": [3.0, 1.3]})
-    for ax, text_ax, img, caption in zip(axes[0], axes[1], images, captions):
+    for ax, text_ax, img, caption in zip(axes[0], axes[1], images, captions, strict=True):
         if img is None:
             ax.imshow(np.full((112, 112, 3), PLACEHOLDER_GREY, dtype=np.uint8))
             ax.text(56, 56, "image\nnot available", ha="center", va="center", fontsize=10)
@@ -122,14 +120,14 @@ def bar_figure(panels: Sequence[tuple[str, Sequence[str], Sequence[int]]],
     """Horizontal bar charts, one panel per ``(title, labels, counts)``, largest bar on top."""
     fig = Figure(figsize=figsize)
     axes = np.atleast_1d(fig.subplots(len(panels), 1))
-    for ax, (title, labels, counts) in zip(axes, panels):
+    for ax, (title, labels, counts) in zip(axes, panels, strict=True):
         if len(labels) == 0:
             ax.text(0.5, 0.5, "no data", ha="center", va="center", transform=ax.transAxes)
         else:
             pos = np.arange(len(labels))[::-1]
             ax.barh(pos, counts)
             ax.set_yticks(pos, labels, fontsize=8)
-            for y, c in zip(pos, counts):
+            for y, c in zip(pos, counts, strict=True):
                 ax.text(c, y, f" {c}", va="center", fontsize=8)
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.set_xlabel("count")
