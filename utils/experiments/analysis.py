@@ -46,6 +46,7 @@ import numpy as np
 
 from models.attributes import Vocabulary, get_vocabulary
 from utils.base.tables import format_table
+from utils.explain.pair_words import verification_score
 from utils.run.cli import FIGURE_EXIT_STATUS, add_json_fold, add_output_dir, add_progress
 from utils.run.records import CORE_KEYS, TOP5_KEYS, PairRecord, RecordError, read_record
 
@@ -150,11 +151,6 @@ def common_vocabulary(records: Sequence[PairRecord]) -> Vocabulary:
 
 
 # ----------------------------------------------------------------------------- scores and ROC
-def verification_score(s: Any) -> np.ndarray:
-    """``1 - arccos(clip(s, -1, 1)) / pi`` elementwise: cosine in [-1, 1] -> score in [0, 1]."""
-    return 1.0 - np.arccos(np.clip(np.asarray(s, dtype=np.float64), -1.0, 1.0)) / np.pi
-
-
 def _available(rec: PairRecord, image: int) -> dict[int, float]:
     """``{j: sim of image erased at j to the other image}`` over present, available attributes."""
     cls, erased = rec.classes[image - 1], rec.erased[image - 1]

@@ -127,10 +127,12 @@ def composite_captions(
             footer = ""
         else:
             top = top_ranked(words[side], k)
+            dead = [w.word for w in words[side] if w.tie == UNCHANGED]
+            filler = NO_WORD + (":\nthe other present\nattributes are ties\n(listed below)" if dead
+                                else "")
             maps = ("H_d: its identity, not the other's",) + tuple(
                 word_caption(w) for w in top
-            ) + (NO_WORD,) * (k - len(top))
-            dead = [w.word for w in words[side] if w.tie == UNCHANGED]
+            ) + (filler,) * (k - len(top))
             footer = (
                 f"ties, {TIE_MEANING[UNCHANGED]} (not explanations): " + ", ".join(dead)
                 if dead

@@ -174,7 +174,9 @@ def write_visuals(
 
     written = [
         atomic_write_figure(
-            composite_path(cam_dir, pair_index), composite_figure(ex, names=names, **composite)
+            composite_path(cam_dir, pair_index),
+            composite_figure(ex, names=names, **composite),
+            fast_png=True,
         )
     ]
     if level == "full":
