@@ -33,10 +33,12 @@ def test_rank_words_by_hand():
     assert top.score_change == pytest.approx(SCORE[0.7] - SCORE[0.2], abs=1e-6)
     assert top.change == pytest.approx(0.5)
     lines = format_words(words, k=2)
-    assert lines[0].split()[:2] == ["1.", "w2"] and "(+0.1827)" in lines[0] and "(+0.5000)" in lines[0]
+    assert lines[0].split()[:2] == ["1.", "w2"]
+    assert "(+0.1827)" in lines[0] and "(+0.5000)" in lines[0]
     assert "same erased region" in lines[1] and lines[2].endswith("unchanged: w1, w4")
     # a word is never ranked ahead of another only because of its index: equal values share a rank
-    assert [w.rank for w in rank_words({5: 0.4, 1: 0.4}, 0.0, {1: "a", 5: "b"}, {1: "a", 5: "b"})] == [1, 1]
+    tied = rank_words({5: 0.4, 1: 0.4}, 0.0, {1: "a", 5: "b"}, {1: "a", 5: "b"})
+    assert [(w.attribute, w.rank) for w in tied] == [(1, 1), (5, 1)]
 
 
 def _hand_explanation():
@@ -77,15 +79,15 @@ def test_composite_of_a_hand_made_explanation(tmp_path):
     words = [explanation_words(ex, 0), explanation_words(ex, 1)]
     # image 1: Smiling (class 1, absent) never appears although its similarity 0.9 is the largest;
     # Big Nose's region is empty, so it is an unchanged tie
-    assert [(w.word, w.rank, w.tie) for w in words[0]] == [("Bangs", 1, None), ("Female", 2, None),
-                                                           ("Big Nose", None, UNCHANGED)]
+    assert [(w.word, w.rank, w.tie) for w in words[0]] == [
+        ("Bangs", 1, None), ("Female", 2, None), ("Big Nose", None, UNCHANGED)]
     assert [w.word for w in words[1]] == ["Big Nose", "Bangs", "Male", "Smiling"]
     # nearest resize 8x8 -> 16x12: raw (y, x) takes map (y * 8 // 16, x * 8 // 12); the 3x3 corner
     # becomes rows y <= 5 and columns x <= 4: 6 x 5 of 16 x 12 pixels
     assert words[0][0].area == pytest.approx(6 * 5 / (16 * 12))
 
-    text = composite_captions(words, similarity=0.3, vocabulary="hand", names=("a.png", "b.png"), k=3,
-                              match=0)
+    text = composite_captions(words, similarity=0.3, vocabulary="hand", names=("a.png", "b.png"),
+                              k=3, match=0)
     assert "cos s = 0.3000" in text.title and f"{SCORE[0.3]:.4f}" in text.title
     assert "'hand'" in text.title and "different identities" in text.title
     row = text.rows[0]
@@ -94,7 +96,8 @@ def test_composite_of_a_hand_made_explanation(tmp_path):
     assert row.maps[2].startswith("2. Female\nscore 0.597 -> 0.667 (+0.070)")
     assert row.maps[3].startswith("no further word") and "ties" in row.maps[3]
     assert "Big Nose" in row.footer and "unchanged" in row.footer and "Smiling" not in row.footer
-    assert [m.split("\n")[0] for m in text.rows[1].maps[1:]] == ["1. Big Nose", "2. Bangs", "3. Male"]
+    firsts = [m.split("\n")[0] for m in text.rows[1].maps[1:]]
+    assert firsts == ["1. Big Nose", "2. Bangs", "3. Male"]
     assert "no tie" in text.rows[1].footer
 
     fig = composite_figure(ex, names=("a.png", "b.png"), k=3, match=0)
@@ -135,7 +138,8 @@ def test_explain_images_returns_words_maps_figure_and_record(demo_pair):
         for w in words:  # the words' values are the record's
             assert w.similarity == pytest.approx(rec.erased[i - 1][w.attribute][1], abs=1e-12)
         for w in pw.ties(i):  # an unchanged tie: empty region, similarity exactly s
-            assert w.similarity == pw.similarity and not pw.explanation.directions[i - 1].masks[w.attribute].any()
+            assert w.similarity == pw.similarity
+            assert not pw.explanation.directions[i - 1].masks[w.attribute].any()
     assert pw.explanation.directions[0].H_d.shape == (64, 64)
     report = pw.report(3)
     assert all(w.word in report for i in (1, 2) for w in pw.top(i, 3))
@@ -152,7 +156,8 @@ def test_explain_script_prints_json_and_refuses_bad_input(demo_pair, tmp_path, c
     shown = json.loads(capsys.readouterr().out)
     assert [w["word"] for w in shown["image2"]["words"]] == [w.word for w in pw.top(2, 2)]
     assert shown["figure"] == str(tmp_path / "p.png") and (tmp_path / "p.json").is_file()
-    assert main([f"{FW}/h000/0.png", str(tmp_path / "missing.png"), "--output-dir", str(tmp_path)]) == 2
+    missing = [f"{FW}/h000/0.png", str(tmp_path / "missing.png"), "--output-dir", str(tmp_path)]
+    assert main(missing) == 2
     assert "missing.png" in caplog.text and "file not found" in caplog.text
     assert main([f"{FW}/h000/0.png", f"{FW}/h003/1.png", "--recognition-net", "SFace-gallery"]) == 2
     assert "needs --gallery DIR" in caplog.text
