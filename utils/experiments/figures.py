@@ -87,7 +87,7 @@ def load_rgb(
 
 
 def pair_figure(images: Sequence[np.ndarray | None], captions: Sequence[str], title: str,
-                figsize: tuple[float, float] = (10.0, 6.5)) -> Figure:
+                figsize: tuple[float, float] = (10.0, 6.5), caption_height: float = 1.3) -> Figure:
     """Two images side by side, each captioned below; a missing image is a grey placeholder.
 
     Args:
@@ -95,10 +95,11 @@ def pair_figure(images: Sequence[np.ndarray | None], captions: Sequence[str], ti
         captions: one multi-line caption per image.
         title: the super-title.
         figsize: inches.
+        caption_height: height of the caption row relative to the image row's 3.
     """
     fig = Figure(figsize=figsize)
     # Row 0: the images; row 1: text-only axes holding the captions, so they always fit.
-    axes = fig.subplots(2, 2, gridspec_kw={"height_ratios": [3.0, 1.3]})
+    axes = fig.subplots(2, 2, gridspec_kw={"height_ratios": [3.0, caption_height]})
     for ax, text_ax, img, caption in zip(axes[0], axes[1], images, captions, strict=True):
         if img is None:
             ax.imshow(np.full((112, 112, 3), PLACEHOLDER_GREY, dtype=np.uint8))
@@ -134,3 +135,24 @@ def bar_figure(panels: Sequence[tuple[str, Sequence[str], Sequence[int]]],
         ax.set_title(title, fontsize=10)
     fig.tight_layout()
     return fig
+
+
+def add_pair_figure_flags(parser, figsize: tuple[float, float]) -> None:
+    """The flags of the results scripts that draw one figure per pair: ``--image-root``,
+    ``--figures/--no-figures``, ``--max-figures``, ``--figsize``, ``--dpi``, ``--image-format``."""
+    import argparse
+
+    from utils.run import cli
+
+    cli.add_image_root(
+        parser,
+        "folder that relative image-path1/image-path2 are resolved against first "
+        "(then the JSON's folder, then the current directory)",
+    )
+    cli.add_flag(parser, "--figures", action=argparse.BooleanOptionalAction, default=True,
+                 help="draw one figure per pair (--no-figures: only the JSON summary)")
+    cli.add_flag(parser, "--max-figures", type=cli.non_negative_int, default=None,
+                 help="draw figures for the first N pairs only (default: all)")
+    cli.add_figure_flags(parser, figsize)
+    cli.add_flag(parser, "--image-format", choices=("png", "jpg"), default="png",
+                 help="figure file format (default: %(default)s)")
