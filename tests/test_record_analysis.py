@@ -4,11 +4,11 @@ scripts) on hand-made records, every expected value worked out by hand in the co
 Records (celeba30; multi-class heads 0 Gender, 1 Age, 2 Race, 8 Hair color are always present,
 binary heads only with class 0; "other" = cos(V(E_ij), V(I_other))):
 
-| name | match | s    | image 1 present: other                                | image 2                 |
-|------|-------|------|-------------------------------------------------------|-------------------------|
-| A    | 0     | 0.3  | 0: .35, 1: .2, 2: .3, 6: .5, 28: .31 (absent 9: .9)    | 0: .1, 8: .29           |
-| B    | 0     | -0.1 | 1: 0.0, 2: -0.05                                      | none recorded           |
-| C    | 1     | 0.8  | 0: 0.9                                                | none recorded           |
+| name | match | s    | image 1 present: other                              | image 2       |
+|------|-------|------|-----------------------------------------------------|---------------|
+| A    | 0     | 0.3  | 0: .35, 1: .2, 2: .3, 6: .5, 28: .31 (absent 9: .9) | 0: .1, 8: .29 |
+| B    | 0     | -0.1 | 1: 0.0, 2: -0.05                                    | none recorded |
+| C    | 1     | 0.8  | 0: 0.9                                              | none recorded |
 """
 from __future__ import annotations
 
@@ -101,10 +101,12 @@ def test_no_attribute_mask_game_by_hand():
     recs = [parse_record(d, f"{n}.json") for n, d in NO_ATTR.items()]
     kept, failures = split_no_attribute(recs)
     assert [r.name for r in kept] == ["1", "2", "3", "4"]
-    assert len(failures) == 1 and "5.json" in failures[0]["error"] and "'none'" in failures[0]["error"]
+    assert len(failures) == 1
+    assert "5.json" in failures[0]["error"] and "'none'" in failures[0]["error"]
     scores, labels = no_attribute_samples(kept)
     # impostors replaced by the region's value (0.55 and 0.1, 0.35 and 0.05), genuine keep s
-    assert scores == pytest.approx(A.verification_score([0.55, 0.1, 0.5, 0.5, 0.35, 0.05, 0.6, 0.6]))
+    expect = A.verification_score([0.55, 0.1, 0.5, 0.5, 0.35, 0.05, 0.6, 0.6])
+    assert scores == pytest.approx(expect)
     assert labels.tolist() == [0, 0, 1, 1, 0, 0, 1, 1]
     after = A.roc_summary(scores, labels)
     # positives {.5, .5, .6, .6} vs negatives {.55, .1, .35, .05}: 0.5 beats 3 negatives (x2),
@@ -164,7 +166,8 @@ def test_no_attribute_script_skips_other_ablations(tmp_path):
          "--dpi", "40"])
     assert code == 3  # record 5 is of another ablation: reported, skipped
     summary = json.loads((tmp_path / "auc_no_attribute_map.json").read_text())
-    assert summary["n_pairs"] == 4 and summary["After (no attribute)"]["auc"] == pytest.approx(0.875)
+    assert summary["n_pairs"] == 4
+    assert summary["After (no attribute)"]["auc"] == pytest.approx(0.875)
     failures = (tmp_path / "failures-auc_no_attribute_map.jsonl").read_text().splitlines()
     assert len(failures) == 1 and "--ablation no-attribute" in failures[0]
     assert (tmp_path / "roc_no_attribute_map.png").is_file()
