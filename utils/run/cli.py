@@ -483,21 +483,9 @@ _DESCRIPTIONS = {
 }
 
 
-def build_parser(strategy: str, prog: str | None = None) -> argparse.ArgumentParser:
-    """The parser of one Sim2Word script.
-
-    Args:
-        strategy: "topk" (adds ``--topk``), "threshold" (adds ``--id-thresh``) or "sameid".
-        prog: program name shown in ``--help``.
-    """
-    from utils.explain.sim2word import ABLATIONS, PAPER_THETA, Sim2WordConfig
-
-    defaults = Sim2WordConfig()
-
-    if strategy not in _DESCRIPTIONS:
-        raise ValueError(f"unknown strategy {strategy!r}; valid: {', '.join(_DESCRIPTIONS)}")
-    p = make_parser(_DESCRIPTIONS[strategy], EXIT_STATUS.format(unit="pair"), prog)
-    p.set_defaults(strategy=strategy)
+def add_pair_data_flags(p: argparse.ArgumentParser) -> argparse._ArgumentGroup:
+    """The "data" group of the pair scripts: ``--Datasets``, ``--datasets-config``,
+    ``--pair-list``, ``--image-root``, ``--limit`` (:func:`utils.run.runner.pair_items`)."""
     data = p.add_argument_group("data")
     add_flag(
         data,
@@ -525,6 +513,25 @@ def build_parser(strategy: str, prog: str | None = None) -> argparse.ArgumentPar
         data, "root of the relative image paths of --pair-list (default: the list's folder)"
     )
     add_limit(data, "pair")
+    return data
+
+
+def build_parser(strategy: str, prog: str | None = None) -> argparse.ArgumentParser:
+    """The parser of one Sim2Word script.
+
+    Args:
+        strategy: "topk" (adds ``--topk``), "threshold" (adds ``--id-thresh``) or "sameid".
+        prog: program name shown in ``--help``.
+    """
+    from utils.explain.sim2word import ABLATIONS, PAPER_THETA, Sim2WordConfig
+
+    defaults = Sim2WordConfig()
+
+    if strategy not in _DESCRIPTIONS:
+        raise ValueError(f"unknown strategy {strategy!r}; valid: {', '.join(_DESCRIPTIONS)}")
+    p = make_parser(_DESCRIPTIONS[strategy], EXIT_STATUS.format(unit="pair"), prog)
+    p.set_defaults(strategy=strategy)
+    add_pair_data_flags(p)
 
     add_network_flags(
         p,

@@ -54,6 +54,7 @@ __all__ = [
     "load_nets",
     "main",
     "make_plan",
+    "pair_items",
     "run_dir_name",
     "run_pairs",
 ]
@@ -128,10 +129,11 @@ def sim2word_config(args: argparse.Namespace) -> Sim2WordConfig:
     return Sim2WordConfig(erasing_method=args.Erasing_method, **values)
 
 
-def make_plan(args: argparse.Namespace) -> Plan:
-    """Resolve data, config, shard, device, weight files and run folder; raises :class:`UsageError`.
+def pair_items(args: argparse.Namespace) -> list[PairItem]:
+    """The pairs of ``--pair-list`` / ``--Datasets`` (:func:`utils.run.cli.add_pair_data_flags`).
 
-    Nothing is written; a folder of other settings is refused here (with ``--resume``).
+    Sets ``args.Datasets`` (default: the list's name, or FaceWorld), ``args.pair_list`` and
+    ``args.image_root`` to the resolved paths. Raises :class:`UsageError`.
     """
     try:
         if args.pair_list is not None:
@@ -144,10 +146,23 @@ def make_plan(args: argparse.Namespace) -> Plan:
             if args.image_root:
                 image_root = Path(args.image_root).resolve()
         items = read_pair_list(pair_list, image_root)
-        config = sim2word_config(args)
     except (DataConfigError, ValueError) as err:
         raise UsageError(str(err)) from None
     args.pair_list, args.image_root = str(pair_list), str(image_root)
+    return items
+
+
+def make_plan(args: argparse.Namespace) -> Plan:
+    """Resolve data, config, shard, device, weight files and run folder; raises :class:`UsageError`.
+
+    Nothing is written; a folder of other settings is refused here (with ``--resume``).
+    """
+    items = pair_items(args)
+    pair_list = args.pair_list
+    try:
+        config = sim2word_config(args)
+    except ValueError as err:
+        raise UsageError(str(err)) from None
     run_dir = Path(args.output_dir).resolve() / run_dir_name(args)
     run, device = plan_run(
         args,
