@@ -64,7 +64,7 @@ class PairWords:
     """One explained pair as data (module docstring).
 
     Attributes:
-        names: how the two images are named (file names, or ``"image 1"``/``"image 2"``).
+        names: how the two images are named (``<folder>/<file>``, or ``"image 1"``/``"image 2"``).
         similarity: cos(V(I1), V(I2)).
         words: per image, every present attribute as a :class:`utils.explain.pair_words.Word`:
             the ranked ones best first, then the ``"unchanged"`` ties.
@@ -132,8 +132,16 @@ class PairWords:
             lines += format_words(self.words[i - 1], k)
         for label, path in (("figure", self.figure), ("record", self.record_path)):
             if path is not None:
-                lines.append(f"{label}: {path}")
+                lines.append(f"{label}: {_shown(path)}")
         return "\n".join(lines)
+
+
+def _shown(path: Path) -> str:
+    """``path`` relative to the working directory when it lies below it."""
+    try:
+        return str(Path(path).resolve().relative_to(Path.cwd().resolve()))
+    except ValueError:
+        return str(path)
 
 
 def _side(image: int) -> int:
@@ -198,7 +206,8 @@ def _read(image: ImageInput) -> tuple[np.ndarray, str, str]:
         return image, "", ""
     from utils.faces.image_io import read_image
 
-    return read_image(image), Path(image).name, str(image)
+    path = Path(image)
+    return read_image(image), "/".join(p for p in (path.parent.name, path.name) if p), str(image)
 
 
 def _warn_templates(nets: Sim2WordNets) -> None:
@@ -230,7 +239,7 @@ def explain_images(
 
     Args:
         img1, img2: image files (any format :func:`utils.faces.image_io.read_image` reads) or
-            (H, W, 3) uint8 BGR arrays.
+            (H, W, 3) uint8 BGR arrays (named ``<folder>/<file>`` in the output).
         nets: the networks (module docstring); default the face-world demo nets.
         config: what to compute (default :class:`Sim2WordConfig`: top-1, theta 0.6, black fill).
         k: word panels per row of the figure.
