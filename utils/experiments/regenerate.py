@@ -272,7 +272,10 @@ def json_section(src: Source, out: Path, section: Section) -> None:
     folder = out / src.kind
     stem = "ground_truth" if src.kind == "twin-check" else "comparison"
     atomic_write_text(folder / f"{stem}.md", table)
-    section.parts.append(f"From `{src.path}`:\n\n{table}\n")
+    settings = data.get("args", data.get("settings")) if isinstance(data, dict) else None
+    shown = ", ".join(f"{k} {settings[k]}" for k in ("strategy", "thresh", "num_pairs", "pairs")
+                      if isinstance(settings, dict) and k in settings)
+    section.parts.append(f"From `{src.path}`{f' ({shown})' if shown else ''}:\n\n{table}\n")
     fig = src.path.parent / "fig4.png"
     if src.kind == "comparison" and fig.is_file():
         shutil.copyfile(fig, folder / "fig4.png")
