@@ -116,6 +116,10 @@ def test_composite_of_a_hand_made_explanation(tmp_path):
     border = np.zeros((16, 12), bool)
     border[0, :5] = border[5, :5] = border[:6, 0] = border[:6, 4] = True
     assert (white == border).all(), np.argwhere(white != border)
+    # without similarities (--no-calculate-similarity) there are no words: H_t, H_f and H_d
+    bare = composite_captions(None, similarity=None, vocabulary="hand", k=3)
+    assert "no similarities" in bare.title and "words of" not in bare.title
+    assert [m.split(":")[0] for m in bare.rows[1].maps] == ["H_t", "H_f", "H_d"]
     path = atomic_write_figure(tmp_path / "pair.png", fig, dpi=50)
     assert cv2.imread(str(path)).shape == (int(7.4 * 50), int(12.8 * 50), 3)  # figsize * dpi
 

@@ -113,12 +113,12 @@ def composite_captions(
             f"Sim2Word: pair similarity cos s = {similarity:.4f}, "
             f"score 1 - arccos(s)/pi = {float(verification_score(similarity)):.4f}"
         )
-    title = (
-        head
-        + (f" ({label})" if label else "")
-        + f"\nwords of attribute vocabulary '{vocabulary}', ranked by the score of the image with "
-        "the word's region erased against the other image (higher = explains more)"
-    )
+    if similarity is None:
+        rule = f"attribute vocabulary '{vocabulary}'; H_d = H_t * (max H_f - H_f), normalised"
+    else:
+        rule = (f"words of attribute vocabulary '{vocabulary}', ranked by the score of the image "
+                "with the word's region erased against the other image (higher = explains more)")
+    title = head + (f" ({label})" if label else "") + "\n" + rule
     rows = []
     for side in (0, 1):
         face = f"image {side + 1}: {names[side]}\nexplained against image {2 - side}"
@@ -229,7 +229,9 @@ def composite_figure(
     bar.set_label("map value (0 = none, 1 = strongest); white outline = erased region",
                   fontsize=FONT)
     bar.ax.tick_params(labelsize=FONT)
-    fig.suptitle(text.title, fontsize=FONT + 1)
+    width = int(cols * PANEL_INCHES * 72 / (FONT + 1) * 1.7)  # characters that fit the width
+    fig.suptitle("\n".join(textwrap.fill(line, width) for line in text.title.split("\n")),
+                 fontsize=FONT + 1)
     return fig
 
 

@@ -147,6 +147,12 @@ def write_pair(cam_dir: str | Path, pair_index: int, ex: PairExplanation) -> lis
     return folders
 
 
+def display_name(path: str | Path) -> str:
+    """``<folder>/<file>`` of an image path: how figures name an image."""
+    path = Path(path)
+    return "/".join(p for p in (path.parent.name, path.name) if p)
+
+
 def write_visuals(
     level: str,
     cam_dir: str | Path,
@@ -162,7 +168,7 @@ def write_visuals(
         cam_dir: ``<run>/cam``.
         pair_index: the pair's index.
         ex: its explanation.
-        names: how the two images are named in the composite (file names).
+        names: how the two images are named in the composite (:func:`display_name`).
         **composite: more arguments of :func:`utils.explain.composite.composite_figure`.
     """
     if level not in LEVELS:

@@ -204,10 +204,10 @@ def _read(image: ImageInput) -> tuple[np.ndarray, str, str]:
                 f"an image array must be (H, W, 3) uint8 BGR, got {image.shape} {image.dtype}"
             )
         return image, "", ""
+    from utils.explain.visualize import display_name
     from utils.faces.image_io import read_image
 
-    path = Path(image)
-    return read_image(image), "/".join(p for p in (path.parent.name, path.name) if p), str(image)
+    return read_image(image), display_name(image), str(image)
 
 
 def _warn_templates(nets: Sim2WordNets) -> None:

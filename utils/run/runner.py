@@ -233,9 +233,9 @@ class PairTask:
         )
         if a.visualization != "none":
             ctx.stage = "visualize"
-            from utils.explain.visualize import write_visuals
+            from utils.explain.visualize import display_name, write_visuals
 
-            names = (Path(item.path1).name, Path(item.path2).name)
+            names = (display_name(item.path1), display_name(item.path2))
             write_visuals(a.visualization, ctx.run_dir / "cam", item.index, ex, names,
                           match=item.label)
         return rec
