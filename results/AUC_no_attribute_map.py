@@ -27,9 +27,7 @@ except ModuleNotFoundError:  # imported with the repository root on sys.path (te
 import argparse
 import sys
 
-from utils.base.atomic import atomic_write_json, atomic_write_text
 from utils.experiments import analysis as A
-from utils.experiments.figures import roc_figure, save_figure
 from utils.experiments.record_analysis import no_attribute_samples, split_no_attribute
 from utils.run import cli
 
@@ -57,31 +55,24 @@ def main(argv: list[str] | None = None) -> int:
               "no-attribute ablation", file=sys.stderr)
         return A.finish(out, STEM, failures, n_files)
     samples = {"Original": A.original_samples(records), AFTER: no_attribute_samples(records)}
-    summaries = {name: A.roc_summary(*s) for name, s in samples.items()}
-    rows = [[name, *A.roc_cells(summary)] for name, summary in summaries.items()]
-    text = A.format_table(["Method", *A.roc_header()], rows)
-    print(f"\n{len(records)} pairs, 2 samples per pair\n{text}")
-    atomic_write_text(out / f"{STEM}.md", text)
-    atomic_write_text(out / f"{STEM}.csv", A.csv_text(
-        ["method", *A.roc_header()], [[n, *A.roc_cells(s, None)] for n, s in summaries.items()]))
-    atomic_write_json(out / f"{STEM}.json", {
-        **A.report_header(args, records, failures, n_files),
-        "samples_per_pair": 2,
-        "settings": A.distinct_settings(records),
-        "score": A.SCORE_RULE,
-        "after_rule": "impostor image: score of its similarity to the other image with the one "
-        "no-attribute region erased (replaced, not maxed); genuine pairs keep score(s)",
-        **summaries,
-    })
-    curves = {}
-    for name, (scores, labels) in samples.items():
-        points = A.roc_points(scores, labels)
-        if points is not None:
-            curves[name] = (*points, summaries[name]["auc"])
-    fig = roc_figure(curves, f"Mask game, no-attribute ablation: {len(records)} pairs",
-                     figsize=tuple(args.figsize))
-    print(f"wrote {save_figure(fig, out / 'roc_no_attribute_map.png', dpi=args.dpi)} and "
-          f"{out / STEM}.json/.csv/.md")
+    print(f"\n{len(records)} pairs, 2 samples per pair")
+    A.write_roc_report(
+        out,
+        STEM,
+        "roc_no_attribute_map.png",
+        samples,
+        {
+            **A.report_header(args, records, failures, n_files),
+            "samples_per_pair": 2,
+            "settings": A.distinct_settings(records),
+            "score": A.SCORE_RULE,
+            "after_rule": "impostor image: score of its similarity to the other image with the "
+            "one no-attribute region erased (replaced, not maxed); genuine pairs keep score(s)",
+        },
+        f"Mask game, no-attribute ablation: {len(records)} pairs",
+        tuple(args.figsize),
+        args.dpi,
+    )
     return A.finish(out, STEM, failures, n_files)
 
 

@@ -70,7 +70,8 @@ def test_reference_run_is_complete(world):
     _, _, ref = world
     files = outputs(ref)
     assert sorted(int(Path(k).stem) for k in files if k.startswith("json/")) == list(range(N_PAIRS))
-    assert sorted(k for k in files if k.startswith("cam/")) == sorted(f"cam/{n}.png" for n in range(N_PAIRS))
+    cam = sorted(k for k in files if k.startswith("cam/"))
+    assert cam == sorted(f"cam/{n}.png" for n in range(N_PAIRS))
     assert (ref / "failures.jsonl").read_text() == ""
     assert strict_load(ref / "summary.json") == {"pairs": N_PAIRS, "done": N_PAIRS, "skipped": 0, "failed": 0,
                                                  "missing": 0, "shard": [0, 1]}

@@ -128,10 +128,11 @@ def test_topk_script_writes_records_and_failures(topk_run):
     assert config["topk"] == 1 and config["thresh"] == 0.2 and config["strategy"] == "topk"
 
 
-@pytest.mark.parametrize("flags, expect", [(["--visualization"], "full"), (["--no-visualization"], "none")])
+@pytest.mark.parametrize("flags, expect",
+                         [(["--visualization"], "full"), (["--no-visualization"], "none")])
 def test_visualization_levels_full_and_none(setup, tmp_path, flags, expect):
-    """A bare --visualization is the authors' "on" (full: composite + every map, at the image size with a
-    colour-scale strip); --no-visualization writes nothing under cam/."""
+    """A bare --visualization is the authors' "on" (full: composite + every map, at the image size
+    with a colour-scale strip); --no-visualization writes nothing under cam/."""
     from utils.run.runner import main
 
     _, common = setup

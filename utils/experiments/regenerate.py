@@ -171,20 +171,16 @@ def pair_run_section(src: Source, out: Path, section: Section, top5: int) -> Non
     folder = out / "analysis" / name
     base = ["--Json-fold", str(src.path), "--output-dir", str(folder)]
     section.parts.append(f"### {name}\n")
-    if src.kind == "no-attribute":
-        script = "results/AUC_no_attribute_map.py"
-        if _step(section, out, f"{name}-auc_no_attribute_map", script, base):
-            section.parts.append(
-                f"Mask game of the no-attribute ablation (`{_command(script, base[:2])}`):\n\n"
-                f"{_read_text(folder / 'auc_no_attribute_map.md')}\n\n"
-                f"![ROC]({_rel(folder / 'roc_no_attribute_map.png', out)})\n")
-        return
-    script = "results/AUC_most_attributes.py"
-    if _step(section, out, f"{name}-auc_most_attributes", script, base):
+    module, label = (("AUC_no_attribute_map", "Mask game of the no-attribute ablation")
+                     if src.kind == "no-attribute" else ("AUC_most_attributes", "Mask game"))
+    script, stem = f"results/{module}.py", module.lower()
+    if _step(section, out, f"{name}-{stem}", script, base):
+        roc = folder / stem.replace("auc_", "roc_", 1)
         section.parts.append(
-            f"Mask game (`{_command(script, base[:2])}`):\n\n"
-            f"{_read_text(folder / 'auc_most_attributes.md')}\n\n"
-            f"![ROC]({_rel(folder / 'roc_most_attributes.png', out)})\n")
+            f"{label} (`{_command(script, base[:2])}`):\n\n{_read_text(folder / f'{stem}.md')}\n\n"
+            f"![ROC]({_rel(roc.with_suffix('.png'), out)})\n")
+    if src.kind == "no-attribute":
+        return
     script = "results/Statistic_most_attributes.py"
     if _step(section, out, f"{name}-top1_statistics", script, base):
         stats = safejson.load_json_file(folder / "top1_statistics.json")
