@@ -24,9 +24,7 @@ except ModuleNotFoundError:  # imported with the repository root on sys.path (te
 import argparse
 import sys
 
-from utils.base.atomic import atomic_write_json, atomic_write_text
 from utils.experiments import analysis as A
-from utils.experiments.figures import roc_figure, save_figure
 from utils.run import cli
 
 STEM = "auc_most_attributes"
@@ -51,42 +49,24 @@ def main(argv: list[str] | None = None) -> int:
         return A.finish(out, STEM, failures, n_files)
     table = A.sample_table(records)
     samples = {"Original": A.original_samples(table), "After": A.after_samples(table)}
-    summaries = {name: A.roc_summary(*s) for name, s in samples.items()}
-
-    rows = [[name, *A.roc_cells(summary)] for name, summary in summaries.items()]
-    text = A.format_table(["Method", *A.roc_header()], rows)
-    print(
-        f"\n{len(records)} pairs ({summaries['Original']['n_genuine'] // 2} genuine, "
-        f"{summaries['Original']['n_impostor'] // 2} impostor), 2 samples per pair\n{text}"
-    )
-    atomic_write_text(out / f"{STEM}.md", text)
-    atomic_write_text(
-        out / f"{STEM}.csv",
-        A.csv_text(
-            ["method", *A.roc_header()],
-            [[name, *A.roc_cells(s, None)] for name, s in summaries.items()],
-        ),
-    )
-    atomic_write_json(
-        out / f"{STEM}.json",
+    n_genuine = int(table.match.sum())
+    print(f"\n{len(records)} pairs ({n_genuine} genuine, {len(records) - n_genuine} impostor), "
+          "2 samples per pair")
+    A.write_roc_report(
+        out,
+        STEM,
+        "roc_most_attributes.png",
+        samples,
         {
             **A.report_header(args, records, failures, n_files),
             "samples_per_pair": 2,
             "settings": A.distinct_settings(records),
             "score": A.SCORE_RULE,
             "tpr_rule": "max TPR over ROC points with FPR <= target (step, no interpolation)",
-            **summaries,
         },
-    )
-    curves = {}
-    for name, (scores, labels) in samples.items():
-        points = A.roc_points(scores, labels)
-        if points is not None:
-            curves[name] = (*points, summaries[name]["auc"])
-    fig = roc_figure(curves, f"Mask game: {len(records)} pairs", figsize=tuple(args.figsize))
-    print(
-        f"wrote {save_figure(fig, out / 'roc_most_attributes.png', dpi=args.dpi)} and "
-        f"{out / STEM}.json/.csv/.md"
+        f"Mask game: {len(records)} pairs",
+        tuple(args.figsize),
+        args.dpi,
     )
     return A.finish(out, STEM, failures, n_files)
 

@@ -1,12 +1,14 @@
 """One bar chart per image of an uncertainty run (paper Section 4, METHOD.md section 6 step 4).
 
 Reads the per-image JSON written by ``quantity_single_person_uncertain.py``
-(never loads a network) and draws, per image: the image on the left; on the
-right the evidential uncertainty of the original (first bar, its own colour,
-also drawn as a dashed line) and then of the image with each candidate
-attribute erased, largest first (multi-class attributes worded by class).
-Bars above the dashed line are the attributes whose removal makes the
-evidential net less sure: the most characteristic ones.
+(never loads a network) and draws, per image: the image on the left (its file
+name under it); on the right one horizontal bar per image, each labelled with
+its value: the evidential uncertainty of the original (top bar, its own
+colour, also drawn as a dashed line) and then of the image with each
+candidate attribute erased, largest first (multi-class attributes worded by
+class). Bars beyond the dashed line are the attributes whose removal makes
+the evidential net less sure: the most characteristic ones. The chart is
+drawn by ``utils/experiments/figures.py`` (``uncertainty_chart``).
 
 Example:
     python quantity_single_person_uncertain.py
@@ -24,24 +26,23 @@ try:  # run as a file: this folder is on sys.path, the repository root not yet (
 except ModuleNotFoundError:  # imported with the repository root on sys.path (tests, python -m)
     _bootstrap = None
 import argparse
-import json
-import math
 import sys
 from pathlib import Path
 
-import numpy as np
-from matplotlib.figure import Figure
-from matplotlib.patches import Patch
 from tqdm import tqdm
 
-from utils.base import safejson
 from utils.experiments.analysis import finish, list_json, run_folder
-from utils.experiments.figures import PLACEHOLDER_GREY, load_rgb, save_figure
-from utils.run import cli
+from utils.experiments.figures import (  # noqa: F401 (read_chart_data: this script's API too)
+    load_rgb,
+    read_chart_data,
+    save_figure,
+    uncertainty_chart,
+    uncertainty_title,
+)
 from utils.experiments.uncertainty import default_json_fold  # a path only: no network is loaded
+from utils.run import cli
 
 SCRIPT = "uncertainty_visualization"
-ORIGINAL_COLOUR, RAISE_COLOUR, LOWER_COLOUR = "#d62728", "#1f77b4", "#9ecae1"
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -69,94 +70,6 @@ def build_parser() -> argparse.ArgumentParser:
     cli.add_figure_flags(p, (12.0, 5.0))
     cli.add_progress(p)
     return p
-
-
-def _number(value, where: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-        raise ValueError(f"{where} must be a finite number, got {value!r}")
-    return float(value)
-
-
-def read_chart_data(path: Path) -> dict:
-    """The fields a chart needs, validated; raises ``ValueError`` naming the bad key."""
-    try:
-        rec = safejson.load_json_file(path)
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
-        raise ValueError(f"cannot read {path} as JSON: {err}") from None
-    if not isinstance(rec, dict):
-        raise ValueError(f"{path}: expected a JSON object (a per-image uncertainty record)")
-    attrs = rec.get("uncertainty-attributes")
-    if not isinstance(attrs, list) or not all(isinstance(a, dict) for a in attrs):
-        raise ValueError(
-            f"{path}: 'uncertainty-attributes' missing or not a list of objects; is this the json "
-            "folder of quantity_single_person_uncertain.py?"
-        )
-    return {
-        "u0": _number(rec.get("uncertainty-original"), "uncertainty-original"),
-        "words": [str(a.get("word", "?")) for a in attrs],
-        "u": [_number(a.get("uncertainty"), f"uncertainty of {a.get('word')!r}") for a in attrs],
-        "path": rec.get("image-path"),
-        "label": rec.get("label"),
-        "pred": rec.get("predicted-identity"),
-        "score": rec.get("predicted-score"),
-    }
-
-
-def chart(data: dict, image: np.ndarray | None, title: str, figsize: tuple[float, float]) -> Figure:
-    """Image on the left, the bars (original first, then the attributes) on the right."""
-    fig = Figure(figsize=figsize)
-    ax_img, ax = fig.subplots(1, 2, gridspec_kw={"width_ratios": [1.0, 3.2]})
-    ax_img.imshow(
-        image if image is not None else np.full((112, 112, 3), PLACEHOLDER_GREY, np.uint8)
-    )
-    if image is None:
-        ax_img.text(56, 56, "image\nnot available", ha="center", va="center", fontsize=10)
-    ax_img.set_xticks([])
-    ax_img.set_yticks([])
-    labels, values = ["original", *data["words"]], [data["u0"], *data["u"]]
-    colours = [ORIGINAL_COLOUR] + [
-        RAISE_COLOUR if u > data["u0"] else LOWER_COLOUR for u in data["u"]
-    ]
-    pos = np.arange(len(values))
-    bars = ax.bar(pos, values, color=colours)
-    for rect, u in zip(bars, values, strict=True):
-        ax.text(
-            rect.get_x() + rect.get_width() / 2,
-            u,
-            f"{u:.3f}",
-            ha="center",
-            va="bottom",
-            rotation=90,
-            fontsize=6,
-        )
-    ax.legend(
-        handles=[
-            Patch(color=ORIGINAL_COLOUR, label="original"),
-            Patch(color=RAISE_COLOUR, label="attribute erased: u above the original"),
-            Patch(color=LOWER_COLOUR, label="attribute erased: u not above"),
-        ],
-        loc="lower right",
-        fontsize=7,
-        framealpha=0.9,
-    )
-    ax.axhline(data["u0"], color=ORIGINAL_COLOUR, linestyle="--", linewidth=1)
-    ax.set_xticks(pos, labels, rotation=60, ha="right", fontsize=8)
-    ax.set_xlim(-0.6, max(len(values), 8) - 0.4)
-    ax.set_ylim(0.0, max(values) * 1.2 if max(values) > 0 else 1.0)
-    ax.set_ylabel("evidential uncertainty u = K / sum(alpha)")
-    if not data["words"]:
-        ax.text(
-            0.5,
-            0.5,
-            "no candidate attribute (present with confidence > attr-conf)",
-            ha="center",
-            va="center",
-            transform=ax.transAxes,
-            fontsize=9,
-        )
-    ax.set_title(title, fontsize=9)
-    fig.subplots_adjust(left=0.03, right=0.98, top=0.88, bottom=0.30, wspace=0.18)
-    return fig
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -191,16 +104,10 @@ def main(argv: list[str] | None = None) -> int:
             continue
         root = None if args.image_root is None else Path(args.image_root)
         image, note = load_rgb(data["path"], [root, path.parent, Path.cwd()])
-        score = data["score"] if isinstance(data["score"], (int, float)) else float("nan")
-        title = (
-            f"{Path(str(data['path'] or '?')).name}: label {data['label']}, recognition top-1 "
-            f"{data['pred']} "
-            f"(p = {score:.3f}); uncertainty of the original {data['u0']:.4f}"
-            + (f"\n{note}" if note else "")
-        )
-        save_figure(
-            chart(data, image, title, tuple(args.figsize)), out / f"{path.stem}.png", dpi=args.dpi
-        )
+        name = Path(str(data["path"] or "?"))
+        fig = uncertainty_chart(data, image, uncertainty_title(data), tuple(args.figsize),
+                                note or f"{name.parent.name}/{name.name}".lstrip("/"))
+        save_figure(fig, out / f"{path.stem}.png", dpi=args.dpi)
     return finish(out, SCRIPT, failures, len(paths))
 
 

@@ -30,6 +30,13 @@ def parsers() -> dict[str, argparse.ArgumentParser]:
 
     out = {f"{s} Sim2Word script": build_parser(s) for s in ("topk", "threshold", "sameid")}
     out["quantity_single_person_uncertain.py"] = uncertainty_parser()
+    from utils.experiments.cam_figures import build_parser as cam_parser
+    from utils.experiments.regenerate import build_parser as figures_parser
+    from utils.run.explain_one import build_parser as explain_parser
+
+    out["explain.py"] = explain_parser()
+    out["CAM_visualization.py"] = cam_parser()
+    out["make_figures.py"] = figures_parser()
     for script in (
         "ground_truth_check.py",
         "align_faces.py",
@@ -39,6 +46,9 @@ def parsers() -> dict[str, argparse.ArgumentParser]:
         "results/Statistic_most_attributes.py",
         "results/Top_5_attributes.py",
         "results/uncertainty_visualization.py",
+        "results/Stastic_found_attributes_num.py",
+        "results/AUC_no_attribute_map.py",
+        "results/Detect_attributes_scores.py",
         "Explainable-Framework-Comparison/compare.py",
         "Explainable-Framework-Comparison/train_xcos.py",
         "benchmarks/bench_pair.py",

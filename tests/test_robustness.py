@@ -163,7 +163,8 @@ def hostile(tmp_path_factory):
     out = root / "out"
     res = run_script("Multi_Identity_topk.py",
                      ["--pair-list", str(root / "hostile.txt"), "--image-root", str(root / "imgs"),
-                      "--output-dir", str(out), "--device", "cpu", "--thresh", "0.3", "--batch-size", "8", *flags],
+                      "--output-dir", str(out), "--device", "cpu", "--thresh", "0.3", "--batch-size", "8",
+                      "--visualization", "full", *flags],
                      cwd=root)
     return root, expected, before, out / RUN_DIR, res
 
@@ -243,6 +244,7 @@ def test_cam_folders_for_odd_images(hostile):
     n = PAIRS.index(("ok", "tiny8x8.png", "base.png", 1))
     erased = sorted((run / "cam" / f"{n}-n1-n2").glob("attr-*-erased.jpg"))
     assert len(erased) == 30 and cv2.imread(str(erased[0])).shape == (8, 8, 3)
+    assert cv2.imread(str(run / "cam" / f"{n}.png")) is not None  # the composite of an 8x8 image
     n = PAIRS.index(("ok", "exif_rotated.jpg", "base.png", 0))
     mask = sorted((run / "cam" / f"{n}-n1-n2").glob("attr-*-mask.png"))[0]
     assert cv2.imread(str(mask)).shape[:2] == expected["exif_rotated.jpg"].shape[:2] == (64, 40)

@@ -122,13 +122,32 @@ def test_topk_script_writes_records_and_failures(topk_run):
     # at least one attribute region was erased somewhere (the test exercises erasing)
     recs = [strict_load(p) for p in (run / "json").iterdir()]
     assert any(max(r["mask-fraction1"]) > 0 for r in recs)
-    folder = run / "cam" / "0-n1-n2"
-    names = {p.name for p in folder.iterdir()}
-    assert {"H_t.jpg", "H_f.jpg", "H_d.jpg"} <= names and len(names) == 3 + 30 * 4
-    assert (run / "cam" / "0-n2-n1").is_dir() and not (run / "cam" / "2-n1-n2").exists()
-    assert cv2.imread(str(folder / "H_d.jpg")).shape == (64, 64, 3)
+    # default --visualization summary: one composite per pair with a record, nothing else under cam/
+    assert sorted(p.name for p in (run / "cam").iterdir()) == ["0.png", "1.png", "3.png"]
     config = json.loads((run / "config.json").read_text())
     assert config["topk"] == 1 and config["thresh"] == 0.2 and config["strategy"] == "topk"
+
+
+@pytest.mark.parametrize("flags, expect",
+                         [(["--visualization"], "full"), (["--no-visualization"], "none")])
+def test_visualization_levels_full_and_none(setup, tmp_path, flags, expect):
+    """A bare --visualization is the authors' "on" (full: composite + every map, at the image size
+    with a colour-scale strip); --no-visualization writes nothing under cam/."""
+    from utils.run.runner import main
+
+    _, common = setup
+    assert main("topk", [*common, "--output-dir", str(tmp_path), "--limit", "1", *flags]) == 0
+    cam = tmp_path / RUN_DIR / "cam"
+    if expect == "none":
+        assert not cam.exists() or not any(cam.iterdir())
+        return
+    assert sorted(p.name for p in cam.iterdir()) == ["0-n1-n2", "0-n2-n1", "0.png"]
+    names = {p.name for p in (cam / "0-n1-n2").iterdir()}
+    assert {"H_t.jpg", "H_f.jpg", "H_d.jpg"} <= names and len(names) == 3 + 30 * 4
+    # image 0 is 70 x 60: overlay at that size + 2 px gap + a max(4, 60 // 12) = 5 px scale strip
+    assert cv2.imread(str(cam / "0-n1-n2" / "H_d.jpg")).shape == (70, 60 + 2 + 5, 3)
+    [mask] = (cam / "0-n1-n2").glob("attr-00-*-mask.png")
+    assert cv2.imread(str(mask), cv2.IMREAD_GRAYSCALE).shape == (70, 60)
 
 
 def test_rerun_resumes_and_regenerates_deleted_pairs(topk_run):

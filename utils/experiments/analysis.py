@@ -46,6 +46,7 @@ import numpy as np
 
 from models.attributes import Vocabulary, get_vocabulary
 from utils.base.tables import format_table
+from utils.explain.pair_words import verification_score
 from utils.run.cli import FIGURE_EXIT_STATUS, add_json_fold, add_output_dir, add_progress
 from utils.run.records import CORE_KEYS, TOP5_KEYS, PairRecord, RecordError, read_record
 
@@ -150,11 +151,6 @@ def common_vocabulary(records: Sequence[PairRecord]) -> Vocabulary:
 
 
 # ----------------------------------------------------------------------------- scores and ROC
-def verification_score(s: Any) -> np.ndarray:
-    """``1 - arccos(clip(s, -1, 1)) / pi`` elementwise: cosine in [-1, 1] -> score in [0, 1]."""
-    return 1.0 - np.arccos(np.clip(np.asarray(s, dtype=np.float64), -1.0, 1.0)) / np.pi
-
-
 def _available(rec: PairRecord, image: int) -> dict[int, float]:
     """``{j: sim of image erased at j to the other image}`` over present, available attributes."""
     cls, erased = rec.classes[image - 1], rec.erased[image - 1]
@@ -550,3 +546,49 @@ def distinct_settings(records: Sequence[PairRecord]) -> list[dict[str, Any]]:
             key = json.dumps(value, sort_keys=True)
         seen.setdefault(key, value)
     return list(seen.values())
+
+
+def write_roc_report(
+    out: Path,
+    stem: str,
+    roc_file: str,
+    samples: dict[str, tuple[np.ndarray, np.ndarray]],
+    report: dict[str, Any],
+    title: str,
+    figsize: tuple[float, float],
+    dpi: int,
+) -> dict[str, dict[str, Any]]:
+    """Score rows of ``samples`` and write ``<stem>.md/.csv/.json`` and the ROC plot ``roc_file``.
+
+    Args:
+        out: the output folder.
+        stem: file stem of the tables.
+        roc_file: file name of the ROC plot (PNG).
+        samples: ``{row name: (scores (M,), labels (M,))}`` in row order.
+        report: the JSON's first keys (:func:`report_header`, settings, rules); the rows'
+            :func:`roc_summary` follow, keyed by row name.
+        title: the plot's title.
+        figsize, dpi: plot size in inches and pixels per inch.
+
+    Returns:
+        ``{row name: roc_summary}``; the Markdown table is printed.
+    """
+    from utils.base.atomic import atomic_write_json, atomic_write_text
+    from utils.experiments.figures import roc_figure, save_figure
+
+    summaries = {name: roc_summary(*s) for name, s in samples.items()}
+    text = format_table(["Method", *roc_header()],
+                        [[name, *roc_cells(summary)] for name, summary in summaries.items()])
+    print(text)
+    atomic_write_text(out / f"{stem}.md", text)
+    atomic_write_text(out / f"{stem}.csv", csv_text(
+        ["method", *roc_header()], [[n, *roc_cells(s, None)] for n, s in summaries.items()]))
+    atomic_write_json(out / f"{stem}.json", {**report, **summaries})
+    curves = {}
+    for name, (scores, labels) in samples.items():
+        points = roc_points(scores, labels)
+        if points is not None:
+            curves[name] = (*points, summaries[name]["auc"])
+    path = save_figure(roc_figure(curves, title, figsize=figsize), out / roc_file, dpi=dpi)
+    print(f"wrote {path} and {out / stem}.json/.csv/.md")
+    return summaries

@@ -7,17 +7,19 @@ figure is exactly ``figsize * dpi`` (no ``bbox_inches="tight"``).
 """
 from __future__ import annotations
 
-import io
+import json
+import math
 import os
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
+from typing import Any
 
 import cv2
 import numpy as np
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
-from utils.base.atomic import atomic_write_bytes
+from utils.base.atomic import atomic_write_figure
 from utils.faces.image_io import ImageReadError, read_image
 
 PLACEHOLDER_GREY = 128
@@ -25,10 +27,7 @@ PLACEHOLDER_GREY = 128
 
 def save_figure(fig: Figure, path: str | os.PathLike, dpi: int = 100) -> Path:
     """Render ``fig`` (format from the suffix: png/jpg/pdf...) and write it atomically."""
-    path = Path(path)
-    buf = io.BytesIO()
-    fig.savefig(buf, format=path.suffix.lstrip(".") or "png", dpi=dpi)
-    return atomic_write_bytes(path, buf.getvalue())
+    return atomic_write_figure(path, fig, dpi)
 
 
 def roc_figure(curves: dict[str, tuple[np.ndarray, np.ndarray, float | None]], title: str,
@@ -72,7 +71,9 @@ def resolve_image(path: str | None, roots: Sequence[str | os.PathLike | None]) -
     return None
 
 
-def load_rgb(path: str | None, roots: Sequence[str | os.PathLike | None]) -> tuple[np.ndarray | None, str]:
+def load_rgb(
+    path: str | None, roots: Sequence[str | os.PathLike | None]
+) -> tuple[np.ndarray | None, str]:
     """Read an image for display.
 
     Returns:
@@ -89,7 +90,7 @@ def load_rgb(path: str | None, roots: Sequence[str | os.PathLike | None]) -> tup
 
 
 def pair_figure(images: Sequence[np.ndarray | None], captions: Sequence[str], title: str,
-                figsize: tuple[float, float] = (10.0, 6.5)) -> Figure:
+                figsize: tuple[float, float] = (10.0, 6.5), caption_height: float = 1.3) -> Figure:
     """Two images side by side, each captioned below; a missing image is a grey placeholder.
 
     Args:
@@ -97,11 +98,12 @@ def pair_figure(images: Sequence[np.ndarray | None], captions: Sequence[str], ti
         captions: one multi-line caption per image.
         title: the super-title.
         figsize: inches.
+        caption_height: height of the caption row relative to the image row's 3.
     """
     fig = Figure(figsize=figsize)
     # Row 0: the images; row 1: text-only axes holding the captions, so they always fit.
-    axes = fig.subplots(2, 2, gridspec_kw={"height_ratios": [3.0, 1.3]})
-    for ax, text_ax, img, caption in zip(axes[0], axes[1], images, captions):
+    axes = fig.subplots(2, 2, gridspec_kw={"height_ratios": [3.0, caption_height]})
+    for ax, text_ax, img, caption in zip(axes[0], axes[1], images, captions, strict=True):
         if img is None:
             ax.imshow(np.full((112, 112, 3), PLACEHOLDER_GREY, dtype=np.uint8))
             ax.text(56, 56, "image\nnot available", ha="center", va="center", fontsize=10)
@@ -122,17 +124,157 @@ def bar_figure(panels: Sequence[tuple[str, Sequence[str], Sequence[int]]],
     """Horizontal bar charts, one panel per ``(title, labels, counts)``, largest bar on top."""
     fig = Figure(figsize=figsize)
     axes = np.atleast_1d(fig.subplots(len(panels), 1))
-    for ax, (title, labels, counts) in zip(axes, panels):
+    for ax, (title, labels, counts) in zip(axes, panels, strict=True):
         if len(labels) == 0:
             ax.text(0.5, 0.5, "no data", ha="center", va="center", transform=ax.transAxes)
         else:
             pos = np.arange(len(labels))[::-1]
             ax.barh(pos, counts)
             ax.set_yticks(pos, labels, fontsize=8)
-            for y, c in zip(pos, counts):
+            for y, c in zip(pos, counts, strict=True):
                 ax.text(c, y, f" {c}", va="center", fontsize=8)
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.set_xlabel("count")
         ax.set_title(title, fontsize=10)
     fig.tight_layout()
+    return fig
+
+
+def add_pair_figure_flags(parser, figsize: tuple[float, float]) -> None:
+    """The flags of the results scripts that draw one figure per pair: ``--image-root``,
+    ``--figures/--no-figures``, ``--max-figures``, ``--figsize``, ``--dpi``, ``--image-format``."""
+    import argparse
+
+    from utils.run import cli
+
+    cli.add_image_root(
+        parser,
+        "folder that relative image-path1/image-path2 are resolved against first "
+        "(then the JSON's folder, then the current directory)",
+    )
+    cli.add_flag(parser, "--figures", action=argparse.BooleanOptionalAction, default=True,
+                 help="draw one figure per pair (--no-figures: only the JSON summary)")
+    cli.add_flag(parser, "--max-figures", type=cli.non_negative_int, default=None,
+                 help="draw figures for the first N pairs only (default: all)")
+    cli.add_figure_flags(parser, figsize)
+    cli.add_flag(parser, "--image-format", choices=("png", "jpg"), default="png",
+                 help="figure file format (default: %(default)s)")
+
+
+# ----------------------------------------------------------------------------- uncertainty charts
+UNCERTAINTY_COLOURS = {"original": "#d62728", "raise": "#1f77b4", "lower": "#9ecae1"}
+LABEL_PT = 8  # the smallest text of a chart, in points
+
+
+def _finite_number(value: Any, where: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        raise ValueError(f"{where} must be a finite number, got {value!r}")
+    return float(value)
+
+
+def read_chart_data(path: str | os.PathLike) -> dict[str, Any]:
+    """The fields an uncertainty chart needs from a per-image record, validated.
+
+    Returns:
+        ``{"u0", "words", "u", "path", "label", "pred", "score"}``.
+
+    Raises:
+        ValueError: naming the file and the bad key.
+    """
+    from utils.base import safejson
+
+    path = Path(path)
+    try:
+        rec = safejson.load_json_file(path)
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise ValueError(f"cannot read {path} as JSON: {err}") from None
+    if not isinstance(rec, dict):
+        raise ValueError(f"{path}: expected a JSON object (a per-image uncertainty record)")
+    attrs = rec.get("uncertainty-attributes")
+    if not isinstance(attrs, list) or not all(isinstance(a, dict) for a in attrs):
+        raise ValueError(
+            f"{path}: 'uncertainty-attributes' missing or not a list of objects; is this the json "
+            "folder of quantity_single_person_uncertain.py?"
+        )
+    return {
+        "u0": _finite_number(rec.get("uncertainty-original"), "uncertainty-original"),
+        "words": [str(a.get("word", "?")) for a in attrs],
+        "u": [_finite_number(a.get("uncertainty"), f"uncertainty of {a.get('word')!r}")
+              for a in attrs],
+        "path": rec.get("image-path"),
+        "label": rec.get("label"),
+        "pred": rec.get("predicted-identity"),
+        "score": rec.get("predicted-score"),
+    }
+
+
+def uncertainty_title(data: dict[str, Any]) -> str:
+    """The chart's title: label, recognition top-1 and p, the original's uncertainty (no file
+    name: it is written under the image)."""
+    score = data["score"] if isinstance(data["score"], (int, float)) else float("nan")
+    return (
+        f"identity {data['label']}: recognised as {data['pred']} (p = {score:.3f}); "
+        f"uncertainty of the original u = {data['u0']:.4f}"
+    )
+
+
+def uncertainty_chart(data: dict[str, Any], image: np.ndarray | None, title: str,
+                      figsize: tuple[float, float] = (12.0, 5.0), note: str = "") -> Figure:
+    """Image on the left; on the right one horizontal bar per image: the original first (top),
+    then each candidate attribute erased, largest uncertainty first.
+
+    Bars are labelled with their value at their end (8 pt, horizontal); the original's value is
+    also a dashed line; the legend sits above the bars, never over them.
+
+    Args:
+        data: :func:`read_chart_data`.
+        image: the image (RGB uint8) or ``None`` (a grey placeholder).
+        title: the figure title (:func:`uncertainty_title`).
+        figsize: inches.
+        note: a line under the image (its file name, or why it is missing).
+    """
+    from matplotlib.patches import Patch
+
+    fig = Figure(figsize=figsize)
+    ax_img, ax = fig.subplots(1, 2, gridspec_kw={"width_ratios": [1.0, 3.2]})
+    ax_img.imshow(image if image is not None
+                  else np.full((112, 112, 3), PLACEHOLDER_GREY, np.uint8))
+    if image is None:
+        ax_img.text(0.5, 0.5, "image\nnot available", ha="center", va="center",
+                    fontsize=LABEL_PT + 2, transform=ax_img.transAxes)
+    ax_img.set_xticks([])
+    ax_img.set_yticks([])
+    if note:
+        ax_img.set_xlabel(note, fontsize=LABEL_PT)
+    labels, values = ["original", *data["words"]], [data["u0"], *data["u"]]
+    colours = [UNCERTAINTY_COLOURS["original"]] + [
+        UNCERTAINTY_COLOURS["raise" if u > data["u0"] else "lower"] for u in data["u"]
+    ]
+    pos = np.arange(len(values))[::-1]  # the original on top
+    ax.barh(pos, values, color=colours, height=0.7)
+    top = max(values) if max(values) > 0 else 1.0
+    for y, u in zip(pos, values, strict=True):
+        ax.text(u + 0.01 * top, y, f"{u:.3f}", va="center", ha="left", fontsize=LABEL_PT)
+    ax.axvline(data["u0"], color=UNCERTAINTY_COLOURS["original"], linestyle="--", linewidth=1)
+    ax.set_yticks(pos, labels, fontsize=LABEL_PT + 1)
+    ax.set_ylim(-0.6, len(values) - 0.4)
+    ax.set_xlim(0.0, top * 1.18)
+    ax.tick_params(axis="x", labelsize=LABEL_PT)
+    ax.set_xlabel("evidential uncertainty u = K / sum(alpha) (larger = the net is less sure)",
+                  fontsize=LABEL_PT + 1)
+    if not data["words"]:
+        ax.text(0.5, 0.5, "no candidate attribute (present with confidence > attr-conf)",
+                ha="center", va="center", transform=ax.transAxes, fontsize=LABEL_PT + 1)
+    ax.legend(
+        handles=[
+            Patch(color=UNCERTAINTY_COLOURS["original"], label="original image"),
+            Patch(color=UNCERTAINTY_COLOURS["raise"],
+                  label="attribute erased: u above the original"),
+            Patch(color=UNCERTAINTY_COLOURS["lower"], label="attribute erased: u not above"),
+        ],
+        loc="lower left", bbox_to_anchor=(0.0, 1.0), ncol=3, fontsize=LABEL_PT, frameon=False,
+        borderaxespad=0.2,
+    )
+    fig.suptitle(title, fontsize=LABEL_PT + 2)
+    fig.subplots_adjust(left=0.02, right=0.98, top=0.84, bottom=0.12, wspace=0.32)
     return fig

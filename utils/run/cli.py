@@ -24,7 +24,6 @@ torch), so ``--help`` and the analysis scripts stay fast.
 from __future__ import annotations
 
 import argparse
-import json
 import math
 from collections.abc import Sequence
 from pathlib import Path
@@ -442,6 +441,34 @@ def add_run_flags(
     return run
 
 
+def add_visualization(group: argparse._ActionsContainer, default: str = "summary") -> None:
+    """``--visualization {none,summary,full}`` (bare ``--visualization``: full) and the hidden
+    ``--no-visualization`` (= none), the spellings of the authors' boolean flag."""
+    from utils.explain.visualize import LEVELS
+
+    add_flag(
+        group,
+        "--visualization",
+        nargs="?",
+        const="full",
+        choices=LEVELS,
+        default=default,
+        help="what to draw per pair under <run>/cam/: none; summary = one composite figure "
+        "<n>.png (both faces, H_d, the top words' maps with their erased regions and score "
+        "changes); full = the composite plus every map, mask and erased image of every attribute "
+        "(<n>-n1-n2/, <n>-n2-n1/). A bare --visualization means full (the authors' flag); "
+        "--no-visualization means none (default: %(default)s)",
+    )
+    group.add_argument(
+        "--no-visualization",
+        dest="visualization",
+        action="store_const",
+        const="none",
+        default=argparse.SUPPRESS,
+        help=argparse.SUPPRESS,
+    )
+
+
 # -------------------------------------------------------------------------------------- Sim2Word
 # scripts
 _DESCRIPTIONS = {
@@ -456,21 +483,9 @@ _DESCRIPTIONS = {
 }
 
 
-def build_parser(strategy: str, prog: str | None = None) -> argparse.ArgumentParser:
-    """The parser of one Sim2Word script.
-
-    Args:
-        strategy: "topk" (adds ``--topk``), "threshold" (adds ``--id-thresh``) or "sameid".
-        prog: program name shown in ``--help``.
-    """
-    from utils.explain.sim2word import ABLATIONS, PAPER_THETA, Sim2WordConfig
-
-    defaults = Sim2WordConfig()
-
-    if strategy not in _DESCRIPTIONS:
-        raise ValueError(f"unknown strategy {strategy!r}; valid: {', '.join(_DESCRIPTIONS)}")
-    p = make_parser(_DESCRIPTIONS[strategy], EXIT_STATUS.format(unit="pair"), prog)
-    p.set_defaults(strategy=strategy)
+def add_pair_data_flags(p: argparse.ArgumentParser) -> argparse._ArgumentGroup:
+    """The "data" group of the pair scripts: ``--Datasets``, ``--datasets-config``,
+    ``--pair-list``, ``--image-root``, ``--limit`` (:func:`utils.run.runner.pair_items`)."""
     data = p.add_argument_group("data")
     add_flag(
         data,
@@ -498,6 +513,25 @@ def build_parser(strategy: str, prog: str | None = None) -> argparse.ArgumentPar
         data, "root of the relative image paths of --pair-list (default: the list's folder)"
     )
     add_limit(data, "pair")
+    return data
+
+
+def build_parser(strategy: str, prog: str | None = None) -> argparse.ArgumentParser:
+    """The parser of one Sim2Word script.
+
+    Args:
+        strategy: "topk" (adds ``--topk``), "threshold" (adds ``--id-thresh``) or "sameid".
+        prog: program name shown in ``--help``.
+    """
+    from utils.explain.sim2word import ABLATIONS, PAPER_THETA, Sim2WordConfig
+
+    defaults = Sim2WordConfig()
+
+    if strategy not in _DESCRIPTIONS:
+        raise ValueError(f"unknown strategy {strategy!r}; valid: {', '.join(_DESCRIPTIONS)}")
+    p = make_parser(_DESCRIPTIONS[strategy], EXIT_STATUS.format(unit="pair"), prog)
+    p.set_defaults(strategy=strategy)
+    add_pair_data_flags(p)
 
     add_network_flags(
         p,
@@ -550,14 +584,7 @@ def build_parser(strategy: str, prog: str | None = None) -> argparse.ArgumentPar
         "seed of everything (random fill: seed + pair index)",
         "images per verification forward",
     )
-    add_flag(
-        run,
-        "--visualization",
-        action=argparse.BooleanOptionalAction,
-        default=True,
-        help="write heat-map overlays, masks and erased images to <run>/cam/ "
-        "(default: %(default)s)",
-    )
+    add_visualization(run)
     add_flag(
         run,
         "--calculate-similarity",

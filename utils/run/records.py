@@ -316,6 +316,8 @@ class PairRecord:
         class_sets: ``(class1, class2)`` identity class sets as flat lists (empty where absent).
         fingerprint: ``run-fingerprint`` (``None`` in the authors' records).
         pair_index: ``pair-index`` (``None`` where absent).
+        confidences: ``(Attribute1-score, Attribute2-score)``: the softmax confidence of each
+            head's predicted class, per image (empty where absent).
     """
 
     name: str
@@ -331,6 +333,7 @@ class PairRecord:
     class_sets: tuple[tuple[int, ...], tuple[int, ...]] = ((), ())
     fingerprint: str | None = None
     pair_index: int | None = None
+    confidences: tuple[tuple[float, ...], tuple[float, ...]] = ((), ())
 
     @property
     def n_heads(self) -> int:
@@ -407,6 +410,18 @@ def _head_classes(value: Any, key: str, vocab: Vocabulary) -> tuple[int, ...]:
             )
         out.append(int(c))
     return tuple(out)
+
+
+def _head_scores(value: Any, key: str, n_heads: int) -> tuple[float, ...]:
+    """``Attribute<i>-score``: one confidence in [0, 1] per head."""
+    if not isinstance(value, list) or len(value) != n_heads:
+        size = len(value) if isinstance(value, list) else type(value).__name__
+        raise RecordError(f"key {key!r}: expected a list of {n_heads} confidences, got {size}")
+    out = tuple(_number(v, f"key {key!r}[{j}]") for j, v in enumerate(value))
+    bad = [j for j, c in enumerate(out) if not 0.0 <= c <= 1.0 + _COS_TOL]
+    if bad:
+        raise RecordError(f"key {key!r}[{bad[0]}]: confidence {out[bad[0]]!r} outside [0, 1]")
+    return out
 
 
 def _head_dict(
@@ -508,6 +523,10 @@ def parse_record(data: Any, path: str | Path, required: Sequence[str] = CORE_KEY
             unindexed,
         )
         sets = tuple(_class_set(data[k], k) if k in data else () for k in ("class1", "class2"))
+        confidences = tuple(
+            _head_scores(data[k], k, n) if k in data and not unindexed else ()
+            for k in ("Attribute1-score", "Attribute2-score")
+        )
         index = data.get("pair-index")
         if index is not None and (isinstance(index, bool) or not isinstance(index, int)):
             raise RecordError(f"key 'pair-index': expected an integer, got {index!r}")
@@ -527,6 +546,7 @@ def parse_record(data: Any, path: str | Path, required: Sequence[str] = CORE_KEY
             class_sets=(sets[0], sets[1]),
             fingerprint=data.get("run-fingerprint"),
             pair_index=index,
+            confidences=(confidences[0], confidences[1]),
         )
     except RecordError as err:
         raise RecordError(f"{path}: {err}") from None

@@ -4,8 +4,9 @@ Run folder: ``<output-dir>/scores-group-<Datasets>-<verification-net>-<strategy>
 with ``<strategy>`` = ``topk-<k>``, ``id-thresh-<t>`` or ``sameid``, then, only
 when they differ from the defaults, ``-GradCAMpp``, ``-thresh-<theta>`` and
 ``-ablation-<name>`` appended. Inside: ``json/<n>.json`` (n = the pair's index
-in the list), ``cam/<n>-n1-n2/`` and ``cam/<n>-n2-n1/``, ``config.json`` (all
-arguments, the weight files loaded, the run's fingerprint), ``failures.jsonl``
+in the list), the figures of ``--visualization`` (``cam/<n>.png``, with ``full``
+also ``cam/<n>-n1-n2/`` and ``cam/<n>-n2-n1/``; :mod:`utils.explain.visualize`),
+``config.json`` (all arguments, the weight files loaded, the run's fingerprint), ``failures.jsonl``
 and ``summary.json``. Nothing is written outside the run folder. Resume,
 shards, torchrun, failures, progress, summary and exit codes:
 :mod:`utils.run.loop`; which records resume trusts and who owns a folder:
@@ -24,6 +25,7 @@ from typing import Any
 import torch
 
 from utils.explain.sim2word import PAPER_THETA, Sim2WordConfig, Sim2WordNets, explain_pair
+from utils.explain.visualize import pair_outputs
 from utils.faces.data import DataConfigError, PairItem, read_pair_list, resolve_dataset
 from utils.run.cli import build_parser
 from utils.run.folder import UsageError, safe_name
@@ -52,6 +54,7 @@ __all__ = [
     "load_nets",
     "main",
     "make_plan",
+    "pair_items",
     "run_dir_name",
     "run_pairs",
 ]
@@ -126,10 +129,11 @@ def sim2word_config(args: argparse.Namespace) -> Sim2WordConfig:
     return Sim2WordConfig(erasing_method=args.Erasing_method, **values)
 
 
-def make_plan(args: argparse.Namespace) -> Plan:
-    """Resolve data, config, shard, device, weight files and run folder; raises :class:`UsageError`.
+def pair_items(args: argparse.Namespace) -> list[PairItem]:
+    """The pairs of ``--pair-list`` / ``--Datasets`` (:func:`utils.run.cli.add_pair_data_flags`).
 
-    Nothing is written; a folder of other settings is refused here (with ``--resume``).
+    Sets ``args.Datasets`` (default: the list's name, or FaceWorld), ``args.pair_list`` and
+    ``args.image_root`` to the resolved paths. Raises :class:`UsageError`.
     """
     try:
         if args.pair_list is not None:
@@ -142,10 +146,23 @@ def make_plan(args: argparse.Namespace) -> Plan:
             if args.image_root:
                 image_root = Path(args.image_root).resolve()
         items = read_pair_list(pair_list, image_root)
-        config = sim2word_config(args)
     except (DataConfigError, ValueError) as err:
         raise UsageError(str(err)) from None
     args.pair_list, args.image_root = str(pair_list), str(image_root)
+    return items
+
+
+def make_plan(args: argparse.Namespace) -> Plan:
+    """Resolve data, config, shard, device, weight files and run folder; raises :class:`UsageError`.
+
+    Nothing is written; a folder of other settings is refused here (with ``--resume``).
+    """
+    items = pair_items(args)
+    pair_list = args.pair_list
+    try:
+        config = sim2word_config(args)
+    except ValueError as err:
+        raise UsageError(str(err)) from None
     run_dir = Path(args.output_dir).resolve() / run_dir_name(args)
     run, device = plan_run(
         args,
@@ -154,7 +171,7 @@ def make_plan(args: argparse.Namespace) -> Plan:
         network_roles(args),
         f"the pair list {pair_list} holds no pair (only blank or comment lines); add 'path1 path2 "
         "label' lines",
-        extras=lambda n: [run_dir / "cam" / f"{n}-n1-n2", run_dir / "cam" / f"{n}-n2-n1"],
+        extras=lambda n: pair_outputs(run_dir / "cam", n),
     )
     return Plan(args, config, run, device)
 
@@ -214,11 +231,13 @@ class PairTask:
             match=item.label,
             pair_index=item.index,
         )
-        if a.visualization:
+        if a.visualization != "none":
             ctx.stage = "visualize"
-            from utils.explain.visualize import write_pair
+            from utils.explain.visualize import display_name, write_visuals
 
-            write_pair(ctx.run_dir / "cam", item.index, ex)
+            names = (display_name(item.path1), display_name(item.path2))
+            write_visuals(a.visualization, ctx.run_dir / "cam", item.index, ex, names,
+                          match=item.label)
         return rec
 
     def failure_fields(self, item: PairItem) -> dict[str, Any]:

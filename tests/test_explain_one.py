@@ -1,0 +1,173 @@
+"""One pair explained: words with ties, the composite figure (texts, panels, size), explain.py and
+its Python API ``explain_images``."""
+from __future__ import annotations
+
+import json
+
+import cv2
+import numpy as np
+import pytest
+
+from models.attributes import Vocabulary
+from utils.explain.pair_words import SAME_REGION, UNCHANGED, format_words, rank_words
+
+FW = "data/face_world/verification"
+
+# Scores 1 - arccos(s)/pi worked out by hand (arccos in radians / pi):
+# s = 0.3: arccos 1.266103673 -> 0.403013 -> 0.596987;  s = 0.6: arccos 0.927295218 -> 0.295167
+# -> 0.704833;  s = 0.5: 1/3 -> 0.666667;  s = 0.2: arccos 1.369438406 -> 0.435906 -> 0.564094;
+# s = 0.7: arccos 0.795398830 -> 0.253183 -> 0.746817.
+SCORE = {0.3: 0.596987, 0.6: 0.704833, 0.5: 0.666667, 0.2: 0.564094, 0.7: 0.746817}
+
+
+def test_rank_words_by_hand():
+    values = {0: 0.5, 1: 0.2, 2: 0.7, 3: 0.5, 4: 0.3}  # head 1 equals s; head 4 has an empty region
+    regions = {0: "a", 1: "b", 2: "c", 3: "a", 4: "d"}  # heads 0 and 3 erase the same region
+    words = rank_words(values, 0.2, {j: f"w{j}" for j in values}, [f"n{j}" for j in range(5)],
+                       regions=regions, unchanged=[4])
+    got = [(w.attribute, w.rank, w.tie) for w in words]
+    assert got == [(2, 1, None), (0, 2, SAME_REGION), (3, 2, SAME_REGION), (1, None, UNCHANGED),
+                   (4, None, UNCHANGED)]
+    top = words[0]
+    assert top.score == pytest.approx(SCORE[0.7], abs=1e-6)
+    assert top.score_change == pytest.approx(SCORE[0.7] - SCORE[0.2], abs=1e-6)
+    assert top.change == pytest.approx(0.5)
+    lines = format_words(words, k=2)
+    assert lines[0].split()[:2] == ["1.", "w2"]
+    assert "(+0.1827)" in lines[0] and "(+0.5000)" in lines[0]
+    assert "same erased region" in lines[1] and lines[2].endswith("unchanged: w1, w4")
+    # a word is never ranked ahead of another only because of its index: equal values share a rank
+    tied = rank_words({5: 0.4, 1: 0.4}, 0.0, {1: "a", 5: "b"}, {1: "a", 5: "b"})
+    assert [(w.attribute, w.rank) for w in tied] == [(1, 1), (5, 1)]
+
+
+def _hand_explanation():
+    """A pair explained by hand: 4 heads, 8x8 maps, 16x12 images, similarities chosen."""
+    from utils.explain.erasing import Eraser
+    from utils.explain.sim2word import DirectionExplanation, PairExplanation
+
+    vocab = Vocabulary("hand", ("Gender", "Bangs", "Big Nose", "Smiling"), {0: ("Male", "Female")})
+    rng = np.random.default_rng(0)
+    images = [rng.integers(0, 256, (16, 12, 3), dtype=np.uint8) for _ in range(2)]
+    dirs = []
+    for side, (cls, sims) in enumerate((([1, 0, 0, 1], [0.5, 0.6, 0.3, 0.9]),
+                                        ([0, 0, 0, 0], [0.35, 0.4, 0.45, 0.31]))):
+        J = np.zeros((4, 8, 8), np.float32)
+        J[0, :, 6:] = 0.9   # right columns
+        J[1, :3, :3] = 0.8  # top-left corner
+        J[2] = 0.5          # below theta everywhere: an empty region in image 1 ...
+        if side == 1:
+            J[2, 4:, 4:] = 0.95  # ... but not in image 2
+        J[3, 5:, :] = 0.7
+        dirs.append(DirectionExplanation(
+            side=side, H_t=np.full((8, 8), 0.5, np.float32), H_f=np.zeros((8, 8), np.float32),
+            H_d=np.linspace(0, 1, 64, dtype=np.float32).reshape(8, 8), H_attr=J.copy(), J=J,
+            masks=J > 0.6, attr_class=np.array(cls), attr_conf=np.ones(4),
+            eraser=Eraser(images[side], "black"), sim_own=np.zeros(4),
+            sim_other=np.array([0.3 if (side == 0 and j == 2) else v for j, v in enumerate(sims)]),
+        ))
+    return PairExplanation([0], [1], (dirs[0], dirs[1]), similarity=0.3, both_masked=np.zeros(4),
+                           vocabulary=vocab)
+
+
+def test_composite_of_a_hand_made_explanation(tmp_path):
+    from utils.base.atomic import atomic_write_figure
+    from utils.explain.composite import composite_captions, composite_figure
+    from utils.explain.pair_words import explanation_words
+
+    ex = _hand_explanation()
+    words = [explanation_words(ex, 0), explanation_words(ex, 1)]
+    # image 1: Smiling (class 1, absent) never appears although its similarity 0.9 is the largest;
+    # Big Nose's region is empty, so it is an unchanged tie
+    assert [(w.word, w.rank, w.tie) for w in words[0]] == [
+        ("Bangs", 1, None), ("Female", 2, None), ("Big Nose", None, UNCHANGED)]
+    assert [w.word for w in words[1]] == ["Big Nose", "Bangs", "Male", "Smiling"]
+    # nearest resize 8x8 -> 16x12: raw (y, x) takes map (y * 8 // 16, x * 8 // 12); the 3x3 corner
+    # becomes rows y <= 5 and columns x <= 4: 6 x 5 of 16 x 12 pixels
+    assert words[0][0].area == pytest.approx(6 * 5 / (16 * 12))
+
+    text = composite_captions(words, similarity=0.3, vocabulary="hand", names=("a.png", "b.png"),
+                              k=3, match=0)
+    assert "cos s = 0.3000" in text.title and f"{SCORE[0.3]:.4f}" in text.title
+    assert "'hand'" in text.title and "different identities" in text.title
+    row = text.rows[0]
+    assert row.face.startswith("image 1: a.png") and row.maps[0].startswith("H_d")
+    assert row.maps[1] == "1. Bangs\nscore 0.597 -> 0.705 (+0.108)\ncos 0.300 -> 0.600 (+0.300)"
+    assert row.maps[2].startswith("2. Female\nscore 0.597 -> 0.667 (+0.070)")
+    assert row.maps[3].startswith("no further word") and "ties" in row.maps[3]
+    assert "Big Nose" in row.footer and "unchanged" in row.footer and "Smiling" not in row.footer
+    firsts = [m.split("\n")[0] for m in text.rows[1].maps[1:]]
+    assert firsts == ["1. Big Nose", "2. Bangs", "3. Male"]
+    assert "no tie" in text.rows[1].footer
+
+    fig = composite_figure(ex, names=("a.png", "b.png"), k=3, match=0)
+    with_images = [ax for ax in fig.axes if ax.images]
+    assert len(fig.axes) == 2 * (2 + 3) + 1  # 10 panels and the colour bar
+    assert len(with_images) == 4 + 5  # row 1: face, H_d, 2 words (one empty panel); row 2: 5
+    titles = [ax.get_title() for ax in with_images]
+    assert row.maps[1] in titles and text.rows[1].maps[3] in titles
+    # maps are upsampled to the image (16 x 12), the erased region outlined in white: for Bangs
+    # (rows 0-5, columns 0-4, see above) exactly the rectangle's border pixels are white (a JET
+    # blend is never white)
+    word_axes = [ax for ax in with_images if ax.get_title().startswith(("1.", "2.", "3."))]
+    assert all(ax.images[-1].get_array().shape == (16, 12, 3) for ax in word_axes)
+    bangs = next(ax for ax in word_axes if ax.get_title().startswith("1. Bangs"))
+    white = (np.asarray(bangs.images[-1].get_array()) == 255).all(axis=2)
+    border = np.zeros((16, 12), bool)
+    border[0, :5] = border[5, :5] = border[:6, 0] = border[:6, 4] = True
+    assert (white == border).all(), np.argwhere(white != border)
+    # without similarities (--no-calculate-similarity) there are no words: H_t, H_f and H_d
+    bare = composite_captions(None, similarity=None, vocabulary="hand", k=3)
+    assert "no similarities" in bare.title and "words of" not in bare.title
+    assert [m.split(":")[0] for m in bare.rows[1].maps] == ["H_t", "H_f", "H_d"]
+    path = atomic_write_figure(tmp_path / "pair.png", fig, dpi=50)
+    assert cv2.imread(str(path)).shape == (int(7.4 * 50), int(12.8 * 50), 3)  # figsize * dpi
+
+
+@pytest.fixture(scope="module")
+def demo_pair(tmp_path_factory):
+    from utils.run.explain_one import explain_images
+
+    out = tmp_path_factory.mktemp("explain")
+    return out, explain_images(f"{FW}/h000/0.png", f"{FW}/h003/1.png", output_dir=out, match=0)
+
+
+def test_explain_images_returns_words_maps_figure_and_record(demo_pair):
+    from utils.run.records import parse_record
+
+    out, pw = demo_pair
+    assert pw.figure == out / "h000-0-vs-h003-1.png" and pw.figure.is_file()
+    rec = parse_record(json.loads(pw.record_path.read_text()), pw.record_path)
+    assert rec.similarity == pytest.approx(pw.similarity) and rec.match == 0
+    for i in (1, 2):
+        words = pw.words[i - 1]
+        # every present attribute once; the ranked ones by descending similarity, ties after them
+        assert sorted(w.attribute for w in words) == rec.present(i)
+        ranked = [w.similarity for w in words if w.tie != UNCHANGED]
+        assert ranked == sorted(ranked, reverse=True)
+        for w in words:  # the words' values are the record's
+            assert w.similarity == pytest.approx(rec.erased[i - 1][w.attribute][1], abs=1e-12)
+        for w in pw.ties(i):  # an unchanged tie: empty region, similarity exactly s
+            assert w.similarity == pw.similarity
+            assert not pw.explanation.directions[i - 1].masks[w.attribute].any()
+    assert pw.explanation.directions[0].H_d.shape == (64, 64)
+    report = pw.report(3)
+    assert all(w.word in report for i in (1, 2) for w in pw.top(i, 3))
+    assert pw.as_dict(2)["image1"]["words"] == [w.as_dict() for w in pw.top(1, 2)]
+
+
+def test_explain_script_prints_json_and_refuses_bad_input(demo_pair, tmp_path, capsys, caplog):
+    from utils.run.explain_one import main
+
+    _, pw = demo_pair
+    argv = [f"{FW}/h000/0.png", f"{FW}/h003/1.png", "--output-dir", str(tmp_path), "--words", "2",
+            "--json", "--name", "p"]
+    assert main(argv) == 0
+    shown = json.loads(capsys.readouterr().out)
+    assert [w["word"] for w in shown["image2"]["words"]] == [w.word for w in pw.top(2, 2)]
+    assert shown["figure"] == str(tmp_path / "p.png") and (tmp_path / "p.json").is_file()
+    missing = [f"{FW}/h000/0.png", str(tmp_path / "missing.png"), "--output-dir", str(tmp_path)]
+    assert main(missing) == 2
+    assert "missing.png" in caplog.text and "file not found" in caplog.text
+    assert main([f"{FW}/h000/0.png", f"{FW}/h003/1.png", "--recognition-net", "SFace-gallery"]) == 2
+    assert "needs --gallery DIR" in caplog.text
