@@ -11,8 +11,10 @@ Strategies (``Sim2WordConfig.strategy``):
   MORE than t (all classes if that never happens); each J[j] min-max
   normalised again.
 * ``"sameid"`` (``Scores-sameid.py``): top-1; when both images get the same
-  top-1 class, the discriminant is H_t alone (min-max normalised like any
-  H_d); otherwise as top-k with k = 1.
+  top-1 class, the discriminant is H_t alone (the class's Grad-CAM map as
+  it is, not normalised again); otherwise as top-k with k = 1. Each J[j] is
+  min-max normalised again, as the authors' ``Scores-sameid.py`` does
+  (``Segmantically_Attributes_Interpretable_v2``).
 
 Ablations (``Sim2WordConfig.ablation``, paper Section 5):
 
@@ -50,6 +52,8 @@ from utils.explain.verification import cosine, embed_images
 
 STRATEGIES = ("topk", "threshold", "sameid")
 ABLATIONS = ("none", "no-counterfactual", "no-attribute")
+#: Strategies whose joint maps are min-max normalised again (METHOD.md section 3 step 5).
+RENORMALISED = ("threshold", "sameid")
 
 
 @dataclass(frozen=True)
@@ -286,20 +290,29 @@ def explain_pair(img1: np.ndarray, img2: np.ndarray, nets: Sim2WordNets, config:
 
 
 def discriminant(H_t: torch.Tensor, H_f: torch.Tensor, same_id: bool = False) -> torch.Tensor:
-    """H_d = minmax(H_t * (max(H_f) - H_f)) (section 3 step 3); ``same_id``: minmax(H_t). (H, W) -> (H, W)."""
-    raw = H_t if same_id else H_t * (H_f.max() - H_f)
-    return minmax_normalise(raw[None])[0]
+    """H_d = minmax(H_t * (max(H_f) - H_f)) (section 3 step 3); ``same_id``: H_t. (H, W) -> (H, W).
+
+    ``same_id`` is the authors' ``Scores-sameid.py`` case (both images share the top-1 class): their
+    discriminant is that class's Grad-CAM map, used without a second normalisation.
+    """
+    if same_id:
+        return H_t.clone()
+    return minmax_normalise((H_t * (H_f.max() - H_f))[None])[0]
 
 
 def joint_maps(H_d: torch.Tensor, H_attr: torch.Tensor, strategy: str, ablation: str = "none") -> torch.Tensor:
-    """J[j] (section 3 step 5 and the ablations). (H, W), (K, H, W) -> (K, H, W)."""
+    """J[j] (section 3 step 5 and the ablations). (H, W), (K, H, W) -> (K, H, W).
+
+    The threshold and sameid strategies min-max normalise each J[j] again (the authors'
+    ``Multi_identity_thresh.py`` and ``Scores-sameid.py``); top-k uses J as it is.
+    """
     if ablation == "no-counterfactual":
         J = H_attr.clone()
     elif ablation == "no-attribute":
         J = H_d[None].expand_as(H_attr).clone()
     else:
         J = H_d[None] * H_attr
-    return minmax_normalise(J) if strategy == "threshold" else J
+    return minmax_normalise(J) if strategy in RENORMALISED else J
 
 
 def verify_pair(ex: PairExplanation, raws: tuple[np.ndarray, np.ndarray], V: nn.Module, batch_size: int,
