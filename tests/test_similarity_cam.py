@@ -64,3 +64,30 @@ def test_pair_cosine_by_hand():
     assert out.grad[0].abs().sum() == 0 and out.grad[2].abs().sum() > 0
     with pytest.raises(ValueError, match="PairCosine expects"):
         t(torch.zeros(2, 2))
+
+
+def test_explain_pair_uses_the_verification_discriminant():
+    from utils.explain.sim2word import Sim2WordConfig, Sim2WordNets, explain_pair
+
+    torch.manual_seed(5)
+    nets = Sim2WordNets(
+        get_network("FaceWorld-recognition", weights=False, width=4, num_classes=7, input_size=32),
+        get_network("FaceWorld-attribute", weights=False, width=4, input_size=32),
+        get_network(
+            "FaceWorld-verification", weights=False, width=4, embedding_size=16, input_size=32
+        ),
+        verification_layer="layer3",
+    )
+    rng = np.random.default_rng(1)
+    img1, img2 = (rng.integers(0, 256, (40, 40, 3), dtype=np.uint8) for _ in range(2))
+    cfg = Sim2WordConfig(discriminant="verification", thresh=0.3, calculate_similarity=False)
+    ex = explain_pair(img1, img2, nets, cfg)
+    want = similarity_discriminant(nets.verification, img1, img2, "layer3", out_size=(32, 32))
+    for side, d in enumerate(ex.directions):
+        np.testing.assert_allclose(d.H_d, want[side].numpy(), atol=1e-6)
+        np.testing.assert_allclose(d.J, d.H_d[None] * d.H_attr, atol=1e-6)  # top-k: J as it is
+    with pytest.raises(ValueError, match="discriminant"):
+        Sim2WordConfig(discriminant="identity")
+    nets.verification = None
+    with pytest.raises(ValueError, match="needs the verification net"):
+        explain_pair(img1, img2, nets, cfg)

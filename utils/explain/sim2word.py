@@ -52,6 +52,9 @@ from utils.explain.verification import cosine, embed_images
 
 STRATEGIES = ("topk", "threshold", "sameid")
 ABLATIONS = ("none", "no-counterfactual", "no-attribute")
+#: Where H_d comes from: "classes", R's class sets (the paper, step 3); "verification",
+#: Grad-CAM of the pair's cosine through V (:mod:`utils.explain.similarity_cam`).
+DISCRIMINANTS = ("classes", "verification")
 #: Strategies whose joint maps are min-max normalised again (METHOD.md section 3 step 5).
 RENORMALISED = ("threshold", "sameid")
 
@@ -72,6 +75,9 @@ class Sim2WordConfig:
         batch_size: images per verification forward.
         calculate_similarity: run the verification net (step 7).
         amp: bf16 autocast for the verification forwards (not output-preserving: ~1e-3 on similarities).
+        discriminant: "classes" (the paper: H_d from R's class sets) or "verification" (H_d =
+            Grad-CAM of -cos(V(I1), V(I2)) on each image; the strategy's class sets are still
+            computed and recorded, and its J renormalisation still applies).
     """
 
     strategy: str = "topk"
@@ -85,9 +91,12 @@ class Sim2WordConfig:
     batch_size: int = 32
     calculate_similarity: bool = True
     amp: bool = False
+    discriminant: str = "classes"
 
     def __post_init__(self) -> None:
         checks = [
+            (self.discriminant in DISCRIMINANTS,
+             f"discriminant {self.discriminant!r} not in {DISCRIMINANTS}"),
             (self.strategy in STRATEGIES, f"strategy {self.strategy!r} not in {STRATEGIES}"),
             (self.heatmap_method in METHODS, f"heatmap_method {self.heatmap_method!r} not in {METHODS}"),
             (self.erasing_method in FILLS, f"erasing_method {self.erasing_method!r} not in {FILLS}"),
@@ -112,6 +121,8 @@ class Sim2WordNets:
         verification: V, an embedding net; may be ``None`` when no similarity is computed.
         recognition_layer: Grad-CAM layer of R (default ``recognition.target_layer``).
         attribute_layer: Grad-CAM layer of A (default ``attribute.target_layer``).
+        verification_layer: Grad-CAM layer of V for the "verification" discriminant
+            (default ``verification.target_layer``).
     """
 
     recognition: nn.Module
@@ -119,6 +130,7 @@ class Sim2WordNets:
     verification: nn.Module | None = None
     recognition_layer: str | None = None
     attribute_layer: str | None = None
+    verification_layer: str | None = None
 
     def __post_init__(self) -> None:
         for role, net, kinds in (("recognition", self.recognition, ("classifier", "evidential")),
@@ -149,6 +161,8 @@ class DirectionExplanation:
             deterministically, :meth:`mask_raw` gives the raw-size region.
         sim_own: (n_heads,) cos(V(E_j), V(own original)), or ``None``.
         sim_other: (n_heads,) cos(V(E_j), V(other original)), or ``None``.
+        attr_probs: per head, the (n_j,) softmax of the attribute net on this image (the
+            contrast ranking compares them across the pair), or ``None``.
     """
 
     side: int
@@ -163,6 +177,7 @@ class DirectionExplanation:
     eraser: Eraser
     sim_own: np.ndarray | None = None
     sim_other: np.ndarray | None = None
+    attr_probs: list[np.ndarray] | None = None
 
     @property
     def raw_shape(self) -> tuple[int, int]:
@@ -262,12 +277,18 @@ def explain_pair(img1: np.ndarray, img2: np.ndarray, nets: Sim2WordNets, config:
 
     c1, c2, union = sets["c1"], sets["c2"], sets["union"]
     same_top1 = c1[0] == c2[0]
+    H_dV = None
+    if config.discriminant == "verification":
+        H_dV = _verification_discriminant(img1, img2, nets, config, size)
     directions = []
     for side, (own, other) in enumerate(((c1, c2), (c2, c1))):
         maps = rec.maps[side]  # (|union|, H, W)
         H_t = maps[[union.index(c) for c in own]].mean(dim=0)
         H_f = maps[[union.index(c) for c in other]].mean(dim=0)
-        H_d = discriminant(H_t, H_f, same_id=config.strategy == "sameid" and same_top1)
+        if H_dV is None:
+            H_d = discriminant(H_t, H_f, same_id=config.strategy == "sameid" and same_top1)
+        else:
+            H_d = H_dV[side].to(H_t)
         H_attr = att.maps[side]
         J = joint_maps(H_d, H_attr, config.strategy, config.ablation)
         logits = [o[side].double() for o in att.outputs]
@@ -277,6 +298,7 @@ def explain_pair(img1: np.ndarray, img2: np.ndarray, nets: Sim2WordNets, config:
             masks=_np(J) > float(config.thresh),
             attr_class=np.array([int(p.argmax()) for p in probs], dtype=np.int64),
             attr_conf=np.array([float(p.max()) for p in probs], dtype=np.float64),
+            attr_probs=[p.cpu().numpy() for p in probs],
             eraser=Eraser((img1, img2)[side], config.erasing_method, config.seed, pair_index, side),
         ))
     for d in directions:
@@ -287,6 +309,17 @@ def explain_pair(img1: np.ndarray, img2: np.ndarray, nets: Sim2WordNets, config:
             raise ValueError("calculate_similarity=True needs a verification net")
         verify_pair(ex, (img1, img2), nets.verification, config.batch_size, config.amp)
     return ex
+
+
+def _verification_discriminant(img1: np.ndarray, img2: np.ndarray, nets: Sim2WordNets,
+                               config: Sim2WordConfig, size: tuple[int, int]) -> torch.Tensor:
+    """(2, H, W) H_d of the "verification" discriminant (:func:`similarity_discriminant`)."""
+    from utils.explain.similarity_cam import similarity_discriminant
+
+    if nets.verification is None:
+        raise ValueError("the 'verification' discriminant needs the verification net")
+    return similarity_discriminant(nets.verification, img1, img2, nets.verification_layer,
+                                   config.heatmap_method, size)
 
 
 def discriminant(H_t: torch.Tensor, H_f: torch.Tensor, same_id: bool = False) -> torch.Tensor:
