@@ -373,3 +373,58 @@ def test_contrast_mode_by_hand():
     )
     assert [w.attribute for w in strict.image1] == [5, 0, 1, 4, 3, 2]
 
+
+
+def test_paper_mode_parity_with_the_default_run_records():
+    """On pairs of the default run (committed demo nets), the paper list is the authors' ranking of
+    the
+    record (what results/Top_5_attributes.py always showed), the record keeps every authors' key
+    unchanged, and the ties inferred from a record's values equal the ones flagged live."""
+    from models import get_network
+    from utils.experiments.analysis import both_masked_top, parse_record, top_words
+    from utils.explain.sim2word import Sim2WordConfig, Sim2WordNets, explain_pair
+    from utils.faces.data import read_pair_list
+    from utils.faces.image_io import read_image
+    from utils.run.records import make_record
+
+    repo = __import__("pathlib").Path(__file__).resolve().parents[1]
+    items = read_pair_list(repo / "data" / "face_world" / "pairs.txt")[:4]
+    nets = Sim2WordNets(
+        *(get_network(f"FaceWorld-{r}") for r in ("recognition", "attribute", "verification"))
+    )
+    cfg = Sim2WordConfig()
+    for it in items:
+        imgs = read_image(it.path1), read_image(it.path2)
+        ex = explain_pair(*imgs, nets, cfg, pair_index=it.index)
+        meta = dict(
+            datasets="FaceWorld",
+            recognition_net="R",
+            attribute_net="A",
+            verification_net="V",
+            image_path1=it.path1,
+            image_path2=it.path2,
+            match=it.label,
+            pair_index=it.index,
+        )
+        plain = make_record(ex, cfg, **meta)
+        ranking = rank_pair(
+            ex, imgs, nets.verification, RankingConfig("paper"), pair_index=it.index
+        )
+        rec = make_record(ex, cfg, **meta, ranking=ranking)
+        assert {k: rec[k] for k in plain} == plain, "the ranking only adds keys"
+        parsed = parse_record(rec, f"{it.index}.json")
+        legacy = parse_record(plain, f"{it.index}.json")
+        for i, name in ((1, "image1"), (2, "image2")):
+            authors = [w.attribute for w in top_words(legacy, i, None)]
+            assert [w["index"] for w in rec[f"words-{name}"]] == authors
+            inferred = paper_words_from_values(
+                {j: v[1] for j, v in legacy.erased[i - 1].items() if j in authors},
+                legacy.similarity,
+                {j: "" for j in authors},
+            )
+            assert [(w.attribute, w.tie, w.rank) for w in inferred] == [
+                (w.attribute, w.tie, w.rank) for w in parsed.words[name]
+            ]
+        assert [w["index"] for w in rec["words-pair"]] == [
+            w.attribute for w in both_masked_top(legacy, None)
+        ]

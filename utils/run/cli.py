@@ -13,7 +13,8 @@ from pathlib import Path
 
 from utils.explain.cam import METHODS
 from utils.explain.erasing import FILLS
-from utils.explain.sim2word import ABLATIONS
+from utils.explain.ranking import RANKING_FILLS, RANKINGS
+from utils.explain.sim2word import ABLATIONS, DISCRIMINANTS
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_OUTPUT_DIR = REPO_ROOT / "outputs"
@@ -135,6 +136,29 @@ def build_parser(strategy: str, prog: str | None = None) -> argparse.ArgumentPar
     meth.add_argument("--ablation", choices=ABLATIONS, default="none",
                       help="no-counterfactual: J[j] = H_attr[j]; no-attribute: only H_d, one region "
                            "(stored as 30 identical f_attr entries) (default: %(default)s)")
+    meth.add_argument(
+        "--ranking", choices=RANKINGS, default="paper",
+        help="how the words are ranked (README, 'The twin check'): paper = each image erased "
+             "alone, by cos(V(E1j), V(I2)) (the authors'); both-shared = one region per attribute "
+             "(the union of both images' regions) erased in both images, by cos(V(E1j), V(E2j)); "
+             "contrast = the words the attribute net sees differ between the images first, by "
+             "that difference times the similarity gain of their shared erasure. Erasures that "
+             "change nothing are flagged as ties in the record's words-image1/words-image2/"
+             "words-pair (default: %(default)s)")
+    meth.add_argument(
+        "--discriminant", choices=DISCRIMINANTS, default="classes",
+        help="H_d of the joint maps: classes = from the recognition net's class sets (the "
+             "paper); verification = Grad-CAM of the negated cosine similarity through the "
+             "verification net, on each image (default: %(default)s)")
+    meth.add_argument(
+        "--verification-layer", default=None,
+        help="Grad-CAM layer of the verification net for --discriminant verification "
+             "(default: its target_layer, the last conv)")
+    meth.add_argument(
+        "--ranking-fill", choices=RANKING_FILLS, default=None,
+        help="fill of the shared-region erasing of --ranking both-shared/contrast: the four "
+             "--Erasing-method fills, blur (Gaussian, sigma = image size / 16) or inpaint "
+             "(OpenCV Telea) (default: the --Erasing-method fill)")
 
     run = p.add_argument_group("run")
     run.add_argument("--output-dir", default=str(DEFAULT_OUTPUT_DIR),

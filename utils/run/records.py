@@ -14,7 +14,10 @@ Extra keys: ``strategy`` ("topk", "threshold", "sameid"), ``ablation``,
 ``recognition-net``, ``attribute-net``, ``Erasing-method``, ``seed``,
 ``pair-index``, ``same-top1``, ``mask-fraction1``/``mask-fraction2`` (share of
 R-input pixels erased per attribute) and ``calculate-similarity``. With
-``calculate_similarity=False`` the similarity keys are absent.
+``calculate_similarity=False`` the similarity keys are absent. With a word
+ranking (:func:`utils.explain.ranking.rank_pair`): ``ranking``,
+``discriminant``, ``ranking-fill``, ``ranking-tie-break``, ``words-image1``,
+``words-image2`` and ``words-pair`` (:func:`utils.explain.ranking.ranking_record_fields`).
 
 Values are plain finite numbers (the file is written with
 ``allow_nan=False``; a non-finite value raises ``FloatingPointError``).
@@ -27,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from utils.base.atomic import atomic_write_bytes, atomic_write_json  # also re-exported: docs/ARCHITECTURE.md names them here
+from utils.explain.ranking import WordRanking, ranking_record_fields
 from utils.explain.sim2word import PairExplanation, Sim2WordConfig
 
 __all__ = ["REQUIRED_KEYS", "atomic_write_bytes", "atomic_write_json", "check_finite", "is_done", "make_record",
@@ -41,7 +45,7 @@ REQUIRED_KEYS = (
 
 def make_record(ex: PairExplanation, config: Sim2WordConfig, *, datasets: str, recognition_net: str,
                 attribute_net: str, verification_net: str, image_path1: str, image_path2: str,
-                match: int, pair_index: int) -> dict[str, Any]:
+                match: int, pair_index: int, ranking: WordRanking | None = None) -> dict[str, Any]:
     """Build the section 4 record of one explained pair.
 
     Args:
@@ -52,6 +56,7 @@ def make_record(ex: PairExplanation, config: Sim2WordConfig, *, datasets: str, r
         image_path1, image_path2: the images' paths.
         match: 1 same person, 0 different.
         pair_index: the pair's index in its list.
+        ranking: the pair's ranked words (adds the keys of :func:`ranking_record_fields`).
 
     Returns:
         A JSON-ready dict with only finite numbers.
@@ -86,6 +91,8 @@ def make_record(ex: PairExplanation, config: Sim2WordConfig, *, datasets: str, r
         "mask-fraction2": d2.masks.reshape(len(d2.masks), -1).mean(axis=1).tolist(),
         "calculate-similarity": bool(config.calculate_similarity),
     })
+    if ranking is not None:
+        rec.update(ranking_record_fields(ranking))
     check_finite(rec)
     return rec
 

@@ -58,6 +58,7 @@ from utils.run.cli import build_parser
 from utils.faces.data import DataConfigError, PairItem, read_pair_list, resolve_dataset
 from utils.run.records import is_done, make_record, write_record
 from utils.base.seeding import seed_everything
+from utils.explain.ranking import RankingConfig, rank_pair
 from utils.explain.sim2word import Sim2WordConfig, Sim2WordNets, explain_pair
 
 log = logging.getLogger("sim2word")
@@ -77,6 +78,7 @@ class Plan:
 
     args: argparse.Namespace
     config: Sim2WordConfig
+    ranking: RankingConfig
     items: list[PairItem]
     run_dir: Path
     shard: tuple[int, int]
@@ -99,6 +101,12 @@ def run_dir_name(args: argparse.Namespace) -> str:
         name += f"-thresh-{args.thresh:g}"
     if args.ablation != "none":
         name += f"-ablation-{args.ablation}"
+    if getattr(args, "discriminant", "classes") != "classes":
+        name += f"-disc-{args.discriminant}"
+    if getattr(args, "ranking", "paper") != "paper":
+        name += f"-ranking-{args.ranking}"
+    if getattr(args, "ranking_fill", None) is not None:
+        name += f"-rfill-{args.ranking_fill}"
     return name
 
 
@@ -151,7 +159,14 @@ def make_plan(args: argparse.Namespace) -> Plan:
             strategy=args.strategy, topk=getattr(args, "topk", 1), id_thresh=getattr(args, "id_thresh", 0.5),
             heatmap_method=args.heatmap_method, thresh=args.thresh, erasing_method=args.Erasing_method,
             ablation=args.ablation, seed=args.seed, batch_size=args.batch_size,
-            calculate_similarity=args.calculate_similarity, amp=getattr(args, "amp", False))
+            calculate_similarity=args.calculate_similarity, amp=getattr(args, "amp", False),
+            discriminant=getattr(args, "discriminant", "classes"))
+        ranking = RankingConfig(mode=getattr(args, "ranking", "paper"),
+                                fill=getattr(args, "ranking_fill", None),
+                                batch_size=args.batch_size, amp=getattr(args, "amp", False))
+        if ranking.mode != "paper" and not args.calculate_similarity:
+            raise ValueError(f"--ranking {ranking.mode} needs the similarities; "
+                             "drop --no-calculate-similarity")
     except (DataConfigError, ValueError) as err:
         raise UsageError(str(err)) from None
     args.pair_list, args.image_root = str(pair_list), str(image_root)
@@ -160,7 +175,8 @@ def make_plan(args: argparse.Namespace) -> Plan:
     shard = resolve_shard(args.shard)
     run_dir = Path(args.output_dir).resolve() / run_dir_name(args)
     _check_config(run_dir / "config.json", vars(args), args.resume)
-    return Plan(args, config, [it for it in items if it.index % shard[1] == shard[0]], run_dir, shard,
+    mine = [it for it in items if it.index % shard[1] == shard[0]]
+    return Plan(args, config, ranking, mine, run_dir, shard,
                 resolve_device(args.device))
 
 
@@ -192,9 +208,12 @@ def load_nets(args: argparse.Namespace, device: torch.device) -> Sim2WordNets:
             raise UsageError(f"cannot build the {role} net {name!r}: {err}") from None
 
     try:
+        need_v = (args.calculate_similarity
+                  or getattr(args, "discriminant", "classes") == "verification")
         return Sim2WordNets(one("recognition"), one("attribute"),
-                            one("verification") if args.calculate_similarity else None,
-                            args.recognition_layer, args.attribute_layer)
+                            one("verification") if need_v else None,
+                            args.recognition_layer, args.attribute_layer,
+                            getattr(args, "verification_layer", None))
     except ValueError as err:
         raise UsageError(str(err)) from None
 
@@ -254,11 +273,19 @@ def _run_one(plan: Plan, nets: Sim2WordNets, item: PairItem, images: Future | No
         img1, img2 = images.result() if images is not None else _read_pair(item)
         stage = "explain"
         ex = explain_pair(img1, img2, nets, plan.config, pair_index=item.index)
+        ranking = None
+        if plan.config.calculate_similarity:
+            ranking = rank_pair(ex, (img1, img2), nets.verification, plan.ranking,
+                                vocabulary=getattr(nets.attribute, "vocabulary", None),
+                                discriminant=plan.config.discriminant,
+                                erasing_method=plan.config.erasing_method,
+                                seed=plan.config.seed, pair_index=item.index)
         stage = "record"
         a = plan.args
         rec = make_record(ex, plan.config, datasets=a.Datasets, recognition_net=a.recognition_net,
                           attribute_net=a.attribute_net, verification_net=a.verification_net,
-                          image_path1=item.path1, image_path2=item.path2, match=item.label, pair_index=item.index)
+                          image_path1=item.path1, image_path2=item.path2, match=item.label,
+                          pair_index=item.index, ranking=ranking)
         if a.visualization:
             stage = "visualize"
             from utils.explain.visualize import write_pair
