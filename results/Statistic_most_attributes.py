@@ -5,6 +5,11 @@ ranked as in ``Top_5_attributes.py`` (similarity of the erased image to the
 other image, descending) and its top-1 is counted, once by attribute (Gender,
 Big Nose...) and once by word (multi-class heads by class: Male, Female,
 Senior...). Images with no present attribute recorded are counted apart.
+Ties (words whose erasure left the similarity unchanged) never win: with
+``--ties skip`` (default) an image's top-1 is its first word that changed
+something; ``--ties flag`` counts the paper's top-1 as it is and reports in
+the ``ties`` column how many of the counts were such ties
+(``utils/experiments/words.py``).
 The authors' spelling ``Stastic_most_attributes.py`` is an alias.
 
 Example:
@@ -26,6 +31,7 @@ if str(_REPO) not in sys.path:
     sys.path.insert(0, str(_REPO))
 
 from utils.experiments import analysis as A  # noqa: E402
+from utils.experiments.words import top1_statistics  # noqa: E402
 from utils.base.atomic import atomic_write_json, atomic_write_text  # noqa: E402
 from utils.experiments.figures import bar_figure, save_figure  # noqa: E402
 
@@ -38,6 +44,10 @@ def build_parser() -> argparse.ArgumentParser:
     A.add_common_args(parser)
     parser.add_argument("--pairs", choices=tuple(_PAIRS), default="impostor",
                         help="which pairs to count (default: %(default)s, the paper's setting: match 0)")
+    parser.add_argument("--ties", choices=("skip", "flag"), default="skip",
+                        help="skip: an image's top-1 is its first word whose erasure changed the "
+                             "similarity; flag: the paper's top-1 even when it is such a tie, "
+                             "counted in the 'ties' column (default: %(default)s)")
     parser.add_argument("--figsize", type=float, nargs=2, default=(10.0, 10.0), metavar=("W", "H"),
                         help="bar chart size in inches (default: %(default)s)")
     parser.add_argument("--dpi", type=int, default=100, help="bar chart pixels per inch (default: %(default)s)")
@@ -48,23 +58,28 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     records, failures, n_files = A.load_from_args(args)
     out = A.output_dir(args)
-    stats = A.top1_statistics(records, match=_PAIRS[args.pairs])
+    stats = top1_statistics(records, match=_PAIRS[args.pairs], ties=args.ties)
     by_attr = [r for r in stats["by_attribute"] if r["count"] > 0]
-    attr_table = A.format_table(["Attribute", "count", "fraction"],
-                                [[r["attribute"], r["count"], A.fmt(r["fraction"], 3)] for r in by_attr])
-    word_table = A.format_table(["Word", "Attribute", "count", "fraction"],
-                                [[r["word"], r["attribute"], r["count"], A.fmt(r["fraction"], 3)]
-                                 for r in stats["by_word"]], align="llrr")
+    attr_table = A.format_table(["Attribute", "count", "ties", "fraction"],
+                                [[r["attribute"], r["count"], r["ties"], A.fmt(r["fraction"], 3)]
+                                 for r in by_attr])
+    word_table = A.format_table(["Word", "Attribute", "count", "ties", "fraction"],
+                                [[r["word"], r["attribute"], r["count"], r["ties"],
+                                  A.fmt(r["fraction"], 3)]
+                                 for r in stats["by_word"]], align="llrrr")
     print(f"\n{stats['n_pairs']} {args.pairs} pairs, {stats['n_images']} images, "
-          f"{stats['n_without_word']} without any present attribute recorded\n"
+          f"{stats['n_without_word']} without any word, {stats['n_tie_top1']} whose first word "
+          f"in the paper's order changed nothing (ties: {args.ties})\n"
           f"\nTop-1 by attribute (attributes never top-1 omitted)\n{attr_table}\nTop-1 by word\n{word_table}")
     atomic_write_text(out / f"{STEM}.md", f"## Top-1 by attribute\n\n{attr_table}\n## Top-1 by word\n\n{word_table}")
     atomic_write_text(out / "top1_by_attribute.csv", A.csv_text(
-        ["attribute", "index", "count", "fraction"],
-        [[r["attribute"], r["index"], r["count"], r["fraction"]] for r in stats["by_attribute"]]))
+        ["attribute", "index", "count", "ties", "fraction"],
+        [[r["attribute"], r["index"], r["count"], r["ties"], r["fraction"]]
+         for r in stats["by_attribute"]]))
     atomic_write_text(out / "top1_by_word.csv", A.csv_text(
-        ["word", "attribute", "index", "class", "count", "fraction"],
-        [[r["word"], r["attribute"], r["index"], r["class"], r["count"], r["fraction"]] for r in stats["by_word"]]))
+        ["word", "attribute", "index", "class", "count", "ties", "fraction"],
+        [[r["word"], r["attribute"], r["index"], r["class"], r["count"], r["ties"], r["fraction"]]
+         for r in stats["by_word"]]))
     atomic_write_json(out / f"{STEM}.json", {
         "json_fold": str(args.json_fold), "n_files": n_files, "n_records": len(records),
         "n_skipped": len(failures), "pairs": args.pairs, **stats})

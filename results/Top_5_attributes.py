@@ -7,6 +7,9 @@ likewise; the both-masked ranking uses attributes present in either image,
 ranked by the similarity of the two erased images. Scores are shown on the
 [0, 1] scale 1 - arccos(s)/pi; multi-class heads are worded by class
 (Female, Senior, Asian, Gray Hair...). Exact definitions: ``utils/experiments/analysis.py``.
+A record written with another ``--ranking`` shows that ranking's words. Words whose erasure
+changed nothing (ties) are skipped (``--ties skip``) or shown marked "(tie)" (``--ties flag``);
+see ``utils/experiments/words.py``.
 
 Example:
     python results/Top_5_attributes.py --Json-fold runs/scores-group-X/json --image-root data/
@@ -29,6 +32,7 @@ if str(_REPO) not in sys.path:
 from tqdm import tqdm  # noqa: E402
 
 from utils.experiments import analysis as A  # noqa: E402
+from utils.experiments.words import record_top_words  # noqa: E402
 from utils.base.atomic import atomic_write_json  # noqa: E402
 from utils.experiments.figures import load_rgb, pair_figure, save_figure  # noqa: E402
 
@@ -42,6 +46,10 @@ def build_parser() -> argparse.ArgumentParser:
                         help="folder that relative image-path1/image-path2 are resolved against first "
                              "(then the JSON's folder, then the current directory)")
     parser.add_argument("--top-k", type=int, default=5, help="how many words per ranking (default: %(default)s)")
+    parser.add_argument("--ties", choices=("skip", "flag"), default="skip",
+                        help="words whose erasure left the similarity unchanged (empty or no-op "
+                             "region): skip them, or keep them in the paper's order marked '(tie)' "
+                             "(default: %(default)s)")
     parser.add_argument("--figures", action=argparse.BooleanOptionalAction, default=True,
                         help="draw one figure per pair (--no-figures: only the JSON summary)")
     parser.add_argument("--max-figures", type=int, default=None,
@@ -53,8 +61,9 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _words(ranked: list[A.RankedWord]) -> list[str]:
-    return [f"{k + 1}. {w.word:<22} {w.score:.4f}" for k, w in enumerate(ranked)]
+def _words(ranked: list) -> list[str]:
+    return [f"{k + 1}. {w.word:<22} {w.score:.4f}" + (" (tie)" if w.tie == "unchanged" else "")
+            for k, w in enumerate(ranked)]
 
 
 def draw_pair(rec: A.PairRecord, ranks: tuple[list, list, list], args, out: Path) -> list[str]:
@@ -91,8 +100,8 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"--top-k must be >= 1, got {args.top_k}")
     records, failures, n_files = A.load_from_args(args, A.TOP5_KEYS)
     out = A.output_dir(args)
-    ranks = [(A.top_words(r, 1, args.top_k), A.top_words(r, 2, args.top_k), A.both_masked_top(r, args.top_k))
-             for r in records]
+    ranks = [tuple(record_top_words(r, which, args.top_k, args.ties)
+                   for which in ("image1", "image2", "pair")) for r in records]
     entries = [{"name": r.name, "file": str(r.path), "match": r.match, "similarity": r.similarity,
                 "score": float(A.verification_score(r.similarity)), "image_paths": list(r.image_paths),
                 "image1": [w.as_dict() for w in r1], "image2": [w.as_dict() for w in r2],
@@ -114,7 +123,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"... ({len(entries) - 5} more pairs in {out / STEM}.json)")
     atomic_write_json(out / f"{STEM}.json", {
         "json_fold": str(args.json_fold), "n_files": n_files, "n_pairs": len(records),
-        "n_skipped": len(failures), "top_k": args.top_k, "score": "1 - arccos(clip(s, -1, 1)) / pi",
+        "n_skipped": len(failures), "top_k": args.top_k, "ties": args.ties,
+        "score": "1 - arccos(clip(s, -1, 1)) / pi",
         "pairs": entries})
     print(f"wrote {out / STEM}.json and {n_figures} figures under {out / 'top5'}")
     return A.finish(out, STEM, failures, n_files)

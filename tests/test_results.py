@@ -318,7 +318,7 @@ def test_statistic_script_and_alias(tmp_path):
                        "--figsize", "4", "4", "--dpi", "40"]) == 0
     stats = json.loads((tmp_path / "top1_statistics.json").read_text())
     assert stats["by_word"][0] == {"word": "Big Nose", "attribute": "Big Nose", "index": 28, "class": None,
-                                   "count": 2, "fraction": 2 / 7}
+                                   "count": 2, "ties": 0, "fraction": 2 / 7}
     img = cv2.imread(str(tmp_path / "top1_statistics.png"))
     assert img is not None and img.shape == (160, 160, 3)
     assert (tmp_path / "top1_by_word.csv").read_text().splitlines()[1].startswith("Big Nose,Big Nose,28,,2,")

@@ -44,6 +44,7 @@ from typing import Any, Iterable, Sequence
 import numpy as np
 
 from models.attributes import ATTRIBUTES, CLASS_WORDS, HEAD_SIZES, NUM_ATTRIBUTES, is_present, word_for
+from utils.explain.ranking import word_ranks_from_json
 
 FPR_TARGETS: tuple[float, ...] = (1e-6, 1e-5, 1e-4, 1e-3, 1e-2, 0.1, 0.2, 0.4, 0.6, 0.8, 1.0)
 #: Keys every analysis needs; ``TOP5_KEYS`` are needed on top of them by the top-5 figures.
@@ -52,7 +53,7 @@ CORE_KEYS: tuple[str, ...] = (
 )
 TOP5_KEYS: tuple[str, ...] = ("attributes-both-masked", "image-path1", "image-path2")
 META_KEYS: tuple[str, ...] = ("Datasets", "Heatmap-method", "thresh", "topk", "id_thresh", "verification-net",
-                             "strategy", "ablation", "Erasing-method")
+                             "strategy", "ablation", "Erasing-method", "ranking", "discriminant")
 _COS_TOL = 1e-3  # float32 cosines may exceed 1 by rounding; anything further out is a bad value
 
 
@@ -74,6 +75,9 @@ class PairRecord:
         both_masked: ``{j: sim of erased image 1 vs erased image 2}`` (may be empty).
         image_paths: ``(image-path1, image-path2)``, ``None`` where absent.
         meta: the settings keys (``Datasets``, ``thresh``...) that were present.
+        words: the record's own ranked words, ``{"image1" | "image2" | "pair": [WordRank, ...]}``
+            (keys ``words-image1`` ... of :func:`utils.explain.ranking.ranking_record_fields`);
+            empty for records without them (the authors', and older ones).
     """
 
     name: str
@@ -85,6 +89,7 @@ class PairRecord:
     both_masked: dict[int, float] = field(default_factory=dict)
     image_paths: tuple[str | None, str | None] = (None, None)
     meta: dict[str, Any] = field(default_factory=dict)
+    words: dict[str, list] = field(default_factory=dict)
 
     def present(self, image: int) -> list[int]:
         """Indices of the attributes present in ``image`` (1 or 2), ascending."""
@@ -202,11 +207,18 @@ def parse_record(data: Any, path: str | Path, required: Sequence[str] = ()) -> P
             if p is not None and not isinstance(p, str):
                 raise RecordError(f"key 'image-path{i}': expected a string, got {p!r}")
             paths.append(p)
+        words = {}
+        for name in ("image1", "image2", "pair"):
+            if f"words-{name}" in data:
+                try:
+                    words[name] = word_ranks_from_json(data[f"words-{name}"], f"key 'words-{name}'")
+                except ValueError as err:
+                    raise RecordError(str(err)) from None
         return PairRecord(
             name=path.stem, path=path, match=_match(data["match"]),
             similarity=_cosine(data["similarity"], "key 'similarity'"),
             classes=classes, erased=erased, both_masked=both, image_paths=(paths[0], paths[1]),
-            meta={k: data[k] for k in META_KEYS if k in data},
+            meta={k: data[k] for k in META_KEYS if k in data}, words=words,
         )
     except RecordError as err:
         raise RecordError(f"{path}: {err}") from None

@@ -171,20 +171,27 @@ class WordRank:
         return float(1.0 - np.arccos(np.clip(self.similarity, -1.0, 1.0)) / np.pi)
 
     def as_dict(self) -> dict[str, Any]:
-        """JSON-ready fields (the record's ``words-image<i>`` / ``words-pair`` entries)."""
+        """JSON-ready fields (the record's ``words-image<i>`` / ``words-pair`` entries).
+
+        ``change`` and ``area`` are ``None`` where unknown (ranked from a record's values alone).
+        """
         out = {
             "index": self.attribute,
             "word": self.word,
             "similarity": float(self.similarity),
             "score": self.score,
-            "change": float(self.change),
-            "area": float(self.area),
+            "change": _finite_or_none(self.change),
+            "area": _finite_or_none(self.area),
             "tie": self.tie,
             "rank": self.rank,
         }
         if self.contrast is not None:
             out["contrast"] = float(self.contrast)
         return out
+
+
+def _finite_or_none(x: float | None) -> float | None:
+    return None if x is None or not np.isfinite(x) else float(x)
 
 
 @dataclass
@@ -690,7 +697,7 @@ def word_ranks_from_json(items: Any, where: str = "words") -> list[WordRank]:
             )
         try:
             j, word, sim = item["index"], item["word"], item["similarity"]
-            change, tie, rank = item.get("change", float("nan")), item.get("tie"), item.get("rank")
+            change, tie, rank = item.get("change"), item.get("tie"), item.get("rank")
         except KeyError as err:
             raise ValueError(f"{at}: missing key {err}") from None
         if isinstance(j, bool) or not isinstance(j, int) or j < 0:
@@ -710,8 +717,8 @@ def word_ranks_from_json(items: Any, where: str = "words") -> list[WordRank]:
                 j,
                 word,
                 float(sim),
-                float(change),
-                float(item.get("area", float("nan"))),
+                float("nan") if change is None else float(change),
+                float("nan") if item.get("area") is None else float(item["area"]),
                 tie,
                 rank,
                 item.get("contrast"),
