@@ -120,6 +120,13 @@ def build_parser() -> argparse.ArgumentParser:
         "(default: --Erasing-method)",
     )
     p.add_argument(
+        "--ranking-thresh",
+        type=float,
+        default=None,
+        help="both-shared and contrast: an image's region of attribute j is J[j] > this "
+        "(default: --thresh; the paper rows always use --thresh)",
+    )
+    p.add_argument(
         "--contrast-drop",
         type=float,
         default=RankingConfig.contrast_drop,
@@ -206,7 +213,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {err}", file=sys.stderr)
         return 2
     ranking = RankingConfig(
-        fill=args.ranking_fill, contrast_drop=args.contrast_drop, batch_size=args.batch_size
+        fill=args.ranking_fill,
+        contrast_drop=args.contrast_drop,
+        region_thresh=args.ranking_thresh,
+        batch_size=args.batch_size,
     )
     modes = [m for m in RANKINGS if m in args.rankings]
     rows = default_rows(

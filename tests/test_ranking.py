@@ -374,7 +374,6 @@ def test_contrast_mode_by_hand():
     assert [w.attribute for w in strict.image1] == [5, 0, 1, 4, 3, 2]
 
 
-
 def test_paper_mode_parity_with_the_default_run_records():
     """On pairs of the default run (committed demo nets), the paper list is the authors' ranking of
     the
@@ -428,3 +427,25 @@ def test_paper_mode_parity_with_the_default_run_records():
         assert [w["index"] for w in rec["words-pair"]] == [
             w.attribute for w in both_masked_top(legacy, None)
         ]
+
+
+def test_region_thresh_rethresholds_the_joint_maps():
+    ex = _explained()
+    ex.directions[0].J[3] *= 0.4  # head 3's map peaks at 0.4 in image 1 (0 in image 2)
+    ex.directions[1].J[1] *= 0.4  # head 1's left half in image 2 only reaches 0.4
+    low = rank_pair(
+        ex, (I1, I2), V, RankingConfig("both-shared", region_thresh=0.3), vocabulary=VOCAB
+    )
+    assert {w.attribute: w.tie for w in low.image1}[3] is None
+    high = rank_pair(
+        ex, (I1, I2), V, RankingConfig("both-shared", region_thresh=0.5), vocabulary=VOCAB
+    )
+    tie = {w.attribute: w.tie for w in high.image1}
+    assert tie[3] == "unchanged" and tie[2] == "unchanged"
+    # head 1: the union still holds image 1's left half (both erased there): cos 0 as before;
+    # the paper list ignores region_thresh
+    assert {w.attribute: w.similarity for w in high.image1}[1] == pytest.approx(0.0, abs=1e-6)
+    paper = rank_pair(
+        ex, (I1, I2), None, RankingConfig("paper", region_thresh=0.5), vocabulary=VOCAB
+    )
+    assert _summary(paper.image1)[0] == (4, 1, None)

@@ -97,6 +97,9 @@ class RankingConfig:
             predicted class always counts).
         contrast_order: contrast mode, order of the words that differ and matter:
             "product" (A's drop x V's gain) or "gain" (V's gain alone).
+        region_thresh: both-shared and contrast: each image's region of attribute j is
+            J[j] > ``region_thresh`` (``None``: the run's ``--thresh``); the paper mode
+            always uses the run's masks.
         batch_size: images per V forward.
         amp: bf16 autocast of the V forwards.
     """
@@ -107,6 +110,7 @@ class RankingConfig:
     tie_tolerance: float = 1e-4
     contrast_drop: float = 0.5
     contrast_order: str = "product"
+    region_thresh: float | None = None
     batch_size: int = 32
     amp: bool = False
 
@@ -129,6 +133,10 @@ class RankingConfig:
             (
                 0.0 <= float(self.contrast_drop) <= 1.0,
                 f"contrast_drop must be in [0, 1], got {self.contrast_drop}",
+            ),
+            (
+                self.region_thresh is None or np.isfinite(self.region_thresh),
+                f"region_thresh must be a finite number or None, got {self.region_thresh}",
             ),
             (int(self.batch_size) >= 1, f"batch_size must be >= 1, got {self.batch_size}"),
         ]
@@ -312,10 +320,18 @@ def region_id(mask: np.ndarray) -> bytes:
     ).digest()
 
 
-def shared_regions(ex) -> np.ndarray:
-    """(K, H, W) bool: per attribute, the union of the two images' regions (R's input grid)."""
+def shared_regions(ex, thresh: float | None = None) -> np.ndarray:
+    """(K, H, W) bool: per attribute, the union of the two images' regions (R's input grid).
+
+    Args:
+        ex: the explained pair.
+        thresh: region = J > ``thresh`` in each image; ``None``: the explanation's own masks
+            (J > the run's theta).
+    """
     d1, d2 = ex.directions
-    return np.asarray(d1.masks, dtype=bool) | np.asarray(d2.masks, dtype=bool)
+    if thresh is None:
+        return np.asarray(d1.masks, dtype=bool) | np.asarray(d2.masks, dtype=bool)
+    return (np.asarray(d1.J) > float(thresh)) | (np.asarray(d2.J) > float(thresh))
 
 
 def fill_region(
@@ -507,7 +523,8 @@ def rank_pair(
     else:
         if V is None:
             raise ValueError(f"ranking mode {config.mode!r} needs the verification net")
-        shared = shared_regions(ex) if regions is None else np.asarray(regions, dtype=bool)
+        shared = (shared_regions(ex, config.region_thresh) if regions is None
+                  else np.asarray(regions, dtype=bool))
         values = shared_similarities(
             raws,
             shared,

@@ -159,6 +159,11 @@ def build_parser(strategy: str, prog: str | None = None) -> argparse.ArgumentPar
         help="fill of the shared-region erasing of --ranking both-shared/contrast: the four "
              "--Erasing-method fills, blur (Gaussian, sigma = image size / 16) or inpaint "
              "(OpenCV Telea) (default: the --Erasing-method fill)")
+    meth.add_argument(
+        "--ranking-thresh", type=_finite_float, default=None,
+        help="--ranking both-shared/contrast: an image's region of attribute j is J[j] > this "
+             "(the twin check's tuning set favours a lower value than the paper's theta, see the "
+             "README) (default: --thresh)")
 
     run = p.add_argument_group("run")
     run.add_argument("--output-dir", default=str(DEFAULT_OUTPUT_DIR),

@@ -107,6 +107,8 @@ def run_dir_name(args: argparse.Namespace) -> str:
         name += f"-ranking-{args.ranking}"
     if getattr(args, "ranking_fill", None) is not None:
         name += f"-rfill-{args.ranking_fill}"
+    if getattr(args, "ranking_thresh", None) is not None:
+        name += f"-rthresh-{args.ranking_thresh:g}"
     return name
 
 
@@ -163,6 +165,7 @@ def make_plan(args: argparse.Namespace) -> Plan:
             discriminant=getattr(args, "discriminant", "classes"))
         ranking = RankingConfig(mode=getattr(args, "ranking", "paper"),
                                 fill=getattr(args, "ranking_fill", None),
+                                region_thresh=getattr(args, "ranking_thresh", None),
                                 batch_size=args.batch_size, amp=getattr(args, "amp", False))
         if ranking.mode != "paper" and not args.calculate_similarity:
             raise ValueError(f"--ranking {ranking.mode} needs the similarities; "
