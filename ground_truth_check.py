@@ -127,6 +127,13 @@ def build_parser() -> argparse.ArgumentParser:
         "(default: --thresh; the paper rows always use --thresh)",
     )
     p.add_argument(
+        "--tie-tolerance",
+        type=float,
+        default=RankingConfig.tie_tolerance,
+        help="both-shared and contrast: scores in one bucket of this width are ordered by region "
+        "area, smaller first (0: exact ties only) (default: %(default)s)",
+    )
+    p.add_argument(
         "--contrast-drop",
         type=float,
         default=RankingConfig.contrast_drop,
@@ -190,6 +197,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.num_pairs < 1:
         parser.error(f"--num-pairs must be >= 1, got {args.num_pairs}")
+    if not 0.0 <= args.tie_tolerance < 1.0:
+        parser.error(f"--tie-tolerance must be in [0, 1), got {args.tie_tolerance}")
     if not 0.0 <= args.contrast_drop <= 1.0:
         parser.error(f"--contrast-drop must be in [0, 1], got {args.contrast_drop}")
     seed_everything(args.seed, deterministic=False)
@@ -216,6 +225,7 @@ def main(argv: list[str] | None = None) -> int:
         fill=args.ranking_fill,
         contrast_drop=args.contrast_drop,
         region_thresh=args.ranking_thresh,
+        tie_tolerance=args.tie_tolerance,
         batch_size=args.batch_size,
     )
     modes = [m for m in RANKINGS if m in args.rankings]
