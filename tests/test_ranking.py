@@ -449,3 +449,18 @@ def test_region_thresh_rethresholds_the_joint_maps():
         ex, (I1, I2), None, RankingConfig("paper", region_thresh=0.5), vocabulary=VOCAB
     )
     assert _summary(paper.image1)[0] == (4, 1, None)
+
+
+def test_cache_reuses_shared_similarities():
+    ex = _explained()
+    cache: dict = {}
+    a = rank_pair(ex, (I1, I2), V, RankingConfig("both-shared"), vocabulary=VOCAB, cache=cache)
+    assert len(cache) == 1
+    (key,) = cache
+    cache[key] = cache[key] * 0 + 0.25  # a poisoned entry proves the second call reads the cache
+    b = rank_pair(ex, (I1, I2), V, RankingConfig("contrast"), vocabulary=VOCAB, cache=cache)
+    assert {w.similarity for w in b.image1} == {0.25} and len(cache) == 1
+    rank_pair(
+        ex, (I1, I2), V, RankingConfig("both-shared", fill="mean"), vocabulary=VOCAB, cache=cache
+    )
+    assert len(cache) == 2 and a.image1[0].similarity == pytest.approx(1.0)

@@ -349,8 +349,12 @@ def score_row(
     pair_index: int = 0,
     erasing_method: str = "black",
     batch_size: int = 32,
+    cache: dict | None = None,
 ) -> PairScore:
-    """Score one pair under one row (see the module docstring)."""
+    """Score one pair under one row (see the module docstring).
+
+    ``cache``: one dict per pair, shared by its rows (shared-region similarities computed once).
+    """
     present = _probe_present(ex)
     j_true = pair.changed
     if j_true not in present:
@@ -384,6 +388,7 @@ def score_row(
             seed=seed,
             pair_index=pair_index,
             regions=regions,
+            cache=cache,
         )
         keys = ranking.keys["image1"]
         base.unchanged = float(np.mean([w.tie == "unchanged" for w in ranking.image1]))
@@ -418,6 +423,7 @@ def run_check(
             )
             for d in discriminants
         }
+        cache: dict = {}  # shared-region similarities of this pair, reused across rows
         for r in rows:
             scores[r].append(
                 score_row(
@@ -430,6 +436,7 @@ def run_check(
                     pair_index=i,
                     erasing_method=base.erasing_method,
                     batch_size=base.batch_size,
+                    cache=cache,
                 )
             )
     changed = [p.changed for p in pairs]

@@ -460,6 +460,7 @@ def rank_pair(
     seed: int = 0,
     pair_index: int = 0,
     regions: np.ndarray | None = None,
+    cache: dict | None = None,
 ) -> WordRanking:
     """Rank the words of an explained pair (see the module docstring).
 
@@ -472,6 +473,8 @@ def rank_pair(
         discriminant: recorded as given (the masks were computed with it).
         erasing_method: the run's fill (default of ``config.fill``).
         seed, pair_index: seed of the random fill.
+        cache: a dict kept by the caller for one pair: shared similarities already computed
+            for the same regions and fill are reused (several modes on one pair).
         regions: (K, H, W) bool shared regions to use instead of the masks' unions (the twin
             check's oracle); both-shared and contrast only.
 
@@ -523,19 +526,27 @@ def rank_pair(
     else:
         if V is None:
             raise ValueError(f"ranking mode {config.mode!r} needs the verification net")
-        shared = (shared_regions(ex, config.region_thresh) if regions is None
-                  else np.asarray(regions, dtype=bool))
-        values = shared_similarities(
-            raws,
-            shared,
-            V,
-            ex.embeddings,
-            fill,
-            seed=seed,
-            pair_index=pair_index,
-            batch_size=config.batch_size,
-            amp=config.amp,
+        shared = (
+            shared_regions(ex, config.region_thresh)
+            if regions is None
+            else np.asarray(regions, dtype=bool)
         )
+        key = (fill, region_id(shared))
+        values = None if cache is None else cache.get(key)
+        if values is None:
+            values = shared_similarities(
+                raws,
+                shared,
+                V,
+                ex.embeddings,
+                fill,
+                seed=seed,
+                pair_index=pair_index,
+                batch_size=config.batch_size,
+                amp=config.amp,
+            )
+            if cache is not None:
+                cache[key] = values
         values_d = {j: float(values[j]) for j in range(len(values))}
         areas = {j: float(shared[j].mean()) for j in range(len(shared))}
         rid = {j: region_id(shared[j]) for j in range(len(shared))}
