@@ -67,7 +67,7 @@ import torch.nn.functional as F
 from tqdm import tqdm
 
 from models.attributes import ATTRIBUTES, is_present
-from utils.explain.ranking import RankingConfig, attribute_contrast, fill_region, rank_pair
+from utils.explain.ranking import RankingConfig, attribute_contrast, rank_pair
 from utils.explain.sim2word import PairExplanation, Sim2WordConfig, Sim2WordNets, explain_pair
 from utils.explain.verification import cosine, embed_images
 from utils.face_world import render, sample_identity, sample_nuisance
@@ -328,12 +328,12 @@ def _contrast(ex: PairExplanation) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _oracle_paper_values(
-    pair: TwinPair, ex: PairExplanation, V, fill: str, batch_size: int
+    pair: TwinPair, ex: PairExplanation, V, batch_size: int
 ) -> dict[int, float]:
-    """cos(V(E1j), V(I2)) with the probe alone erased in attribute j's true region."""
-    probe = pair.probe.image
+    """cos(V(E1j), V(I2)), the probe alone erased (the run's fill) in attribute j's true region."""
+    erase_probe = ex.directions[0].eraser
     present = _probe_present(ex)
-    emb = embed_images(V, (fill_region(probe, pair.regions[j], fill) for j in present), batch_size)
+    emb = embed_images(V, (erase_probe(pair.regions[j]) for j in present), batch_size)
     sims = cosine(emb, torch.as_tensor(ex.embeddings[1])[None].expand_as(emb)).double().numpy()
     return dict(zip(present, sims.tolist(), strict=True))
 
@@ -374,7 +374,7 @@ def score_row(
         drop, _ = _contrast(ex)
         keys = {j: (-float(drop[j]),) for j in present}
     elif row.kind == "oracle-paper":
-        values = _oracle_paper_values(pair, ex, V, erasing_method, batch_size)
+        values = _oracle_paper_values(pair, ex, V, batch_size)
         keys = {j: (-v,) for j, v in values.items()}
     elif row.kind in ("ranking", "oracle"):
         regions = pair.regions if row.kind == "oracle" else None

@@ -10,7 +10,7 @@ original, sim to other original]}, ``attributes-image2``
 {``image2-f_attr_<j>``: [...]}, ``attributes-both-masked``
 {``Both_masked-f_attr_<j>``: sim}.
 
-Extra keys: ``strategy`` ("topk", "threshold", "sameid"), ``ablation``,
+Extra keys: ``strategy`` ("topk", "threshold", "sameid"), ``ablation``, ``discriminant``,
 ``recognition-net``, ``attribute-net``, ``Erasing-method``, ``seed``,
 ``pair-index``, ``same-top1``, ``mask-fraction1``/``mask-fraction2`` (share of
 R-input pixels erased per attribute) and ``calculate-similarity``. With
@@ -86,6 +86,7 @@ def make_record(ex: PairExplanation, config: Sim2WordConfig, *, datasets: str, r
     rec.update({
         "strategy": config.strategy, "ablation": config.ablation, "recognition-net": recognition_net,
         "attribute-net": attribute_net, "Erasing-method": config.erasing_method, "seed": int(config.seed),
+        "discriminant": config.discriminant,
         "pair-index": int(pair_index), "same-top1": bool(ex.same_top1),
         "mask-fraction1": d1.masks.reshape(len(d1.masks), -1).mean(axis=1).tolist(),
         "mask-fraction2": d2.masks.reshape(len(d2.masks), -1).mean(axis=1).tolist(),
