@@ -200,7 +200,8 @@ def test_top1_statistics_by_hand(records):
     assert [(r["word"], r["count"]) for r in stats["by_word"]] == [
         ("Big Nose", 2), ("Female", 1), ("Young", 1), ("Middle Aged", 1), ("Bald", 1), ("no beard", 1)]
     assert sum(r["fraction"] for r in stats["by_word"]) == pytest.approx(1.0)
-    genuine = top1_statistics(records, match=1, ties="flag")  # 1 -> Big Nose, Male; 2 -> Bangs, Female; 3 -> Male, none; 20 -> Senior x2
+    # 1 -> Big Nose, Male; 2 -> Bangs, Female; 3 -> Male, none; 20 -> Senior x2
+    genuine = top1_statistics(records, match=1, ties="flag")
     assert {r["word"]: r["count"] for r in genuine["by_word"]} == {"Big Nose": 1, "Male": 2, "Bangs": 1,
                                                                    "Female": 1, "Senior": 2}
 
