@@ -191,7 +191,7 @@ class ReferenceSim2Word:
             H_t = np.mean([self._identity_map(img, c, size) for c in own], axis=0)
             H_f = np.mean([self._identity_map(img, c, size) for c in other], axis=0)
             if cfg.strategy == "sameid" and same_top1:
-                H_d = _minmax(H_t)
+                H_d = H_t.copy()  # Scores-sameid.py: the top-1 class map as it is
             else:
                 H_d = _minmax(H_t * (H_f.max() - H_f))
             maps, confs, classes = [], [], []
@@ -209,7 +209,7 @@ class ReferenceSim2Word:
                 J = np.repeat(H_d[None], len(maps), axis=0)
             else:
                 J = H_d[None] * H_attr
-            if cfg.strategy == "threshold":
+            if cfg.strategy in ("threshold", "sameid"):  # authors: renormalised J
                 J = np.stack([_minmax(m) for m in J])
             f32 = lambda a: np.asarray(a, dtype=np.float32)  # noqa: E731
             directions.append(

@@ -5,6 +5,11 @@ ranked as in ``Top_5_attributes.py`` (similarity of the erased image to the
 other image, descending) and its top-1 is counted, once by attribute (Gender,
 Big Nose...) and once by word (multi-class heads by class: Male, Female,
 Senior...). Images with no present attribute recorded are counted apart.
+Ties (words whose erasure left the similarity unchanged) never win: with
+``--ties skip`` (default) an image's top-1 is its first word that changed
+something; ``--ties flag`` counts the paper's top-1 as it is and reports in
+the ``ties`` column how many of the counts were such ties
+(``utils/experiments/words.py``).
 The authors' spelling ``Stastic_most_attributes.py`` is an alias.
 
 Example:
@@ -28,6 +33,7 @@ import sys
 from utils.experiments import analysis as A
 from utils.base.atomic import atomic_write_json, atomic_write_text
 from utils.experiments.figures import bar_figure, save_figure
+from utils.experiments.words import top1_statistics
 from utils.run import cli
 
 STEM = "top1_statistics"
@@ -44,6 +50,7 @@ def build_parser() -> argparse.ArgumentParser:
         default="impostor",
         help="which pairs to count (default: %(default)s, the paper's setting: match 0)",
     )
+    cli.add_ties(parser)
     cli.add_figure_flags(parser, (10.0, 10.0), "bar chart")
     return parser
 
@@ -52,23 +59,24 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     records, failures, n_files = A.load_from_args(args)
     out = A.output_dir(args)
-    stats = A.top1_statistics(records, match=_PAIRS[args.pairs])
+    stats = top1_statistics(records, match=_PAIRS[args.pairs], ties=args.ties)
     by_attr = [r for r in stats["by_attribute"] if r["count"] > 0]
     attr_table = A.format_table(
-        ["Attribute", "count", "fraction"],
-        [[r["attribute"], r["count"], A.fmt(r["fraction"], 3)] for r in by_attr],
+        ["Attribute", "count", "ties", "fraction"],
+        [[r["attribute"], r["count"], r["ties"], A.fmt(r["fraction"], 3)] for r in by_attr],
     )
     word_table = A.format_table(
-        ["Word", "Attribute", "count", "fraction"],
+        ["Word", "Attribute", "count", "ties", "fraction"],
         [
-            [r["word"], r["attribute"], r["count"], A.fmt(r["fraction"], 3)]
+            [r["word"], r["attribute"], r["count"], r["ties"], A.fmt(r["fraction"], 3)]
             for r in stats["by_word"]
         ],
-        align="llrr",
+        align="llrrr",
     )
     print(
         f"\n{stats['n_pairs']} {args.pairs} pairs, {stats['n_images']} images, "
-        f"{stats['n_without_word']} without any present attribute recorded\n"
+        f"{stats['n_without_word']} without any word, {stats['n_tie_top1']} whose first word "
+        f"in the paper's order changed nothing (ties: {args.ties})\n"
         f"\nTop-1 by attribute (attributes never top-1 omitted)\n{attr_table}\nTop-1 by "
         f"word\n{word_table}"
     )
@@ -79,9 +87,9 @@ def main(argv: list[str] | None = None) -> int:
     atomic_write_text(
         out / "top1_by_attribute.csv",
         A.csv_text(
-            ["attribute", "index", "count", "fraction"],
+            ["attribute", "index", "count", "ties", "fraction"],
             [
-                [r["attribute"], r["index"], r["count"], r["fraction"]]
+                [r["attribute"], r["index"], r["count"], r["ties"], r["fraction"]]
                 for r in stats["by_attribute"]
             ],
         ),
@@ -89,9 +97,17 @@ def main(argv: list[str] | None = None) -> int:
     atomic_write_text(
         out / "top1_by_word.csv",
         A.csv_text(
-            ["word", "attribute", "index", "class", "count", "fraction"],
+            ["word", "attribute", "index", "class", "count", "ties", "fraction"],
             [
-                [r["word"], r["attribute"], r["index"], r["class"], r["count"], r["fraction"]]
+                [
+                    r["word"],
+                    r["attribute"],
+                    r["index"],
+                    r["class"],
+                    r["count"],
+                    r["ties"],
+                    r["fraction"],
+                ]
                 for r in stats["by_word"]
             ],
         ),

@@ -7,6 +7,9 @@ likewise; the both-masked ranking uses attributes present in either image,
 ranked by the similarity of the two erased images. Scores are shown on the
 [0, 1] scale 1 - arccos(s)/pi; multi-class heads are worded by class
 (Female, Senior, Asian, Gray Hair...). Exact definitions: ``utils/experiments/analysis.py``.
+A record written with another ``--ranking`` shows that ranking's words. Words whose erasure
+changed nothing (ties) are skipped (``--ties skip``) or shown marked "(tie)" (``--ties flag``);
+see ``utils/experiments/words.py``.
 
 Example:
     python results/Top_5_attributes.py --Json-fold runs/scores-group-X/json --image-root data/
@@ -32,6 +35,7 @@ from tqdm import tqdm
 from utils.experiments import analysis as A
 from utils.base.atomic import atomic_write_json
 from utils.experiments.figures import load_rgb, pair_figure, save_figure
+from utils.experiments.words import record_top_words, word_dicts
 from utils.run import cli
 
 STEM = "top5_attributes"
@@ -52,6 +56,7 @@ def build_parser() -> argparse.ArgumentParser:
         default=5,
         help="how many words per ranking (default: %(default)s)",
     )
+    cli.add_ties(parser)
     cli.add_flag(
         parser,
         "--figures",
@@ -77,8 +82,11 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _words(ranked: list[A.RankedWord]) -> list[str]:
-    return [f"{k + 1}. {w.word:<22} {w.score:.4f}" for k, w in enumerate(ranked)]
+def _words(ranked: list) -> list[str]:
+    return [
+        f"{k + 1}. {w.word:<22} {w.score:.4f}" + (" (tie)" if w.tie == "unchanged" else "")
+        for k, w in enumerate(ranked)
+    ]
 
 
 def draw_pair(rec: A.PairRecord, ranks: tuple[list, list, list], args, out: Path) -> list[str]:
@@ -86,7 +94,7 @@ def draw_pair(rec: A.PairRecord, ranks: tuple[list, list, list], args, out: Path
 
     Args:
         rec: the pair.
-        ranks: ``(image-1 words, image-2 words, both-masked words)`` as ``RankedWord`` lists.
+        ranks: ``(image-1 words, image-2 words, both-masked words)`` as ``WordRank`` lists.
         args: the parsed flags (image root, size, format).
         out: the output folder.
     """
@@ -122,14 +130,8 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     records, failures, n_files = A.load_from_args(args, A.TOP5_KEYS)
     out = A.output_dir(args)
-    ranks = [
-        (
-            A.top_words(r, 1, args.top_k),
-            A.top_words(r, 2, args.top_k),
-            A.both_masked_top(r, args.top_k),
-        )
-        for r in records
-    ]
+    lists = ("image1", "image2", "pair")
+    ranks = [tuple(record_top_words(r, w, args.top_k, args.ties) for w in lists) for r in records]
     entries = [
         {
             "name": r.name,
@@ -138,9 +140,9 @@ def main(argv: list[str] | None = None) -> int:
             "similarity": r.similarity,
             "score": float(A.verification_score(r.similarity)),
             "image_paths": list(r.image_paths),
-            "image1": [w.as_dict() for w in r1],
-            "image2": [w.as_dict() for w in r2],
-            "both_masked": [w.as_dict() for w in rb],
+            "image1": word_dicts(r, r1),
+            "image2": word_dicts(r, r2),
+            "both_masked": word_dicts(r, rb),
         }
         for r, (r1, r2, rb) in zip(records, ranks, strict=True)
     ]
@@ -166,6 +168,7 @@ def main(argv: list[str] | None = None) -> int:
         {
             **A.report_header(args, records, failures, n_files),
             "top_k": args.top_k,
+            "ties": args.ties,
             "score": A.SCORE_RULE,
             "pairs": entries,
         },

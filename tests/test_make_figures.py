@@ -15,10 +15,9 @@ RECORDS = Path(__file__).resolve().parent / "data" / "records"  # the hand-made 
 # tests/test_results.py: mask game AUC Original 0.875 (28 of 32 pairs), After 21.5 / 32; top-1
 # attributes over the 4 impostor pairs: Age 2, Big Nose 2, Gender 1, Bald 1, no beard 1 (of 7)
 
-VARIANT = {"name": "sim2word", "pairs": 100, "kept": 93, "empty_masks": 0.45, "top1": 0.086,
-           "top3": 0.291, "chance_top1": 0.083, "chance_top3": 0.248, "joint_in_region": 0.342,
-           "discriminant_in_region": 0.242, "erased_in_region": 0.179, "region_share": 0.155,
-           "per_attribute": {"3": 0.5}}
+ROW = {"mode": "paper", "discriminant": "classes", "regions": "J > theta", "top1": 0.086,
+       "top3": 0.291, "chance_top1": 0.083, "chance_top3": 0.248, "jmass": 0.342, "pairs": 93,
+       "pairs_total": 100, "region_share": 0.155, "unchanged": 0.45, "per_attribute": {"3": 0.5}}
 COMPARISON = {"settings": {"pairs": 3},
               "table": {"Sim2Word-top1": {"game.hit_area": {"mean": 0.5, "sem": 0.01, "n": 3},
                                           "seconds": {"mean": 0.25, "sem": 0.0, "n": 3}}},
@@ -47,7 +46,7 @@ def inputs(tmp_path_factory):
         (root / "unc-run" / "json" / f"{i}.json").write_text(json.dumps(_uncertainty_record(i, ok,
                                                                                             area)))
     (root / "gt").mkdir()
-    (root / "gt" / "ground_truth.json").write_text(json.dumps({"args": {}, "variants": [VARIANT]}))
+    (root / "gt" / "ground_truth.json").write_text(json.dumps({"args": {}, "rows": [ROW]}))
     (root / "rows.json").write_text(json.dumps([{"mode": "paper", "top1": 0.12345, "pairs": 93,
                                                  "per_attribute": {}}]))
     (root / "cmp").mkdir()
@@ -96,7 +95,10 @@ def test_every_section_regenerated_with_hand_values(inputs, tmp_path, capsys):
     assert charts == ["0.png", "1.png"]
 
     twin = _read(out / "twin-check.md")
-    assert "| sim2word | 93/100 | 0.45 | 0.086 | 0.083 | 0.291 |" in twin
+    cells = [[c.strip() for c in line.strip("|").split("|")] for line in twin.splitlines()
+             if line.startswith("|")]
+    assert ["paper", "J > theta", "93/100", "0.086", "0.083", "0.291", "0.248"] in [
+        c[:7] for c in cells]
     assert "| paper | 0.123 | 93 |" in twin and "per_attribute" not in twin
     comparison = _read(out / "comparison.md")
     assert "| Sim2Word-top1 | 0.500 ± 0.010 | 0.250 |" in comparison

@@ -11,6 +11,7 @@ import pytest
 
 from models.attributes import Vocabulary, register_vocabulary
 from utils.experiments import analysis as A
+from utils.experiments.words import top1_statistics
 from utils.run.records import FIELDS, NO_ATTRIBUTE, RecordError, parse_record, read_record
 
 THREE = register_vocabulary(
@@ -185,8 +186,59 @@ def test_the_head_count_and_words_come_from_the_vocabulary():
         parse_record({**data, "attributes-image1": {"image1-f_attr_3": [0.1, 0.1]}}, "9.json")
     with pytest.raises(RecordError, match="unknown attribute vocabulary"):
         parse_record({**data, "attribute-vocabulary": "nope"}, "10.json")
-    stats = A.top1_statistics([rec], match=0)
+    stats = top1_statistics([rec], match=0, ties="flag")
     assert stats["vocabulary"] == "test-three" and len(stats["by_attribute"]) == 3
     # image 1's top-1 is Nose (0.6); image 2's present heads are Colour (0.35, class 0 = Red) and
     # Nose (0.2)
     assert [(r["word"], r["count"]) for r in stats["by_word"]] == [("Red", 1), ("Nose", 1)]
+
+
+def test_ranked_words_are_declared_fields_written_in_order_and_read_back(monkeypatch):
+    from tests.test_sim2word import IMG1, IMG2, NETS
+    from utils.explain.ranking import RankingConfig, rank_pair
+    from utils.explain.sim2word import Sim2WordConfig, explain_pair
+    from utils.run import records
+
+    two = register_vocabulary(Vocabulary(name="test-two", attributes=("head 0", "head 1")))
+    cfg = Sim2WordConfig(thresh=0.3)
+    ex = explain_pair(IMG1, IMG2, NETS, cfg, pair_index=4)
+    ranking = rank_pair(ex, (IMG1, IMG2), NETS.verification, RankingConfig(), vocabulary=two)
+    meta = dict(
+        datasets="D",
+        recognition_net="R",
+        attribute_net="A",
+        verification_net="V",
+        image_path1="a.png",
+        image_path2="b.png",
+        match=1,
+        pair_index=4,
+        vocabulary="test-two",
+    )
+    rec = records.make_record(ex, cfg, **meta, ranking=ranking)
+    order = [f.key for f in FIELDS]
+    assert list(rec) == [k for k in order if k in rec]
+    settings = (rec["ranking"], rec["discriminant"], rec["ranking-fill"])
+    assert settings == ("paper", "classes", "black")
+    back = parse_record(json.loads(json.dumps(rec)), "4.json")
+    assert back.meta["ranking"] == "paper" and back.meta["discriminant"] == "classes"
+    for name in ("image1", "image2", "pair"):
+        want = [(w.attribute, w.word, w.tie, w.rank) for w in getattr(ranking, name)]
+        assert [(w.attribute, w.word, w.tie, w.rank) for w in back.words[name]] == want
+        assert back.words[name], "the tiny pair has words in every list"
+    # a word index outside the vocabulary, a tie flag of no kind: errors naming the key
+    bad = json.loads(json.dumps(rec))
+    bad["words-image2"][0]["index"] = 2
+    with pytest.raises(RecordError, match=r"'words-image2'\[0\]: index 2 not a head"):
+        parse_record(bad, "4.json")
+    bad["words-image2"][0].update(index=0, tie="maybe")
+    with pytest.raises(RecordError, match="words-image2.*tie must be"):
+        parse_record(bad, "4.json")
+    with pytest.raises(RecordError, match="'ranking': expected a string"):
+        parse_record({**rec, "ranking": 3}, "4.json")
+    # the ranking must come from the same explanation settings, and every key must be declared
+    wrong = rank_pair(ex, (IMG1, IMG2), None, discriminant="verification", vocabulary=two)
+    with pytest.raises(ValueError, match="discriminant 'verification'"):
+        records.make_record(ex, cfg, **meta, ranking=wrong)
+    monkeypatch.setattr(records, "ranking_record_fields", lambda r: {"words-extra": []})
+    with pytest.raises(KeyError, match="words-extra"):
+        records.make_record(ex, cfg, **meta, ranking=ranking)

@@ -33,6 +33,7 @@ import pytest
 
 from models.attributes import ATTRIBUTES
 from utils.experiments import analysis as A
+from utils.experiments.words import top1_statistics
 
 RECORDS = Path(__file__).resolve().parent / "data" / "records"
 REPO = Path(__file__).resolve().parents[1]
@@ -191,7 +192,7 @@ def test_top5_words_by_hand(records):
 
 def test_top1_statistics_by_hand(records):
     # Impostor top-1s: 4 -> Big Nose, no beard; 5 -> Bald, Middle Aged; 6 -> (none), Young; 10 -> Big Nose, Female.
-    stats = A.top1_statistics(records)
+    stats = top1_statistics(records, ties="flag")  # the paper's top-1
     assert (stats["n_pairs"], stats["n_images"], stats["n_without_word"]) == (4, 8, 1)
     by_attr = [(r["attribute"], r["count"]) for r in stats["by_attribute"] if r["count"]]
     assert by_attr == [("Age", 2), ("Big Nose", 2), ("Gender", 1), ("Bald", 1), ("no beard", 1)]
@@ -199,7 +200,8 @@ def test_top1_statistics_by_hand(records):
     assert [(r["word"], r["count"]) for r in stats["by_word"]] == [
         ("Big Nose", 2), ("Female", 1), ("Young", 1), ("Middle Aged", 1), ("Bald", 1), ("no beard", 1)]
     assert sum(r["fraction"] for r in stats["by_word"]) == pytest.approx(1.0)
-    genuine = A.top1_statistics(records, match=1)  # 1 -> Big Nose, Male; 2 -> Bangs, Female; 3 -> Male, none; 20 -> Senior x2
+    # 1 -> Big Nose, Male; 2 -> Bangs, Female; 3 -> Male, none; 20 -> Senior x2
+    genuine = top1_statistics(records, match=1, ties="flag")
     assert {r["word"]: r["count"] for r in genuine["by_word"]} == {"Big Nose": 1, "Male": 2, "Bangs": 1,
                                                                    "Female": 1, "Senior": 2}
 
@@ -318,7 +320,7 @@ def test_statistic_script_and_alias(tmp_path):
                        "--figsize", "4", "4", "--dpi", "40"]) == 0
     stats = json.loads((tmp_path / "top1_statistics.json").read_text())
     assert stats["by_word"][0] == {"word": "Big Nose", "attribute": "Big Nose", "index": 28, "class": None,
-                                   "count": 2, "fraction": 2 / 7}
+                                   "count": 2, "ties": 0, "fraction": 2 / 7}
     img = cv2.imread(str(tmp_path / "top1_statistics.png"))
     assert img is not None and img.shape == (160, 160, 3)
     assert (tmp_path / "top1_by_word.csv").read_text().splitlines()[1].startswith("Big Nose,Big Nose,28,,2,")

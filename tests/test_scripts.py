@@ -200,6 +200,40 @@ def test_threshold_and_sameid_scripts(setup, tmp_path):
     assert len(set(map(tuple, rec["attributes-image1"].values()))) == 1  # one region for every attribute
 
 
+def test_ranking_and_discriminant_flags(setup, tmp_path):
+    from utils.run.runner import main
+
+    root, common = setup
+    assert main("sameid", [*common, "--output-dir", str(tmp_path), "--limit", "1",
+                           "--no-visualization", "--ranking", "contrast", "--discriminant",
+                           "verification", "--ranking-fill", "mean"]) == 0
+    run = tmp_path / ("scores-group-pairs-FaceWorld-verification-sameid-erase-black-thresh-0.2"
+                      "-disc-verification-ranking-contrast-rfill-mean")
+    rec = strict_load(run / "json" / "0.json")
+    assert (rec["ranking"], rec["discriminant"], rec["ranking-fill"]) == (
+        "contrast", "verification", "mean")
+    assert set(REQUIRED_KEYS) <= set(rec)
+    for name, classes in (("image1", rec["Attribute1-class"]), ("image2", rec["Attribute2-class"])):
+        words = rec[f"words-{name}"]
+        present = {j for j, c in enumerate(classes) if j in (0, 1, 2, 8) or c == 0}
+        assert {w["index"] for w in words} == present
+        ranks = [w["rank"] for w in words if w["tie"] != "unchanged"]
+        assert ranks == sorted(ranks) and all("contrast" in w for w in words)
+        assert all(w["rank"] is None for w in words if w["tie"] == "unchanged")
+    # the default run records the paper ranking, with the classes discriminant
+    assert main("topk", [*common, "--output-dir", str(tmp_path / "p"), "--limit", "1",
+                         "--no-visualization"]) == 0
+    rec = strict_load(tmp_path / "p" / RUN_DIR / "json" / "0.json")
+    assert (rec["ranking"], rec["discriminant"]) == ("paper", "classes")
+    sims = {int(k.rsplit("_", 1)[1]): v[1] for k, v in rec["attributes-image1"].items()}
+    order = [w["index"] for w in rec["words-image1"]]
+    assert order == sorted(order, key=lambda j: (-sims[j], j))
+    with pytest.raises(SystemExit):
+        main("topk", [*common, "--ranking", "best"])
+    assert main("topk", [*common, "--output-dir", str(tmp_path / "q"), "--ranking", "both-shared",
+                         "--no-calculate-similarity"]) == 2
+
+
 def test_usage_errors_exit_2_before_any_work(setup, tmp_path):
     root, common = setup
     args = [a if a != str(root / "pairs.txt") else str(root / "nope.txt") for a in common]

@@ -61,6 +61,8 @@ def _run(args, tmp_path, caplog):
         ["--thresh", "nan"],
         ["--topk", "0"],
         ["--recognition-arch", "[1, 2]"],
+        ["--ranking-thresh", "1.5"],
+        ["--tie-tolerance", "-0.1"],
     ],
     ids=[
         "seed-negative",
@@ -70,6 +72,8 @@ def _run(args, tmp_path, caplog):
         "thresh-nan",
         "topk-0",
         "arch-not-object",
+        "ranking-thresh-above-1",
+        "tie-tolerance-negative",
     ],
 )
 def test_bad_values_are_refused_by_the_parser(small, tmp_path, flags, capsys):
@@ -210,3 +214,65 @@ def test_image_limits_are_part_of_the_fingerprint(small, tmp_path, caplog, monke
     monkeypatch.setenv("SIM2WORD_MAX_IMAGE_SIDE", "32")
     code, _, text = _run(common, tmp_path, caplog)
     assert code == 2 and "other settings" in text
+
+
+def test_ranking_settings_checked_before_any_work(small, tmp_path, caplog):
+    _, common = small
+    code, out, text = _run([*common, "--tie-tolerance", "1"], tmp_path, caplog)
+    assert code == 2 and "tie_tolerance must be in [0, 1)" in text and not out.exists()
+    caplog.clear()
+    code, out, text = _run(
+        [*common, "--ranking", "contrast", "--no-calculate-similarity"], tmp_path, caplog
+    )
+    assert code == 2 and "drop --no-calculate-similarity" in text and not out.exists()
+
+
+RANKING_SETTINGS = (
+    "ranking",
+    "discriminant",
+    "ranking_fill",
+    "ranking_thresh",
+    "tie_tolerance",
+    "verification_layer",
+)
+RANKING_KEYS = ("ranking", "discriminant", "ranking-fill", "ranking-tie-break", "words-image1",
+                "words-image2", "words-pair")
+
+
+def test_a_folder_written_before_the_ranking_settings_is_refused_with_a_clear_message(
+    small, tmp_path, caplog
+):
+    """A run folder of the version before --ranking/--discriminant (its config.json lacks them, its
+    records lack the ranked words) is not resumed as if it had the defaults: its records would
+    lack the words and its sameid maps were computed without the renormalisation. Resuming is
+    refused (exit 2) naming the new settings; --no-resume recomputes it."""
+    _, common = small
+    code, out, _ = _run(common, tmp_path, caplog)
+    assert code == 0
+    run = out / RUN_DIR
+    config = json.loads((run / "config.json").read_text())
+    assert (config["ranking"], config["discriminant"]) == ("paper", "classes")
+    for key in RANKING_SETTINGS:
+        del config[key]
+    config["fingerprint"] = "0" * 32  # another settings hash, as the older version computed
+    (run / "config.json").write_text(json.dumps(config))
+    record = json.loads((run / "json" / "0.json").read_text())
+    assert all(k in record for k in RANKING_KEYS)
+    old = {k: v for k, v in record.items() if k not in RANKING_KEYS}
+    old["run-fingerprint"] = "0" * 32
+    (run / "json" / "0.json").write_text(json.dumps(old))
+    caplog.clear()
+    code, _, text = _run(common, tmp_path, caplog)
+    assert code == 2
+    assert "ranking: (not in its config.json) -> 'paper'" in text
+    assert "written by an older version, before the setting(s) discriminant, ranking, " in text
+    assert "--no-resume" in text
+    assert json.loads((run / "json" / "0.json").read_text()) == old, "nothing was overwritten"
+    caplog.clear()
+    code, _, _ = _run([*common, "--no-resume"], tmp_path, caplog)
+    assert code == 0
+    record = json.loads((run / "json" / "0.json").read_text())
+    assert record["ranking"] == "paper" and record["words-image1"] is not None
+    assert {k: v for k, v in record.items() if k in old and k != "run-fingerprint"} == {
+        k: v for k, v in old.items() if k != "run-fingerprint"
+    }

@@ -78,7 +78,6 @@ __all__ = [
     "roc_points",
     "roc_summary",
     "sample_table",
-    "top1_statistics",
     "top_words",
     "verification_score",
 ]
@@ -341,70 +340,6 @@ def both_masked_top(rec: PairRecord, k: int | None = 5) -> list[RankedWord]:
         if vocab.is_present(j, rec.classes[0][j]) or vocab.is_present(j, rec.classes[1][j])
     }
     return _rank(values, {j: both_masked_word(rec, j) for j in values}, k, vocab)
-
-
-def top1_statistics(records: Sequence[PairRecord], match: int | None = 0) -> dict[str, Any]:
-    """Count how often each attribute (and each class word) is an image's top-1 word.
-
-    Args:
-        records: the pairs.
-        match: use only pairs with this label (0 impostor, the paper's setting); ``None`` for all.
-
-    Returns:
-        ``{"n_pairs", "n_images", "n_without_word", "by_attribute": [{attribute, index, count,
-        fraction}],
-        "by_word": [{word, attribute, index, class, count, fraction}]}``; lists sorted by count
-        descending, ties by attribute index then class. ``by_attribute`` lists every head of the
-        records'
-        vocabulary (:func:`common_vocabulary`); ``by_word`` only words seen at least once.
-        Fractions are
-        over images that have a word.
-    """
-    vocab = common_vocabulary(records)
-    by_attr = np.zeros(len(vocab), dtype=int)
-    by_word: dict[tuple[int, int], int] = {}
-    pairs = [r for r in records if match is None or r.match == match]
-    none = 0
-    for r in pairs:
-        for i in (1, 2):
-            top = top_words(r, i, k=1)
-            if not top:
-                none += 1
-                continue
-            j = top[0].attribute
-            by_attr[j] += 1
-            key = (j, r.classes[i - 1][j])
-            by_word[key] = by_word.get(key, 0) + 1
-    n_words = int(by_attr.sum())
-    frac = (lambda c: c / n_words) if n_words else (lambda c: 0.0)
-    attrs = sorted(range(len(vocab)), key=lambda j: (-by_attr[j], j))
-    words = sorted(by_word, key=lambda key: (-by_word[key], key))
-    return {
-        "n_pairs": len(pairs),
-        "n_images": 2 * len(pairs),
-        "n_without_word": none,
-        "vocabulary": vocab.name,
-        "by_attribute": [
-            {
-                "attribute": vocab.attributes[j],
-                "index": j,
-                "count": int(by_attr[j]),
-                "fraction": frac(int(by_attr[j])),
-            }
-            for j in attrs
-        ],
-        "by_word": [
-            {
-                "word": vocab.word_for(j, c),
-                "attribute": vocab.attributes[j],
-                "index": j,
-                "class": c if j in vocab.class_words else None,
-                "count": by_word[(j, c)],
-                "fraction": frac(by_word[(j, c)]),
-            }
-            for j, c in words
-        ],
-    }
 
 
 # ----------------------------------------------------------------------------- tables and CLI

@@ -234,17 +234,17 @@ def uncertainty_section(src: Source, out: Path, section: Section) -> None:
 
 
 def twin_check_table(data: Any) -> str:
-    """The twin check's table from ``ground_truth.json`` (``variants``) or a row list
-    (``rows`` / ``--json FILE``: every scalar column, floats with 3 decimals)."""
-    if isinstance(data, dict) and "variants" in data:
-        from utils.experiments.ground_truth import VariantSummary, format_table as gt_table
+    """The twin check's table from ``ground_truth.json`` (``{"args", "rows"}``, formatted as
+    ``ground_truth_check.py`` prints it) or a row list (``--json FILE``: every scalar column,
+    floats with 3 decimals)."""
+    from utils.experiments.ground_truth import RowSummary, format_table as gt_table
 
-        fields = {f.name for f in dataclasses.fields(VariantSummary)}
-        return gt_table([VariantSummary(**{k: v for k, v in row.items() if k in fields})
-                         for row in data["variants"]])
     rows = data["rows"] if isinstance(data, dict) else data
     if not rows or not all(isinstance(r, dict) for r in rows):
         raise SourceError("the twin check JSON holds no rows")
+    fields = {f.name for f in dataclasses.fields(RowSummary)}
+    if isinstance(data, dict) and all(fields <= set(r) for r in rows):
+        return gt_table([RowSummary(**{k: r[k] for k in fields}) for r in rows])
     head = [k for k, v in rows[0].items() if not isinstance(v, (dict, list))]
     cell = lambda v: f"{v:.3f}" if isinstance(v, float) else "-" if v is None else str(v)  # noqa: E731
     return format_table(head, [[cell(r.get(k)) for k in head] for r in rows])

@@ -11,8 +11,10 @@ Strategies (``Sim2WordConfig.strategy``):
   MORE than t (all classes if that never happens); each J[j] min-max
   normalised again.
 * ``"sameid"`` (``Scores-sameid.py``): top-1; when both images get the same
-  top-1 class, the discriminant is H_t alone (min-max normalised like any
-  H_d); otherwise as top-k with k = 1.
+  top-1 class, the discriminant is H_t alone (the class's Grad-CAM map as
+  it is, not normalised again); otherwise as top-k with k = 1. Each J[j] is
+  min-max normalised again, as the authors' ``Scores-sameid.py`` does
+  (``Segmantically_Attributes_Interpretable_v2``).
 
 Ablations (``Sim2WordConfig.ablation``, paper Section 5):
 
@@ -67,6 +69,11 @@ STRATEGIES = ("topk", "threshold", "sameid")
 ABLATIONS = ("none", "no-counterfactual", "no-attribute")
 #: The paper's erasing threshold theta on the joint maps (Section 3; ``--thresh``).
 PAPER_THETA = 0.6
+#: Where H_d comes from: "classes", R's class sets (the paper, step 3); "verification",
+#: Grad-CAM of the pair's cosine through V (:mod:`utils.explain.similarity_cam`).
+DISCRIMINANTS = ("classes", "verification")
+#: Strategies whose joint maps are min-max normalised again (METHOD.md section 3 step 5).
+RENORMALISED = ("threshold", "sameid")
 
 
 @dataclass(frozen=True)
@@ -86,6 +93,9 @@ class Sim2WordConfig:
         calculate_similarity: run the verification net (step 7).
         amp: bf16 autocast for the verification forwards (not output-preserving: ~1e-3 on
         similarities).
+        discriminant: "classes" (the paper: H_d from R's class sets) or "verification" (H_d =
+            Grad-CAM of -cos(V(I1), V(I2)) on each image; the strategy's class sets are still
+            computed and recorded, and its J renormalisation still applies).
     """
 
     strategy: str = "topk"
@@ -99,9 +109,14 @@ class Sim2WordConfig:
     batch_size: int = 32
     calculate_similarity: bool = True
     amp: bool = False
+    discriminant: str = "classes"
 
     def __post_init__(self) -> None:
         checks = [
+            (
+                self.discriminant in DISCRIMINANTS,
+                f"discriminant {self.discriminant!r} not in {DISCRIMINANTS}",
+            ),
             (self.strategy in STRATEGIES, f"strategy {self.strategy!r} not in {STRATEGIES}"),
             (
                 self.heatmap_method in METHODS,
@@ -157,6 +172,8 @@ class Sim2WordNets(RoleNets):
         verification: V, an embedding net; may be ``None`` when no similarity is computed.
         recognition_layer: Grad-CAM layer of R (default ``recognition.target_layer``).
         attribute_layer: Grad-CAM layer of A (default ``attribute.target_layer``).
+        verification_layer: Grad-CAM layer of V for the "verification" discriminant
+            (default ``verification.target_layer``).
     """
 
     KINDS = {
@@ -170,6 +187,7 @@ class Sim2WordNets(RoleNets):
     verification: nn.Module | None = None
     recognition_layer: str | None = None
     attribute_layer: str | None = None
+    verification_layer: str | None = None
 
 
 def validate(checks: Sequence[tuple[bool, str]]) -> None:
@@ -230,6 +248,8 @@ class DirectionExplanation:
             :meth:`mask_raw` gives the raw-size region.
         sim_own: (n_heads,) cos(V(E_j), V(own original)), or ``None``.
         sim_other: (n_heads,) cos(V(E_j), V(other original)), or ``None``.
+        attr_probs: per head, the (n_j,) softmax of the attribute net on this image (the
+            contrast ranking compares them across the pair), or ``None``.
     """
 
     side: int
@@ -244,6 +264,7 @@ class DirectionExplanation:
     eraser: Eraser
     sim_own: np.ndarray | None = None
     sim_other: np.ndarray | None = None
+    attr_probs: list[np.ndarray] | None = None
 
     @property
     def raw_shape(self) -> tuple[int, int]:
@@ -345,14 +366,21 @@ def explain_pair(
         H_attr_both = am.maps(afwd, [list(range(len(vocab)))] * 2, out_size=size)
 
     same_top1 = c1[0] == c2[0]
+    H_dV = None
+    if config.discriminant == "verification":
+        H_dV = _verification_discriminant(img1, img2, nets, config, size)
     directions = []
     for side, (own, other) in enumerate(((c1, c2), (c2, c1))):
         maps = rec.maps[side]  # (|union|, H, W)
         H_t = maps[[union.index(c) for c in own]].mean(dim=0)
         H_f = maps[[union.index(c) for c in other]].mean(dim=0)
-        H_d = discriminant(H_t, H_f, same_id=config.strategy == "sameid" and same_top1)
+        if H_dV is None:
+            H_d = discriminant(H_t, H_f, same_id=config.strategy == "sameid" and same_top1)
+        else:
+            H_d = H_dV[side].to(H_t)
         H_attr = H_attr_both[side]
         J = joint_maps(H_d, H_attr, config.strategy, config.ablation)
+        probs = head_probabilities(afwd.outputs, side)
         attr_class, attr_conf = head_predictions(afwd.outputs, side)
         directions.append(
             DirectionExplanation(
@@ -365,6 +393,7 @@ def explain_pair(
                 masks=_np(J) > float(config.thresh),
                 attr_class=attr_class,
                 attr_conf=attr_conf,
+                attr_probs=probs,
                 eraser=Eraser(
                     (img1, img2)[side], config.erasing_method, config.seed, pair_index, side
                 ),
@@ -397,11 +426,19 @@ def head_predictions(outputs: Sequence[torch.Tensor], i: int) -> tuple[np.ndarra
         ``(classes (K,) int64, confidences (K,) float64)``; a region head's (N, 1) logit gives
         class 0, confidence 1.
     """
-    probs = [torch.softmax(o[i].double(), dim=0) for o in outputs]
+    probs = head_probabilities(outputs, i)
     return (
         np.array([int(p.argmax()) for p in probs], dtype=np.int64),
         np.array([float(p.max()) for p in probs], dtype=np.float64),
     )
+
+
+def head_probabilities(outputs: Sequence[torch.Tensor], i: int) -> list[np.ndarray]:
+    """Per head, the (n_j,) float64 softmax of the attribute net's logits for image ``i``.
+
+    A region head's (N, 1) logit gives ``[1.0]``.
+    """
+    return [torch.softmax(o[i].detach().double(), dim=0).cpu().numpy() for o in outputs]
 
 
 @dataclass
@@ -491,24 +528,49 @@ def region_maps(
     return np.clip(maps, 0.0, 1.0)
 
 
+def _verification_discriminant(
+    img1: np.ndarray,
+    img2: np.ndarray,
+    nets: Sim2WordNets,
+    config: Sim2WordConfig,
+    size: tuple[int, int],
+) -> torch.Tensor:
+    """(2, H, W) H_d of the "verification" discriminant (:func:`similarity_discriminant`)."""
+    from utils.explain.similarity_cam import similarity_discriminant
+
+    if nets.verification is None:
+        raise ValueError("the 'verification' discriminant needs the verification net")
+    return similarity_discriminant(
+        nets.verification, img1, img2, nets.verification_layer, config.heatmap_method, size
+    )
+
+
 def discriminant(H_t: torch.Tensor, H_f: torch.Tensor, same_id: bool = False) -> torch.Tensor:
-    """H_d = minmax(H_t * (max(H_f) - H_f)) (section 3 step 3); ``same_id``: minmax(H_t). (H, W)
-    -> (H, W)."""
-    raw = H_t if same_id else H_t * (H_f.max() - H_f)
-    return minmax_normalise(raw[None])[0]
+    """H_d = minmax(H_t * (max(H_f) - H_f)) (section 3 step 3); ``same_id``: H_t. (H, W) -> (H, W).
+
+    ``same_id`` is the authors' ``Scores-sameid.py`` case (both images share the top-1 class):
+    their discriminant is that class's Grad-CAM map, used without a second normalisation.
+    """
+    if same_id:
+        return H_t.clone()
+    return minmax_normalise((H_t * (H_f.max() - H_f))[None])[0]
 
 
 def joint_maps(
     H_d: torch.Tensor, H_attr: torch.Tensor, strategy: str, ablation: str = "none"
 ) -> torch.Tensor:
-    """J[j] (section 3 step 5 and the ablations). (H, W), (K, H, W) -> (K, H, W)."""
+    """J[j] (section 3 step 5 and the ablations). (H, W), (K, H, W) -> (K, H, W).
+
+    The threshold and sameid strategies min-max normalise each J[j] again (the authors'
+    ``Multi_identity_thresh.py`` and ``Scores-sameid.py``); top-k uses J as it is.
+    """
     if ablation == "no-counterfactual":
         J = H_attr.clone()
     elif ablation == "no-attribute":
         J = H_d[None].expand_as(H_attr).clone()
     else:
         J = H_d[None] * H_attr
-    return minmax_normalise(J) if strategy == "threshold" else J
+    return minmax_normalise(J) if strategy in RENORMALISED else J
 
 
 def verify_pair(

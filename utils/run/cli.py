@@ -410,6 +410,95 @@ def add_limit(group: argparse._ActionsContainer, unit: str) -> None:
     )
 
 
+def add_verification_layer(group: argparse._ActionsContainer) -> None:
+    add_flag(
+        group,
+        "--verification-layer",
+        default=None,
+        help="Grad-CAM layer of the verification net for --discriminant verification, a dotted "
+        "module name (default: its target_layer, the last conv)",
+    )
+
+
+def add_ranking_options(group: argparse._ActionsContainer) -> None:
+    """``--ranking-fill``, ``--ranking-thresh`` and ``--tie-tolerance``: the options of the
+    shared-region rankings (:class:`utils.explain.ranking.RankingConfig`)."""
+    from utils.explain.ranking import RANKING_FILLS, RankingConfig
+
+    add_flag(
+        group,
+        "--ranking-fill",
+        choices=RANKING_FILLS,
+        default=None,
+        help="fill of the shared-region erasing of the both-shared and contrast rankings: the "
+        "four --Erasing-method fills, blur (Gaussian, sigma = image size / 16) or inpaint "
+        "(OpenCV Telea) (default: the --Erasing-method fill)",
+    )
+    add_flag(
+        group,
+        "--ranking-thresh",
+        type=probability,
+        default=None,
+        help="both-shared and contrast rankings: an image's region of attribute j is J[j] > this "
+        "(the twin check's tuning set favours 0.2, see the README; the paper ranking always uses "
+        "--thresh) (default: --thresh)",
+    )
+    add_flag(
+        group,
+        "--tie-tolerance",
+        type=probability,
+        default=RankingConfig.tie_tolerance,
+        help="both-shared and contrast rankings: similarities in one bucket of this width count "
+        "as tied and go to the smaller region (0: exact ties only; must be < 1) "
+        "(default: %(default)s)",
+    )
+
+
+def add_ranking_flags(group: argparse._ActionsContainer) -> None:
+    """The word ranking of a run: ``--ranking``, ``--discriminant`` and
+    :func:`add_ranking_options` (README, "How the words are ranked")."""
+    from utils.explain.ranking import RANKINGS
+    from utils.explain.sim2word import DISCRIMINANTS
+
+    add_flag(
+        group,
+        "--ranking",
+        choices=RANKINGS,
+        default=RANKINGS[0],
+        help="how the words are ranked (README, 'How the words are ranked'): paper = each image "
+        "erased alone, by cos(V(E1j), V(I2)) (the authors'); both-shared = one region per "
+        "attribute (the union of both images' regions) erased in both images, by "
+        "cos(V(E1j), V(E2j)); contrast = the words the attribute net sees differ between the "
+        "images first, by that difference times the similarity gain of their shared erasure. "
+        "Erasures that change nothing are flagged as ties in the record's words-image1/"
+        "words-image2/words-pair (default: %(default)s)",
+    )
+    add_flag(
+        group,
+        "--discriminant",
+        choices=DISCRIMINANTS,
+        default=DISCRIMINANTS[0],
+        help="H_d of the joint maps: classes = from the recognition net's class sets (the "
+        "paper); verification = Grad-CAM of the negated cosine similarity through the "
+        "verification net, on each image (see --verification-layer) (default: %(default)s)",
+    )
+    add_ranking_options(group)
+
+
+def add_ties(group: argparse._ActionsContainer) -> None:
+    """``--ties skip|flag`` of the results scripts that show or count words
+    (:mod:`utils.experiments.words`)."""
+    add_flag(
+        group,
+        "--ties",
+        choices=("skip", "flag"),
+        default="skip",
+        help="words whose erasure left the similarity unchanged (empty or no-op region) explain "
+        "nothing: skip them (an image's words start at its first word that changed the "
+        "similarity), or keep them in the paper's order, marked as ties (default: %(default)s)",
+    )
+
+
 def add_run_flags(
     p: argparse.ArgumentParser, unit: str, output_help: str, seed_help: str, batch_help: str
 ) -> argparse._ArgumentGroup:
@@ -533,7 +622,7 @@ def build_parser(strategy: str, prog: str | None = None) -> argparse.ArgumentPar
     p.set_defaults(strategy=strategy)
     add_pair_data_flags(p)
 
-    add_network_flags(
+    nets = add_network_flags(
         p,
         (
             ("recognition", "FaceWorld-recognition"),
@@ -541,6 +630,7 @@ def build_parser(strategy: str, prog: str | None = None) -> argparse.ArgumentPar
             ("verification", "FaceWorld-verification"),
         ),
     )
+    add_verification_layer(nets)
 
     meth = p.add_argument_group("method")
     add_heatmap_method(meth)
@@ -575,6 +665,7 @@ def build_parser(strategy: str, prog: str | None = None) -> argparse.ArgumentPar
         help="no-counterfactual: J[j] = H_attr[j]; no-attribute: only H_d, one region "
         "(stored as identical f_attr entries, one per head) (default: %(default)s)",
     )
+    add_ranking_flags(meth)
 
     run = add_run_flags(
         p,

@@ -222,11 +222,20 @@ class RunFolder:
         keys = (set(old) | set(self.config)) - OPERATIONAL_KEYS - {"fingerprint"}
         diff = sorted(k for k in keys if old.get(k) != self.config.get(k))
         detail = ", ".join(
-            f"{k}: {_short(old.get(k))} -> {_short(self.config.get(k))}" for k in diff
+            f"{k}: {_short(old[k]) if k in old else '(not in its config.json)'} -> "
+            f"{_short(self.config.get(k))}"
+            for k in diff
+        )
+        older = [k for k in diff if k not in old and k in self.config]
+        note = (
+            f"; it was written by an older version, before the setting(s) {', '.join(older)} "
+            "existed"
+            if older
+            else ""
         )
         raise UsageError(
             f"{self.path} holds results computed with other settings "
-            f"({detail or 'an older format'});"
+            f"({detail or 'an older format'}){note};"
             " use another --output-dir, or --no-resume to recompute it for these settings"
         )
 

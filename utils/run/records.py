@@ -12,9 +12,15 @@ Keys of METHOD.md section 4 keep the original code's names (``Datasets``,
 ``Attribute2-score``, ``attributes-image1`` {``image1-f_attr_<j>``: [sim to
 own original, sim to other original]}, ``attributes-image2``,
 ``attributes-both-masked`` {``Both_masked-f_attr_<j>``: sim}); our extra keys
-follow them (``strategy``, ``ablation``, ..., ``attribute-vocabulary``,
-``run-fingerprint``). With ``calculate-similarity`` false the similarity keys
-are absent.
+follow them (``strategy``, ``ablation``, ``discriminant``, ...,
+``attribute-vocabulary``, ``run-fingerprint``). With ``calculate-similarity``
+false the similarity keys are absent. A record with similarities also carries
+its ranked words (:func:`utils.explain.ranking.rank_pair`): ``ranking``,
+``ranking-fill``, ``ranking-tie-break`` and ``words-image1`` /
+``words-image2`` / ``words-pair`` (:func:`utils.explain.ranking.ranking_record_fields`;
+read back as :attr:`PairRecord.words`). Records written before those keys
+existed (and the authors') simply lack them; readers rank their words the
+paper's way (:mod:`utils.experiments.words`).
 
 Reading is tolerant of the authors' own records:
 
@@ -51,8 +57,10 @@ from typing import TYPE_CHECKING, Any
 from models.attributes import DEFAULT_VOCABULARY, Vocabulary, get_vocabulary, register_vocabulary
 from utils.base import safejson
 from utils.base.atomic import atomic_write_json
+from utils.explain.ranking import WordRank, ranking_record_fields, word_ranks_from_json
 
 if TYPE_CHECKING:  # the writer's inputs; importing them would pull in torch
+    from utils.explain.ranking import WordRanking
     from utils.explain.sim2word import PairExplanation, Sim2WordConfig
 
 __all__ = [
@@ -62,6 +70,7 @@ __all__ = [
     "NO_ATTRIBUTE",
     "REQUIRED_KEYS",
     "TOP5_KEYS",
+    "WORD_LISTS",
     "Field",
     "PairRecord",
     "RecordError",
@@ -84,7 +93,8 @@ class Field:
         1]),
             ``classes`` (identity class ids), ``head-classes`` / ``head-scores`` (one per head),
             ``erased`` / ``both-masked`` (per head, see the module docstring), ``fractions`` (one
-            per head).
+            per head), ``words`` (a ranked word list,
+            :func:`utils.explain.ranking.word_ranks_from_json`).
         doc: what it holds.
         authors: written by the authors' code too (METHOD.md section 4).
     """
@@ -134,6 +144,11 @@ FIELDS: tuple[Field, ...] = (
     ),
     Field("strategy", "str", "topk, threshold or sameid"),
     Field("ablation", "str", "none, no-counterfactual or no-attribute"),
+    Field(
+        "discriminant",
+        "str",
+        "where H_d comes from: classes (R's class sets, the paper) or verification (V's map)",
+    ),
     Field("recognition-net", "str", "registered name of R"),
     Field("attribute-net", "str", "registered name of A"),
     Field("Erasing-method", "str", "black, white, mean or random"),
@@ -143,6 +158,17 @@ FIELDS: tuple[Field, ...] = (
     Field("mask-fraction1", "fractions", "share of R-input pixels erased per head, image 1"),
     Field("mask-fraction2", "fractions", "share of R-input pixels erased per head, image 2"),
     Field("calculate-similarity", "bool", "the similarity keys were computed"),
+    Field("ranking", "str", "how the words were ranked: paper, both-shared or contrast"),
+    Field("ranking-fill", "str", "fill of the ranking's erasing (paper: the Erasing-method)"),
+    Field("ranking-tie-break", "str", "order of tied words: smaller-region or index"),
+    Field(
+        "words-image1",
+        "words",
+        "image 1's present words, best first: {index, word, similarity, score, change, area, "
+        "tie, rank[, contrast]}; tie null, unchanged or same-region",
+    ),
+    Field("words-image2", "words", "image 2's present words, the same way"),
+    Field("words-pair", "words", "words present in either image, by the mode's pair score"),
     Field("attribute-vocabulary", "str", "vocabulary of A (models.attributes); missing = celeba30"),
     Field(
         "run-fingerprint",
@@ -176,7 +202,17 @@ META_KEYS: tuple[str, ...] = (
     "ablation",
     "Erasing-method",
     "attribute-vocabulary",
+    "ranking",
+    "discriminant",
 )
+#: Keys of the ranked word lists and the :attr:`PairRecord.words` name of each.
+WORD_LISTS: dict[str, str] = {
+    "words-image1": "image1",
+    "words-image2": "image2",
+    "words-pair": "pair",
+}
+#: Settings keys of the ranking that are strings when present.
+_STRING_KEYS = ("ranking", "discriminant", "ranking-fill", "ranking-tie-break")
 _COS_TOL = 1e-3  # float32 cosines may exceed 1 by rounding; anything further out is a bad value
 
 # : The authors' no-attribute ablation records: one region (H_d > theta) per image, no attribute
@@ -211,6 +247,7 @@ def make_record(
     match: int,
     pair_index: int,
     vocabulary: str | None = None,
+    ranking: WordRanking | None = None,
 ) -> dict[str, Any]:
     """Build the record of one explained pair (keys in :data:`FIELDS` order).
 
@@ -223,6 +260,8 @@ def make_record(
         match: 1 same person, 0 different.
         pair_index: the pair's index in its list.
         vocabulary: name of A's vocabulary (default: ``ex.vocabulary``'s, else ``"celeba30"``).
+        ranking: the pair's ranked words (adds the keys of :func:`ranking_record_fields`); its
+            discriminant must be ``config``'s.
 
     Returns:
         A JSON-ready dict with only finite numbers. ``run-fingerprint`` is added by the run
@@ -245,6 +284,7 @@ def make_record(
         "Attribute2-score": d2.attr_conf.tolist(),
         "strategy": config.strategy,
         "ablation": config.ablation,
+        "discriminant": config.discriminant,
         "recognition-net": recognition_net,
         "attribute-net": attribute_net,
         "Erasing-method": config.erasing_method,
@@ -274,6 +314,16 @@ def make_record(
         values["attributes-both-masked"] = {
             f"Both_masked-f_attr_{j}": float(ex.both_masked[j]) for j in range(n)
         }
+    if ranking is not None:
+        if ranking.discriminant != config.discriminant:
+            raise ValueError(
+                f"the ranking says discriminant {ranking.discriminant!r} but the explanation used "
+                f"{config.discriminant!r}"
+            )
+        values.update(ranking_record_fields(ranking))
+    unknown = sorted(set(values) - set(_BY_KEY))
+    if unknown:  # every key must be declared in FIELDS (its place and type)
+        raise KeyError(f"record keys {unknown} are not in records.FIELDS; add them there")
     rec = {f.key: values[f.key] for f in FIELDS if f.key in values}
     check_finite(rec)
     return rec
@@ -318,6 +368,9 @@ class PairRecord:
         pair_index: ``pair-index`` (``None`` where absent).
         confidences: ``(Attribute1-score, Attribute2-score)``: the softmax confidence of each
             head's predicted class, per image (empty where absent).
+        words: the record's own ranked words, ``{"image1" | "image2" | "pair": [WordRank, ...]}``
+            (keys ``words-image1`` ...); empty for records without them (the authors', and
+            older ones: :mod:`utils.experiments.words` ranks those the paper's way).
     """
 
     name: str
@@ -334,6 +387,7 @@ class PairRecord:
     fingerprint: str | None = None
     pair_index: int | None = None
     confidences: tuple[tuple[float, ...], tuple[float, ...]] = ((), ())
+    words: dict[str, list[WordRank]] = field(default_factory=dict)
 
     @property
     def n_heads(self) -> int:
@@ -452,6 +506,21 @@ def _head_dict(
     return out
 
 
+def _words(value: Any, key: str, n_heads: int) -> list[WordRank]:
+    """A ``words-*`` list (:func:`utils.explain.ranking.word_ranks_from_json`), indices checked."""
+    try:
+        words = word_ranks_from_json(value, f"key {key!r}")
+    except ValueError as err:
+        raise RecordError(str(err)) from None
+    for k, w in enumerate(words):
+        if w.attribute >= n_heads:
+            raise RecordError(
+                f"key {key!r}[{k}]: index {w.attribute} not a head of the vocabulary "
+                f"(0..{n_heads - 1})"
+            )
+    return words
+
+
 def _is_authors_no_attribute(data: dict) -> bool:
     """The authors' no-attribute ablation record: no attribute classes, one unindexed region per
     image."""
@@ -485,7 +554,8 @@ def parse_record(data: Any, path: str | Path, required: Sequence[str] = CORE_KEY
         missing = [k for k in dict.fromkeys(required) if k not in data]
         if missing:
             raise RecordError(f"missing key(s) {', '.join(repr(k) for k in missing)}")
-        for key in ("image-path1", "image-path2", "attribute-vocabulary", "run-fingerprint"):
+        for key in ("image-path1", "image-path2", "attribute-vocabulary", "run-fingerprint",
+                    *_STRING_KEYS):
             if key in data and not isinstance(data[key], str):
                 raise RecordError(f"key {key!r}: expected a string, got {data[key]!r}")
         unindexed = _is_authors_no_attribute(data)
@@ -527,6 +597,7 @@ def parse_record(data: Any, path: str | Path, required: Sequence[str] = CORE_KEY
             _head_scores(data[k], k, n) if k in data and not unindexed else ()
             for k in ("Attribute1-score", "Attribute2-score")
         )
+        words = {name: _words(data[key], key, n) for key, name in WORD_LISTS.items() if key in data}
         index = data.get("pair-index")
         if index is not None and (isinstance(index, bool) or not isinstance(index, int)):
             raise RecordError(f"key 'pair-index': expected an integer, got {index!r}")
@@ -547,6 +618,7 @@ def parse_record(data: Any, path: str | Path, required: Sequence[str] = CORE_KEY
             fingerprint=data.get("run-fingerprint"),
             pair_index=index,
             confidences=(confidences[0], confidences[1]),
+            words=words,
         )
     except RecordError as err:
         raise RecordError(f"{path}: {err}") from None

@@ -2,11 +2,14 @@
 
 Run folder: ``<output-dir>/scores-group-<Datasets>-<verification-net>-<strategy>-erase-<method>``
 with ``<strategy>`` = ``topk-<k>``, ``id-thresh-<t>`` or ``sameid``, then, only
-when they differ from the defaults, ``-GradCAMpp``, ``-thresh-<theta>`` and
-``-ablation-<name>`` appended. Inside: ``json/<n>.json`` (n = the pair's index
-in the list), the figures of ``--visualization`` (``cam/<n>.png``, with ``full``
-also ``cam/<n>-n1-n2/`` and ``cam/<n>-n2-n1/``; :mod:`utils.explain.visualize`),
-``config.json`` (all arguments, the weight files loaded, the run's fingerprint), ``failures.jsonl``
+when they differ from the defaults, ``-GradCAMpp``, ``-thresh-<theta>``,
+``-ablation-<name>``, ``-disc-<discriminant>``, ``-ranking-<mode>``,
+``-rfill-<fill>``, ``-rthresh-<t>`` and ``-ttol-<tolerance>`` appended.
+Inside: ``json/<n>.json`` (n = the pair's index in the list; with the
+similarities it carries the ranked words of ``--ranking``), the figures of
+``--visualization`` (``cam/<n>.png``, with ``full`` also ``cam/<n>-n1-n2/``
+and ``cam/<n>-n2-n1/``; :mod:`utils.explain.visualize`), ``config.json`` (all
+arguments, the weight files loaded, the run's fingerprint), ``failures.jsonl``
 and ``summary.json``. Nothing is written outside the run folder. Resume,
 shards, torchrun, failures, progress, summary and exit codes:
 :mod:`utils.run.loop`; which records resume trusts and who owns a folder:
@@ -18,12 +21,13 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import torch
 
+from utils.explain.ranking import RankingConfig, rank_pair
 from utils.explain.sim2word import PAPER_THETA, Sim2WordConfig, Sim2WordNets, explain_pair
 from utils.explain.visualize import pair_outputs
 from utils.faces.data import DataConfigError, PairItem, read_pair_list, resolve_dataset
@@ -41,7 +45,14 @@ from utils.run.loop import (
     run_task,
 )
 from utils.run.networks import load_networks
-from utils.run.records import REQUIRED_KEYS, SIMILARITY_KEYS, RecordError, make_record, parse_record
+from utils.run.records import (
+    REQUIRED_KEYS,
+    SIMILARITY_KEYS,
+    WORD_LISTS,
+    RecordError,
+    make_record,
+    parse_record,
+)
 
 __all__ = [
     "EXIT_DISK_FULL",
@@ -55,8 +66,10 @@ __all__ = [
     "main",
     "make_plan",
     "pair_items",
+    "ranking_config",
     "run_dir_name",
     "run_pairs",
+    "sim2word_config",
 ]
 
 log = logging.getLogger("sim2word")
@@ -70,6 +83,7 @@ class Plan:
     config: Sim2WordConfig
     run: RunPlan
     device: torch.device
+    ranking: RankingConfig = field(default_factory=RankingConfig)
 
     @property
     def run_dir(self) -> Path:
@@ -101,13 +115,26 @@ def run_dir_name(args: argparse.Namespace) -> str:
         name += f"-thresh-{args.thresh:g}"
     if args.ablation != "none":
         name += f"-ablation-{args.ablation}"
+    ranking = RankingConfig()
+    if getattr(args, "discriminant", "classes") != "classes":
+        name += f"-disc-{args.discriminant}"
+    if getattr(args, "ranking", ranking.mode) != ranking.mode:
+        name += f"-ranking-{args.ranking}"
+    if getattr(args, "ranking_fill", None) is not None:
+        name += f"-rfill-{args.ranking_fill}"
+    if getattr(args, "ranking_thresh", None) is not None:
+        name += f"-rthresh-{args.ranking_thresh:g}"
+    if getattr(args, "tie_tolerance", ranking.tie_tolerance) != ranking.tie_tolerance:
+        name += f"-ttol-{args.tie_tolerance:g}"
     return name
 
 
 def network_roles(args: argparse.Namespace) -> tuple[str, ...]:
-    """The roles whose networks this run loads (no verification net without similarities)."""
+    """The roles whose networks this run loads (no verification net without similarities, unless
+    the discriminant is V's)."""
     similarity = getattr(args, "calculate_similarity", True)
-    return ("recognition", "attribute") + (("verification",) if similarity else ())
+    need_v = similarity or getattr(args, "discriminant", "classes") == "verification"
+    return ("recognition", "attribute") + (("verification",) if need_v else ())
 
 
 def sim2word_config(args: argparse.Namespace) -> Sim2WordConfig:
@@ -124,9 +151,33 @@ def sim2word_config(args: argparse.Namespace) -> Sim2WordConfig:
         "batch_size",
         "calculate_similarity",
         "amp",
+        "discriminant",
     )
     values = {k: getattr(args, k) for k in names if hasattr(args, k)}
     return Sim2WordConfig(erasing_method=args.Erasing_method, **values)
+
+
+def ranking_config(args: argparse.Namespace) -> RankingConfig:
+    """The :class:`RankingConfig` of parsed flags (``--ranking``, ``--ranking-fill``,
+    ``--ranking-thresh``, ``--tie-tolerance``; flags a script does not have keep their defaults).
+
+    Raises:
+        ValueError: a bad value, or a shared-region ranking without the similarities.
+    """
+    names = {
+        "ranking": "mode",
+        "ranking_fill": "fill",
+        "ranking_thresh": "region_thresh",
+        "tie_tolerance": "tie_tolerance",
+        "batch_size": "batch_size",
+        "amp": "amp",
+    }
+    config = RankingConfig(**{k: getattr(args, a) for a, k in names.items() if hasattr(args, a)})
+    if config.mode != "paper" and not getattr(args, "calculate_similarity", True):
+        raise ValueError(
+            f"--ranking {config.mode} needs the similarities; drop --no-calculate-similarity"
+        )
+    return config
 
 
 def pair_items(args: argparse.Namespace) -> list[PairItem]:
@@ -161,6 +212,7 @@ def make_plan(args: argparse.Namespace) -> Plan:
     pair_list = args.pair_list
     try:
         config = sim2word_config(args)
+        ranking = ranking_config(args)
     except ValueError as err:
         raise UsageError(str(err)) from None
     run_dir = Path(args.output_dir).resolve() / run_dir_name(args)
@@ -173,7 +225,7 @@ def make_plan(args: argparse.Namespace) -> Plan:
         "label' lines",
         extras=lambda n: pair_outputs(run_dir / "cam", n),
     )
-    return Plan(args, config, run, device)
+    return Plan(args, config, run, device, ranking)
 
 
 def load_nets(args: argparse.Namespace, device: torch.device) -> Sim2WordNets:
@@ -187,6 +239,7 @@ def load_nets(args: argparse.Namespace, device: torch.device) -> Sim2WordNets:
             nets.get("verification"),
             args.recognition_layer,
             args.attribute_layer,
+            getattr(args, "verification_layer", None),
         )
     except ValueError as err:
         raise UsageError(str(err)) from None
@@ -199,14 +252,23 @@ class PairTask:
     log = log
 
     def __init__(
-        self, args: argparse.Namespace, config: Sim2WordConfig, nets: Sim2WordNets, run_dir: Path
+        self,
+        args: argparse.Namespace,
+        config: Sim2WordConfig,
+        nets: Sim2WordNets,
+        run_dir: Path,
+        ranking: RankingConfig | None = None,
     ) -> None:
         self.args, self.config, self.nets, self.run_dir = args, config, nets, run_dir
+        self.ranking = ranking or RankingConfig()
         skip = () if config.calculate_similarity else SIMILARITY_KEYS
         strategy_key = "id_thresh" if config.strategy == "threshold" else "topk"
+        words = ("ranking", *WORD_LISTS) if config.calculate_similarity else ()
         self.required = tuple(k for k in REQUIRED_KEYS if k not in skip) + (
             strategy_key,
             "pair-index",
+            "discriminant",
+            *words,
         )
 
     def read(self, item: PairItem) -> tuple[Any, Any]:
@@ -217,6 +279,19 @@ class PairTask:
     def run(self, item: PairItem, inputs: tuple[Any, Any], ctx: ItemContext) -> dict[str, Any]:
         img1, img2 = inputs
         ex = explain_pair(img1, img2, self.nets, self.config, pair_index=item.index)
+        ranking = None
+        if self.config.calculate_similarity:
+            ctx.stage = "rank"
+            ranking = rank_pair(
+                ex,
+                (img1, img2),
+                self.nets.verification,
+                self.ranking,
+                discriminant=self.config.discriminant,
+                erasing_method=self.config.erasing_method,
+                seed=self.config.seed,
+                pair_index=item.index,
+            )
         ctx.stage = "record"
         a = self.args
         rec = make_record(
@@ -230,6 +305,7 @@ class PairTask:
             image_path2=item.path2,
             match=item.label,
             pair_index=item.index,
+            ranking=ranking,
         )
         if a.visualization != "none":
             ctx.stage = "visualize"
@@ -262,7 +338,7 @@ class PairTask:
 
 def run_pairs(plan: Plan, nets: Sim2WordNets) -> int:
     """The loop over the shard's pairs (:func:`utils.run.loop.run_task`); returns the exit code."""
-    return run_task(PairTask(plan.args, plan.config, nets, plan.run_dir), plan.run)
+    return run_task(PairTask(plan.args, plan.config, nets, plan.run_dir, plan.ranking), plan.run)
 
 
 def main(strategy: str, argv: list[str] | None = None, prog: str | None = None) -> int:
@@ -273,6 +349,6 @@ def main(strategy: str, argv: list[str] | None = None, prog: str | None = None) 
         argv,
         make_plan,
         load_nets,
-        lambda plan, nets: PairTask(plan.args, plan.config, nets, plan.run_dir),
+        lambda plan, nets: PairTask(plan.args, plan.config, nets, plan.run_dir, plan.ranking),
         log,
     )
