@@ -43,6 +43,7 @@ from models.gallery import (
 )
 from models.registry import get_network
 from utils.base.atomic import atomic_write_bytes
+from utils.faces.canvas import AlignmentError, CanvasAligner
 from utils.faces.image_io import ImageReadError, read_image
 from utils.faces.pairlists import identities_from_folders
 from utils.faces.templates import FaceNotFoundError, align_for
@@ -154,7 +155,7 @@ def embed_photos(
     net: nn.Module,
     items: Iterable[tuple[str, str]],
     *,
-    align: str = "auto",
+    align: str | CanvasAligner = "auto",
     cache: str | os.PathLike | None = None,
     batch_size: int = 32,
     progress: bool = True,
@@ -164,7 +165,9 @@ def embed_photos(
     Args:
         net: an embedding net (``preprocess``; ``alignment`` ``None`` = use photos as they are).
         items: ``(path, identity)`` pairs.
-        align: alignment method for :func:`align_for`.
+        align: alignment method for :func:`align_for`, or the run's
+            :class:`utils.faces.canvas.CanvasAligner` (the gallery photos then become exactly the
+            canvases the run explains: same ``--align``, landmarks and "already aligned" rule).
         cache: ``.npz`` embedding cache (module docstring), or ``None``.
         batch_size: photos per forward.
         progress: show a tqdm bar.
@@ -173,6 +176,7 @@ def embed_photos(
         :class:`EmbeddedPhotos` in item order (failures left out).
     """
     template = getattr(net, "alignment", None)
+    align_key = align.cache_key if isinstance(align, CanvasAligner) else align
     store = _Cache(cache, network_fingerprint(net))
     out = EmbeddedPhotos()
     rows: list[
@@ -190,7 +194,7 @@ def embed_photos(
 
     for path, ident in tqdm(list(items), desc="gallery", unit="img", disable=not progress):
         try:
-            key = f"{hashlib.sha256(Path(path).read_bytes()).hexdigest()}|{template}|{align}"
+            key = f"{hashlib.sha256(Path(path).read_bytes()).hexdigest()}|{template}|{align_key}"
         except OSError as err:
             out.failures.append((path, f"cannot read the file: {err}"))
             continue
@@ -199,13 +203,8 @@ def embed_photos(
             rows.append((path, ident, key, emb, method, fb))
             continue
         try:
-            image = read_image(path)
-            if template is None:
-                aligned, method, fb = image, "as-read", False
-            else:
-                aligned, info = align_for(image, template, align)
-                method, fb = info.method, info.fallback
-        except (ImageReadError, FaceNotFoundError) as err:
+            aligned, method, fb = _read_aligned(path, template, align)
+        except (ImageReadError, FaceNotFoundError, AlignmentError) as err:
             out.failures.append((path, str(err)))
             continue
         rows.append((path, ident, key, None, method, fb))
@@ -231,11 +230,25 @@ def embed_photos(
     return out
 
 
+def _read_aligned(
+    path: str, template: str | None, align: str | CanvasAligner
+) -> tuple[np.ndarray, str, bool]:
+    """(aligned image, alignment method, fallback) of one gallery photo."""
+    if isinstance(align, CanvasAligner):
+        canvas = align.read(path)
+        return canvas.image, canvas.method, canvas.fallback
+    image = read_image(path)
+    if template is None:
+        return image, "as-read", False
+    aligned, info = align_for(image, template, align)
+    return aligned, info.method, info.fallback
+
+
 def build_gallery(
     net: nn.Module,
     source,
     *,
-    align: str = "auto",
+    align: str | CanvasAligner = "auto",
     cache: str | os.PathLike | None = None,
     batch_size: int = 32,
     progress: bool = True,
@@ -264,7 +277,7 @@ def get_gallery_network(
     *,
     weights=None,
     device: str | torch.device | None = None,
-    align: str = "auto",
+    align: str | CanvasAligner = "auto",
     cache: str | os.PathLike | None = None,
     logit_scale: float = DEFAULT_LOGIT_SCALE,
     batch_size: int = 32,

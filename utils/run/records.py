@@ -85,6 +85,7 @@ class Field:
             ``classes`` (identity class ids), ``head-classes`` / ``head-scores`` (one per head),
             ``erased`` / ``both-masked`` (per head, see the module docstring), ``fractions`` (one
             per head).
+            ``sides``: one value per image of the pair.
         doc: what it holds.
         authors: written by the authors' code too (METHOD.md section 4).
     """
@@ -143,6 +144,20 @@ FIELDS: tuple[Field, ...] = (
     Field("mask-fraction1", "fractions", "share of R-input pixels erased per head, image 1"),
     Field("mask-fraction2", "fractions", "share of R-input pixels erased per head, image 2"),
     Field("calculate-similarity", "bool", "the similarity keys were computed"),
+    Field(
+        "align-template",
+        "str",
+        "template the canvases are aligned to (utils.faces.canvas); null: images used as read",
+    ),
+    Field(
+        "align-method",
+        "sides",
+        "per image: as-read, pre-aligned, file (landmark file), yunet, dlib, haar-eyes, haar-box",
+    ),
+    Field("align-fallback", "sides", "per image: --align auto used another landmarker than the "
+          "template's own"),
+    Field("align-estimated", "sides", "per image: some landmarks were guesses (Haar, or dlib "
+          "points for an ArcFace template)"),
     Field("attribute-vocabulary", "str", "vocabulary of A (models.attributes); missing = celeba30"),
     Field(
         "run-fingerprint",
@@ -211,6 +226,7 @@ def make_record(
     match: int,
     pair_index: int,
     vocabulary: str | None = None,
+    alignment: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Build the record of one explained pair (keys in :data:`FIELDS` order).
 
@@ -223,6 +239,8 @@ def make_record(
         match: 1 same person, 0 different.
         pair_index: the pair's index in its list.
         vocabulary: name of A's vocabulary (default: ``ex.vocabulary``'s, else ``"celeba30"``).
+        alignment: the ``align-*`` keys (:func:`utils.run.pipeline.alignment_fields`); absent
+            when ``None``.
 
     Returns:
         A JSON-ready dict with only finite numbers. ``run-fingerprint`` is added by the run
@@ -258,6 +276,8 @@ def make_record(
         or getattr(ex.vocabulary, "name", None)
         or DEFAULT_VOCABULARY,
     }
+    if alignment is not None:
+        values.update(alignment)
     if config.strategy == "threshold":
         values["id_thresh"] = float(config.id_thresh)
     else:
