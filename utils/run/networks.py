@@ -143,6 +143,19 @@ def weights_info(role: str, name: str, weights: str | os.PathLike | None) -> dic
     return {"role": role, "name": name, "path": str(path), "sha256": digest}
 
 
+def declared_kind(name: str) -> str | None:
+    """``get_network(name).kind`` without reading weights (built on the meta device); raises
+    :class:`UsageError` for an unknown name."""
+    from models.registry import build_network, get_spec
+
+    try:
+        get_spec(name)
+    except ValueError as err:
+        raise UsageError(str(err)) from None
+    with torch.device("meta"):
+        return getattr(build_network(name), "kind", None)
+
+
 def is_gallery_network(name: str) -> bool:
     """Whether ``name`` is a registered ``<embedding-net>-gallery`` classifier."""
     from models.gallery import gallery_base

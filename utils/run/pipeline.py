@@ -3,7 +3,9 @@
 The run loop's per-pair step (:class:`utils.run.runner.PairTask`) and any
 single-pair caller use the same functions:
 
-    >>> canvas = plan_canvas("SFace", "SFace-gallery", "real-attributes", align="auto")
+    >>> names = {"verification": "SFace", "recognition": "SFace-gallery",
+    ...          "attribute": "real-attributes"}
+    >>> canvas = plan_canvas(names, align="auto")
     >>> aligner = canvas.aligner()                       # a utils.faces.canvas.CanvasAligner
     >>> prepare_attribute_net(nets.attribute, aligner)   # A.set_canvas_template(...)
     >>> result = explain_files(path1, path2, nets, config, aligner, pair_index=0)
@@ -36,7 +38,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -46,7 +48,8 @@ import numpy as np
 from utils.faces.canvas import Canvas, CanvasAligner, same_geometry
 from utils.run.folder import UsageError, sha256_file
 
-ROLES = ("verification", "recognition", "attribute")
+#: Roles whose net's template the canvas takes, first declared wins (:func:`plan_canvas`).
+SOURCE_ROLES = ("verification", "evidential", "recognition")
 #: Record keys of the alignment of a pair (:func:`alignment_fields`).
 ALIGNMENT_KEYS = ("align-template", "align-method", "align-fallback", "align-estimated")
 
@@ -101,25 +104,30 @@ def _adapts(name: str) -> bool:
 
 
 def plan_canvas(
-    verification: str | None,
-    recognition: str | None,
-    attribute: str | None,
+    names: Mapping[str, str | None],
     align: str = "auto",
+    sources: Sequence[str] = SOURCE_ROLES,
 ) -> CanvasPlan:
     """The canvas template of a run from the networks' names (no weights read); see the module
     docstring.
+
+    Args:
+        names: ``{role: registered name}`` (``None``: the role has no net in this run), e.g.
+            ``{"verification": "SFace", "recognition": "SFace-gallery", "attribute": ...}``.
+        align: the ``--align`` method.
+        sources: roles whose template the canvas takes, first declared wins (the verification
+            net in Sim2Word, the evidential net in the uncertainty experiment, then R).
 
     Raises:
         UsageError: unknown name, or a net whose template does not fit the canvas (the message
             names the fix).
     """
-    names = {"verification": verification, "recognition": recognition, "attribute": attribute}
     templates = {
         role: _alignment_of(name, role)
         for role, name in names.items()
         if name is not None and not (role == "attribute" and _adapts(name))
     }
-    source_role = next((r for r in ("verification", "recognition") if templates.get(r)), None)
+    source_role = next((r for r in sources if templates.get(r)), None)
     template = templates[source_role] if source_role else None
     for role, own in templates.items():
         if not same_geometry(own, template):
@@ -137,8 +145,8 @@ def _mismatch(
     base = names[source_role]
     if role == "recognition" and f"{base}-gallery" in list_networks():
         fix = f"--recognition-net {base}-gallery (the gallery classifier of {base})"
-    elif role == "recognition" and names["recognition"].endswith("-gallery"):
-        fix += f", or --verification-net {names['recognition'][: -len('-gallery')]}"
+    if role == "recognition" and name.endswith("-gallery") and source_role == "verification":
+        fix += f", or --verification-net {name[: -len('-gallery')]}"
     return (
         f"the {role} net {name} reads faces aligned to {own}, but the canvas (the image every "
         f"map, mask and erasure of a pair lives on) is aligned to {template}, the template of the "
@@ -198,6 +206,26 @@ def read_landmark_table(path: str | os.PathLike, fmt: str) -> tuple[dict[str, np
     except (OSError, ValueError) as err:
         raise UsageError(f"--landmarks {path}: {err}") from None
     return table, digest
+
+
+def aligner_from_args(args: Any, plan: CanvasPlan) -> CanvasAligner:
+    """The run's :class:`CanvasAligner` from ``--landmarks``, ``--landmark-format`` and
+    ``--image-root`` (flags a script lacks count as absent); raises :class:`UsageError`."""
+    landmarks = getattr(args, "landmarks", None)
+    fmt = getattr(args, "landmark_format", None)
+    if (landmarks is None) != (fmt is None):
+        raise UsageError("--landmarks FILE and --landmark-format celeba|vggface2|csv go together")
+    if landmarks is not None and plan.align != "auto":
+        raise UsageError(
+            f"--landmarks gives the landmarks; use it with --align auto, not --align {plan.align}"
+        )
+    if landmarks is not None and plan.canvas_template is None:
+        raise UsageError(
+            "--landmarks needs a network that declares a face template to align to "
+            "(e.g. --verification-net SFace); the networks of this run take images as read"
+        )
+    table = read_landmark_table(landmarks, fmt)[0] if landmarks is not None else None
+    return plan.aligner(table, getattr(args, "image_root", None))
 
 
 # --------------------------------------------------------------------------------------- one pair

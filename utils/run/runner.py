@@ -49,6 +49,7 @@ from utils.run.networks import (
 from utils.run.pipeline import (
     CanvasPlan,
     ReadImage,
+    aligner_from_args,
     alignment_fields,
     explain_read_pair,
     gallery_cache_file,
@@ -56,7 +57,6 @@ from utils.run.pipeline import (
     pair_list_gallery,
     plan_canvas,
     prepare_attribute_net,
-    read_landmark_table,
     read_pair,
 )
 from utils.run.records import REQUIRED_KEYS, SIMILARITY_KEYS, RecordError, make_record, parse_record
@@ -147,35 +147,22 @@ def sim2word_config(args: argparse.Namespace) -> Sim2WordConfig:
 
 
 def canvas_plan(args: argparse.Namespace) -> CanvasPlan:
-    """The run's :class:`utils.run.pipeline.CanvasPlan` from the network and ``--align`` flags."""
+    """The run's :class:`utils.run.pipeline.CanvasPlan` from the network and ``--align`` flags
+    (without similarities no verification net is loaded: the recognition net's template)."""
     similarity = getattr(args, "calculate_similarity", True)
-    return plan_canvas(
-        args.verification_net if similarity else None,
-        args.recognition_net,
-        args.attribute_net,
-        getattr(args, "align", "auto"),
-    )
+    names = {
+        "verification": args.verification_net if similarity else None,
+        "recognition": args.recognition_net,
+        "attribute": args.attribute_net,
+    }
+    return plan_canvas(names, getattr(args, "align", "auto"))
 
 
 def make_aligner(args: argparse.Namespace, plan: CanvasPlan | None = None) -> CanvasAligner:
-    """The run's :class:`CanvasAligner` (``--align``, ``--landmarks``); raises
-    :class:`UsageError`."""
-    plan = plan or canvas_plan(args)
-    landmarks = getattr(args, "landmarks", None)
-    fmt = getattr(args, "landmark_format", None)
-    if (landmarks is None) != (fmt is None):
-        raise UsageError("--landmarks FILE and --landmark-format celeba|vggface2|csv go together")
-    if landmarks is not None and plan.align != "auto":
-        raise UsageError(
-            f"--landmarks gives the landmarks; use it with --align auto, not --align {plan.align}"
-        )
-    if landmarks is not None and plan.canvas_template is None:
-        raise UsageError(
-            "--landmarks needs a network that declares a face template to align to "
-            "(e.g. --verification-net SFace); the networks of this run take images as read"
-        )
-    table = read_landmark_table(landmarks, fmt)[0] if landmarks is not None else None
-    return plan.aligner(table, getattr(args, "image_root", None))
+    """The run's :class:`CanvasAligner` (:func:`utils.run.pipeline.aligner_from_args`)."""
+    return aligner_from_args(args, plan or canvas_plan(args))
+
+
 
 
 def gallery_plan(
