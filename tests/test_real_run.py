@@ -235,6 +235,50 @@ def test_gradcam_of_the_own_identity_ignores_the_probe_in_its_mean():
     torch.testing.assert_close(maps[0], maps[1], rtol=0, atol=2e-5)
 
 
+def test_leave_pair_out_means_equal_a_gallery_built_without_the_pair(tmp_path):
+    from models import get_network
+    from models.gallery import Gallery, GalleryClassifier
+    from utils.explain.cam import CAMExplainer, ClassLogit
+    from utils.faces.gallery import EmbeddedPhotos, LeaveOut
+
+    torch.manual_seed(0)
+    name, arch = TINY_ARCH["verification"]
+    emb_net = get_network(name, weights=False, **arch)
+    rng = np.random.default_rng(4)
+    images = [cv2.GaussianBlur(rng.integers(0, 256, (32, 32, 3), np.uint8), (0, 0), 1.5)
+              for _ in range(6)]
+    with torch.inference_mode():
+        emb = emb_net(emb_net.preprocess(images)).numpy()
+    labels = ["p", "p", "p", "q", "q", "r"]
+    paths = [str(tmp_path / f"{k}.png") for k in range(6)]
+    net = GalleryClassifier(emb_net, Gallery.from_embeddings(emb, labels, name)).eval()
+    net.photos = EmbeddedPhotos(paths, labels, emb)
+    before = net.class_means.clone()
+    pair = (paths[1], str(tmp_path / "." / "5.png"))  # spelled differently: realpath decides
+
+    def maps(classifier):
+        with CAMExplainer(classifier, classifier.target_layer, "GradCAM") as cam:
+            res = cam(classifier.preprocess([images[0], images[3]]),
+                      [[ClassLogit(0), ClassLogit(1)]] * 2, out_size=(32, 32))
+        with torch.inference_mode():
+            logits = classifier(classifier.preprocess(images))
+        return torch.stack(list(res.maps)), logits
+
+    keep = [0, 2, 3, 4]  # oracle: a gallery of the other photos (r has none left: logit 0)
+    oracle = GalleryClassifier(
+        emb_net, Gallery.from_embeddings(emb[keep], [labels[k] for k in keep], name)
+    ).eval()
+    want_maps, want_logits = maps(oracle)
+    with LeaveOut(net).excluding(pair):
+        got_maps, got_logits = maps(net)
+    torch.testing.assert_close(got_maps, want_maps, rtol=0, atol=2e-5)
+    torch.testing.assert_close(got_logits[:, :2], want_logits, rtol=0, atol=1e-4)
+    assert torch.all(got_logits[:, 2] == 0)
+    assert torch.equal(net.class_means, before)  # restored
+    with LeaveOut(net).excluding([str(tmp_path / "elsewhere.png")]):
+        assert torch.equal(net.class_means, before)
+
+
 # --------------------------------------------------------------------------------- run loop
 
 
@@ -337,3 +381,17 @@ def test_real_networks_end_to_end_on_a_few_pairs(shared_dir, tmp_path):
             assert [rec.word(side, h) for h in range(2, 10)] == list(REAL_FACES.attributes[2:])
             assert data[f"Attribute{side}-score"][2:] == [1.0] * 8
         assert data["align-method"] == ["yunet", "yunet"]
+
+    # leave-pair-out: every photo of one identity is in each pair here (pair 0: both of
+    # deepface_01's usable photos; pair 1: deepface_03's only one), so that identity has logit 0
+    # and both images' top-1 is the other identity
+    code = main("topk", ["--pair-list", str(tmp_path / "pairs.csv"), "--image-root", str(root),
+                         "--Datasets", "real", "--verification-net", "SFace",
+                         "--recognition-net", "SFace-gallery", "--attribute-net", "real-attributes",
+                         "--gallery-exclude-pair", "--limit", "2", "--device", "cpu",
+                         "--no-visualization", "--no-progress", "--output-dir", str(tmp_path / "out")])
+    assert code == 0
+    loo = tmp_path / "out" / "scores-group-real-SFace-topk-1-erase-black-gallery-exclude-pair"
+    r0, r1 = (strict_load(loo / "json" / f"{n}.json") for n in (0, 1))
+    assert (r0["class1"], r0["class2"], r1["class1"], r1["class2"]) == ([1], [1], [0], [0])
+    assert r1["similarity"] == pytest.approx(cosine(emb[0], emb[2]), abs=1e-5)  # V unchanged

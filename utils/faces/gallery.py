@@ -21,11 +21,12 @@ Example:
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import io
 import logging
 import os
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -254,6 +255,10 @@ def build_gallery(
     progress: bool = True,
 ) -> Gallery:
     """The :class:`models.gallery.Gallery` under ``net`` of a folder per identity, or of items."""
+    return _build(net, source, align, cache, batch_size, progress)[0]
+
+
+def _build(net, source, align, cache, batch_size, progress) -> tuple[Gallery, EmbeddedPhotos]:
     photos = embed_photos(
         net,
         gallery_items(source),
@@ -268,7 +273,8 @@ def build_gallery(
             f"{photos.failures[:1]})"
         )
     name = getattr(net, "network_name", type(net).__name__)
-    return Gallery.from_embeddings(photos.embeddings, photos.identities, name, photos.failures)
+    gallery = Gallery.from_embeddings(photos.embeddings, photos.identities, name, photos.failures)
+    return gallery, photos
 
 
 def get_gallery_network(
@@ -291,15 +297,78 @@ def get_gallery_network(
         weights, device: as :func:`models.get_network` for the embedding net.
         align, cache, batch_size, progress: as :func:`embed_photos`.
         logit_scale: s of ``logits = s * cos`` (:mod:`models.gallery`).
+
+    The returned net keeps its photos' embeddings as ``net.photos`` (:class:`EmbeddedPhotos`),
+    for :class:`LeaveOut`.
     """
     base = gallery_base(name)
     emb = get_network(base, weights=weights, device=device)
-    gallery = build_gallery(
-        emb, source, align=align, cache=cache, batch_size=batch_size, progress=progress
-    )
+    gallery, photos = _build(emb, source, align, cache, batch_size, progress)
     net = GalleryClassifier(emb, gallery, logit_scale)
+    net.photos = photos
     net.network_name = name
     return net.to(torch.device("cpu" if device is None else device)).eval()
+
+
+class LeaveOut:
+    """Class means of a gallery classifier without some of its photos, for a while.
+
+    ``with LeaveOut(net).excluding([path1, path2]): ...`` sets ``net.class_means`` to the
+    normalised means of each identity's L2-normalised embeddings without those photos (paths
+    compared after ``os.path.realpath``), and restores them afterwards. An identity left without
+    photos gets a zero mean: its logit is 0. Paths not in the gallery change nothing.
+
+    Why leave a pair out: with a photo itself in its identity's mean, ``cos(e, m)`` has the
+    same gradient direction in ``e`` as without it (the component along ``e`` is projected
+    out), so the photo's own maps do not change; but the OTHER photo of the pair sits in the
+    mean of its identity, whose Grad-CAM map on this photo is H_t (genuine pair) or H_f
+    (impostor pair), and the class sets are chosen by logits of means that contain the probes.
+
+    Args:
+        net: a :class:`GalleryClassifier` from :func:`get_gallery_network` (it has ``photos``).
+    """
+
+    def __init__(self, net: GalleryClassifier) -> None:
+        photos = getattr(net, "photos", None)
+        if photos is None:
+            raise ValueError(
+                "the gallery classifier does not keep its photos' embeddings; build it with "
+                "utils.faces.gallery.get_gallery_network"
+            )
+        self.net = net
+        self.rows = {os.path.realpath(p): k for k, p in enumerate(photos.paths)}
+        emb = torch.nn.functional.normalize(torch.as_tensor(photos.embeddings).double(), dim=1)
+        self.emb = emb.numpy()
+        names = list(net.identities)
+        self.label = np.array([names.index(i) for i in photos.identities])
+        self.sums = np.zeros((len(names), self.emb.shape[1]))
+        np.add.at(self.sums, self.label, self.emb)
+
+    def means_without(self, paths: Iterable[str | os.PathLike]) -> torch.Tensor | None:
+        """(C, D) normalised class means without ``paths`` (``None``: none of them is a photo)."""
+        rows = sorted({self.rows[r] for r in map(os.path.realpath, paths) if r in self.rows})
+        if not rows:
+            return None
+        sums = self.sums.copy()
+        np.add.at(sums, self.label[rows], -self.emb[rows])
+        counts = np.bincount(self.label, minlength=len(sums)) - np.bincount(
+            self.label[rows], minlength=len(sums)
+        )
+        sums[counts == 0] = 0.0  # no photo left: zero mean, logit 0
+        return torch.nn.functional.normalize(torch.from_numpy(sums), dim=1)
+
+    @contextlib.contextmanager
+    def excluding(self, paths: Iterable[str | os.PathLike]) -> Iterator[None]:
+        means = self.means_without(paths)
+        if means is None:
+            yield
+            return
+        old = self.net.class_means.clone()
+        self.net.class_means.copy_(means.to(old))
+        try:
+            yield
+        finally:
+            self.net.class_means.copy_(old)
 
 
 def leave_one_out_top1(embeddings: np.ndarray, labels: list[str]) -> tuple[int, int, list[str]]:

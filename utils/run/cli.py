@@ -24,7 +24,6 @@ torch), so ``--help`` and the analysis scripts stay fast.
 from __future__ import annotations
 
 import argparse
-import json
 import math
 from collections.abc import Sequence
 from pathlib import Path
@@ -500,6 +499,17 @@ def add_gallery_flags(p: argparse.ArgumentParser) -> argparse._ArgumentGroup:
         "list (every image of the list, identity = its folder under --image-root). Photos are "
         "aligned like the pairs (--align); one that fails is left out and reported in "
         "summary.json",
+    )
+    add_flag(
+        group,
+        "--gallery-exclude-pair",
+        action=argparse.BooleanOptionalAction,
+        default=False,
+        help="explain each pair with identity means computed without the pair's two photos "
+        "(leave-pair-out: neither image nor its partner is in the classifier that explains it; "
+        "an identity left without photos gets logit 0). Default off: the gallery holds every "
+        "photo, the probes included (README 'Real photos with real networks' says what that "
+        "changes) (default: %(default)s)",
     )
     return group
 

@@ -15,6 +15,7 @@ shards, torchrun, failures, progress, summary and exit codes:
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import sys
 from dataclasses import dataclass
@@ -26,6 +27,7 @@ import torch
 from utils.explain.sim2word import PAPER_THETA, Sim2WordConfig, Sim2WordNets
 from utils.faces.canvas import CanvasAligner
 from utils.faces.data import DataConfigError, PairItem, read_pair_list, resolve_dataset
+from utils.faces.gallery import LeaveOut
 from utils.run.cli import build_parser
 from utils.run.folder import UsageError, safe_name, sha256_file
 from utils.run.loop import (
@@ -118,6 +120,8 @@ def run_dir_name(args: argparse.Namespace) -> str:
         name += f"-thresh-{args.thresh:g}"
     if args.ablation != "none":
         name += f"-ablation-{args.ablation}"
+    if getattr(args, "gallery_exclude_pair", False):
+        name += "-gallery-exclude-pair"
     return name
 
 
@@ -172,11 +176,13 @@ def gallery_plan(
     identities), ``None`` for other nets; raises :class:`UsageError`."""
     folder = getattr(args, "gallery", None)
     if not is_gallery_network(args.recognition_net):
-        if folder is not None:
-            raise UsageError(
-                f"--gallery is used by a <net>-gallery recognition net (e.g. SFace-gallery), not "
-                f"by {args.recognition_net}; drop --gallery or pick a gallery net"
-            )
+        for flag, value in (("--gallery", folder),
+                            ("--gallery-exclude-pair", getattr(args, "gallery_exclude_pair", 0))):
+            if value:
+                raise UsageError(
+                    f"{flag} is used by a <net>-gallery recognition net (e.g. SFace-gallery), "
+                    f"not by {args.recognition_net}; drop {flag} or pick a gallery net"
+                )
         return None
     if folder is not None:
         return plan_gallery_folder(folder)
@@ -284,6 +290,9 @@ class PairTask:
     ) -> None:
         self.args, self.config, self.nets, self.run_dir = args, config, nets, run_dir
         self.aligner = aligner if aligner is not None else make_aligner(args)
+        self.leave_out = (
+            LeaveOut(nets.recognition) if getattr(args, "gallery_exclude_pair", False) else None
+        )
         skip = () if config.calculate_similarity else SIMILARITY_KEYS
         strategy_key = "id_thresh" if config.strategy == "threshold" else "topk"
         self.required = tuple(k for k in REQUIRED_KEYS if k not in skip) + (
@@ -297,14 +306,20 @@ class PairTask:
     def run(
         self, item: PairItem, inputs: tuple[ReadImage, ReadImage], ctx: ItemContext
     ) -> dict[str, Any]:
-        result = explain_read_pair(
-            inputs,
-            self.nets,
-            self.config,
-            self.aligner,
-            pair_index=item.index,
-            stage=lambda name: setattr(ctx, "stage", name),
+        gallery = (
+            self.leave_out.excluding((item.path1, item.path2))
+            if self.leave_out is not None
+            else contextlib.nullcontext()
         )
+        with gallery:
+            result = explain_read_pair(
+                inputs,
+                self.nets,
+                self.config,
+                self.aligner,
+                pair_index=item.index,
+                stage=lambda name: setattr(ctx, "stage", name),
+            )
         ex = result.explanation
         ctx.stage = "record"
         a = self.args
