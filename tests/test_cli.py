@@ -38,6 +38,7 @@ def parsers() -> dict[str, argparse.ArgumentParser]:
         "results/AUC_in_attributes.py",
         "results/Statistic_most_attributes.py",
         "results/Top_5_attributes.py",
+        "results/compare_runs.py",
         "results/uncertainty_visualization.py",
         "Explainable-Framework-Comparison/compare.py",
         "Explainable-Framework-Comparison/train_xcos.py",

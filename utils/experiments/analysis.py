@@ -411,6 +411,51 @@ def top1_statistics(records: Sequence[PairRecord], match: int | None = 0) -> dic
     }
 
 
+def run_agreement(a: Sequence[PairRecord], b: Sequence[PairRecord], k: int = 3) -> dict[str, Any]:
+    """How far two runs over the same pairs agree (e.g. a gallery with and without the probes).
+
+    Pairs are matched by ``pair-index`` (else file name); per image of a matched pair: its top-1
+    word (:func:`top_words`) equal in both runs, the overlap of its top-``k`` attributes
+    (shared / k), its identity class set equal; per pair the absolute difference of
+    ``similarity``. Images with no present attribute in either run are left out of the word
+    measures.
+
+    Returns:
+        ``{"pairs", "images", "top1_word_agreement", "topk", "topk_overlap",
+        "class_set_agreement", "max_abs_similarity_difference"}`` (``None`` where nothing counts).
+    """
+    def key(r: PairRecord) -> Any:
+        return r.pair_index if r.pair_index is not None else r.name
+
+    other = {key(r): r for r in b}
+    matched = [(r, other[key(r)]) for r in a if key(r) in other]
+    top1, overlap, classes, diffs = [], [], [], []
+    for ra, rb in matched:
+        if ra.similarity is not None and rb.similarity is not None:
+            diffs.append(abs(ra.similarity - rb.similarity))
+        for i in (1, 2):
+            classes.append(ra.class_sets[i - 1] == rb.class_sets[i - 1])
+            wa, wb = top_words(ra, i, k), top_words(rb, i, k)
+            if not wa or not wb:
+                continue
+            top1.append(wa[0].word == wb[0].word)
+            shared = {w.attribute for w in wa} & {w.attribute for w in wb}
+            overlap.append(len(shared) / min(k, len(wa), len(wb)))
+
+    def mean(values: list) -> float | None:
+        return float(np.mean(values)) if values else None
+
+    return {
+        "pairs": len(matched),
+        "images": 2 * len(matched),
+        "top1_word_agreement": mean(top1),
+        "topk": k,
+        "topk_overlap": mean(overlap),
+        "class_set_agreement": mean(classes),
+        "max_abs_similarity_difference": float(max(diffs)) if diffs else None,
+    }
+
+
 # ----------------------------------------------------------------------------- tables and CLI
 # plumbing
 def fmt(value: float | None, digits: int = 4) -> str:
