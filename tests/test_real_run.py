@@ -67,11 +67,15 @@ def test_canvas_rules_as_read_pre_aligned_and_no_face(tmp_path, monkeypatch):
     none = CanvasAligner("arcface-112", "none")
     assert none.template is None and none.canvas(raw).image is raw
 
-    auto = CanvasAligner("arcface-112")
-    for side in (112, 224):  # one template at two scales: both count as aligned
-        sq = rng.integers(0, 256, (side, side, 3), np.uint8)
-        c = auto.canvas(sq)
-        assert (c.method, c.template, c.image is sq) == ("pre-aligned", "arcface-112", True)
+    # an align_faces.py report lists the images it aligned; its path column is relative to it
+    folder = tmp_path / "aligned"
+    (folder / "id").mkdir(parents=True)
+    rows = "path,template,method\nid/a.png,arcface-112,yunet\nid/b.png,dlib-chip-150,dlib\n"
+    (folder / "alignment.csv").write_text(rows)
+    sq = rng.integers(0, 256, (224, 224, 3), np.uint8)
+    auto = CanvasAligner("vggface2-224")  # the same geometry as arcface-112
+    c = auto.canvas(sq, str(folder / "id" / "a.png"))
+    assert (c.method, c.template, c.image is sq) == ("pre-aligned", "vggface2-224", True)
     calls = []
 
     def no_face(image, template, method="auto", landmarks=None):
@@ -79,11 +83,18 @@ def test_canvas_rules_as_read_pre_aligned_and_no_face(tmp_path, monkeypatch):
         raise canvas_mod.FaceNotFoundError("no face found (test)")
 
     monkeypatch.setattr(canvas_mod, "align_for", no_face)
-    with pytest.raises(AlignmentError, match="no face found"):
-        auto.canvas(rng.integers(0, 256, (150, 150, 3), np.uint8))  # 150 is the dlib chip's size
-    with pytest.raises(AlignmentError):  # a named landmarker always runs, even on a 112 square
-        CanvasAligner("arcface-112", "yunet").canvas(np.zeros((112, 112, 3), np.uint8))
-    assert calls == ["auto", "yunet"]
+    # listed with another geometry, not listed, or no report at all: aligned (its size says
+    # nothing: a 224 square may be a tight crop, not an ArcFace crop)
+    for path in (folder / "id" / "b.png", folder / "id" / "c.png", tmp_path / "d.png"):
+        with pytest.raises(AlignmentError, match="no face found"):
+            auto.canvas(sq, str(path))
+    with pytest.raises(AlignmentError):  # a named landmarker always runs, even on a listed image
+        CanvasAligner("arcface-112", "yunet").canvas(sq, str(folder / "id" / "a.png"))
+    assert calls == ["auto", "auto", "auto", "yunet"]
+    (tmp_path / "bad").mkdir()
+    (tmp_path / "bad" / "alignment.csv").write_text("file,score\nx.png,1\n")
+    with pytest.raises(ValueError, match="not the report of align_faces.py"):
+        auto.canvas(sq, str(tmp_path / "bad" / "x.png"))
 
 
 def test_canvas_from_a_landmark_file_maps_the_points_onto_the_template(tmp_path):
@@ -290,17 +301,23 @@ def test_alignment_in_the_run_loop_on_real_photos(shared_dir, tmp_path):
     pre-aligned crop is used as read, a photo without a face fails its pair at stage 'align'."""
     from utils.run.runner import main
 
+    import align_faces
+
     root = tmp_path / "photos"
-    _copy_photos(shared_dir, root, (D1, D2))
+    xfr = "xfr_subject_0/1.png"  # a 224x224 tight crop, not an ArcFace crop
+    _copy_photos(shared_dir, root, (D1, D2, xfr))
     _faceless(root / "nobody" / "0.png")
-    crops, emb = _sface_crops([root / D1, root / D2])
+    crops, emb = _sface_crops([root / D1, root / D2, root / xfr])
     (root / "aligned").mkdir()
     cv2.imwrite(str(root / "aligned" / "1.png"), crops[0])  # lossless: the canvas of D1 itself
+    row = {"path": "1.png", "template": "arcface-112", "method": "yunet"}
+    (root / "aligned" / "alignment.csv").write_text(align_faces._csv_text([row], list(row)))
     (tmp_path / "nets").mkdir()
     arch = {k: TINY_ARCH[k] for k in ("recognition", "attribute")}
     flags = save_tiny_nets(tmp_path / "nets", arch)
     (tmp_path / "pairs.csv").write_text(
         f"img1,img2,same\n{D1},{D2},1\n{D1},nobody/0.png,0\naligned/1.png,{D2},1\n"
+        f"{xfr},{D2},0\n"
     )
     code = main("topk", ["--pair-list", str(tmp_path / "pairs.csv"), "--image-root", str(root),
                          "--Datasets", "real", "--verification-net", "SFace", "--device", "cpu",
@@ -318,6 +335,9 @@ def test_alignment_in_the_run_loop_on_real_photos(shared_dir, tmp_path):
     assert r0["similarity"] == pytest.approx(cosine(emb[0], emb[1]), abs=1e-5)
     assert r2["align-method"] == ["pre-aligned", "yunet"]
     assert r2["similarity"] == pytest.approx(r0["similarity"], abs=1e-6)
+    r3 = strict_load(run / "json" / "3.json")
+    assert r3["align-method"] == ["yunet", "yunet"]
+    assert r3["similarity"] == pytest.approx(cosine(emb[2], emb[1]), abs=1e-5)
     for side in ("0-n1-n2", "0-n2-n1", "2-n1-n2"):  # maps, masks, erasing: on the 112 canvas
         (erased,) = (run / "cam" / side).glob("attr-00-*-erased.jpg")
         assert cv2.imread(str(erased)).shape == (112, 112, 3)
@@ -331,7 +351,7 @@ def test_alignment_in_the_run_loop_on_real_photos(shared_dir, tmp_path):
     assert ("landmarker", "yunet") in files and ("landmarker", "dlib") in files
     summary = strict_load(run / "summary.json")
     assert summary["alignment"] == {"template": "arcface-112", "fallbacks": 0,
-                                    "methods": {"yunet": 3, "pre-aligned": 1}}
+                                    "methods": {"yunet": 5, "pre-aligned": 1}}
 
 
 def test_real_networks_end_to_end_on_a_few_pairs(shared_dir, tmp_path):

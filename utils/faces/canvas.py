@@ -18,14 +18,18 @@ scripts):
   landmarker, then the others (:func:`utils.faces.templates.align_for`; a
   fallback is flagged);
 * ``"dlib"``, ``"yunet"``, ``"haar"``: that landmarker only, always (even for an
-  image that looks aligned).
+  image that is already aligned).
 
-**Already aligned** (``"auto"`` only) means: a square image whose side is one of
-the template's aligned sizes (:data:`ALIGNED_SIZES`: 112 or 224 for the ArcFace /
-VGGFace2 templates, which are one template at two scales; 150 for the dlib chip),
-i.e. what ``align_faces.py`` writes and what aligned datasets (VGGFace2 crops at
-224, insightface's 112 crops) ship. A raw photo of exactly that size would be
-taken as aligned: force detection with ``--align yunet`` or ``--align dlib``.
+**Already aligned** (``"auto"`` only) means: listed in the ``alignment.csv`` that
+``align_faces.py`` writes beside its output, with a template of the same
+geometry (:func:`same_geometry`). The nearest ``alignment.csv`` in the image's
+folder or above it decides (its ``path`` column is relative to its own folder).
+The size of an image says nothing: the 224x224 ``xfr_subject_*`` photos of
+``shared/data/real_faces`` are tight face crops, not ArcFace crops; taken as
+aligned by their size they lowered SFace's ROC AUC on ``pairs.csv`` from 1.0000
+to 0.9991. A folder aligned by other means (insightface's 112 crops, VGGFace2's
+loose crops) is used as read with ``--align none``; with ``auto`` it is aligned
+again, which costs a detection per image and resamples it once more.
 
 A photo in which no landmarker finds a face raises :class:`AlignmentError` (the
 run loop records the pair as failed at stage ``align`` and goes on).
@@ -37,7 +41,9 @@ that appears in many pairs is aligned once per run.
 from __future__ import annotations
 
 import contextlib
+import csv
 import hashlib
+import io
 import os
 import threading
 from collections import OrderedDict
@@ -53,8 +59,10 @@ from utils.faces.templates import (
     check_template,
 )
 
-#: Sides of a square image taken as already aligned to a template (``--align auto``).
-ALIGNED_SIZES = {"arcface-112": (112, 224), "vggface2-224": (112, 224), "dlib-chip-150": (150,)}
+#: The report ``align_faces.py`` writes beside aligned images (columns ``path``, ``template``).
+ALIGNMENT_REPORT = "alignment.csv"
+#: Largest alignment report read (a VGGFace2-size folder's is about 400 MB).
+MAX_REPORT_BYTES = 1024 * 2**20
 #: Templates that are one geometry at different scales (a net of one reads a canvas of the other).
 TEMPLATE_GEOMETRY = {
     "arcface-112": "arcface",
@@ -79,10 +87,25 @@ def same_geometry(a: str | None, b: str | None) -> bool:
     return TEMPLATE_GEOMETRY[check_template(a)] == TEMPLATE_GEOMETRY[check_template(b)]
 
 
-def is_pre_aligned(image: np.ndarray, template: str) -> bool:
-    """Whether ``image`` is taken as already aligned to ``template`` (module docstring)."""
-    h, w = image.shape[:2]
-    return h == w and h in ALIGNED_SIZES[check_template(template)]
+def read_alignment_report(folder: str | os.PathLike) -> dict[str, str] | None:
+    """``{path relative to folder: template}`` of ``folder/alignment.csv`` (``None``: none there).
+
+    Raises:
+        ValueError: the file is not an ``align_faces.py`` report (no ``path``/``template`` columns).
+    """
+    from utils.base.safefile import read_capped
+
+    path = Path(folder) / ALIGNMENT_REPORT
+    if not path.is_file():
+        return None
+    text = read_capped(path, MAX_REPORT_BYTES, what="alignment report").decode("utf-8-sig")
+    reader = csv.DictReader(io.StringIO(text))
+    if not {"path", "template"} <= set(reader.fieldnames or ()):
+        raise ValueError(
+            f"{path} has no 'path' and 'template' columns; it is not the report of "
+            "align_faces.py (rename it, or align with --align none/yunet/dlib)"
+        )
+    return {row["path"].replace("\\", "/"): row["template"] for row in reader if row["path"]}
 
 
 @dataclass(frozen=True)
@@ -148,6 +171,7 @@ class CanvasAligner:
         self.landmark_root = Path(landmark_root) if landmark_root is not None else None
         self._cache: OrderedDict[tuple, Canvas] = OrderedDict()
         self._cache_size = int(cache_size)
+        self._reports: dict[Path, dict[str, str] | None] = {}
         self._lock = threading.Lock()
 
     @property
@@ -210,13 +234,29 @@ class CanvasAligner:
         points = None
         if self.landmarks is not None:
             points = self._points(path, scale)
-        elif self.method == "auto" and is_pre_aligned(image, template):
+        elif self.method == "auto" and path is not None and self.pre_aligned(path):
             return Canvas(image, template, PRE_ALIGNED)
         try:
             aligned, info = align_for(image, template, self.method, landmarks=points)
         except FaceNotFoundError as err:
             raise AlignmentError(f"{path or 'image'}: {err.reason}") from None
         return Canvas(aligned, template, info.method, info.fallback, info.estimated, info.matrix)
+
+    def pre_aligned(self, path: str | os.PathLike) -> bool:
+        """Whether the nearest ``alignment.csv`` above ``path`` lists it with a template of the
+        canvas template's geometry (module docstring)."""
+        target = Path(os.path.abspath(path))
+        for folder in target.parents:
+            with self._lock:
+                if folder not in self._reports:
+                    self._reports[folder] = read_alignment_report(folder)
+                report = self._reports[folder]
+            if report is not None:
+                listed = report.get(target.relative_to(folder).as_posix())
+                return listed is not None and listed in TEMPLATE_GEOMETRY and (
+                    same_geometry(listed, self.template)
+                )
+        return False
 
     def read(self, path: str | os.PathLike) -> Canvas:
         """Read a file (:func:`utils.faces.image_io.read_image_info`) and make its canvas.

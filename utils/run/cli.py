@@ -458,13 +458,13 @@ def add_align_flags(p: argparse.ArgumentParser) -> argparse._ArgumentGroup:
         "--align",
         choices=ALIGN_METHODS,
         default="auto",
-        help="auto: align every image that is not already aligned (a square image of the "
-        "template's size: 112/224 for ArcFace/VGGFace2, 150 for the dlib chip is used as "
-        "read) with the template's own landmarker (YuNet for ArcFace/VGGFace2, dlib for the "
-        "dlib chip), then the other, then Haar (fallbacks recorded); yunet, dlib, haar: that "
-        "landmarker only, always; none: images are used as read (folders aligned beforehand "
-        "with align_faces.py). An image without a face fails its pair at stage 'align' "
-        "(default: %(default)s)",
+        help="auto: align every image with the template's own landmarker (YuNet for "
+        "ArcFace/VGGFace2, dlib for the dlib chip), then the other, then Haar (fallbacks "
+        "recorded), except images already aligned: listed in the alignment.csv that "
+        "align_faces.py wrote in their folder (or above it) with a template of the same "
+        "geometry, used as read; yunet, dlib, haar: that landmarker only, always; none: every "
+        "image is used as read (folders aligned by other means). An image without a face fails "
+        "its pair at stage 'align' (default: %(default)s)",
     )
     add_flag(
         group,
