@@ -354,6 +354,33 @@ def test_alignment_in_the_run_loop_on_real_photos(shared_dir, tmp_path):
                                     "methods": {"yunet": 5, "pre-aligned": 1}}
 
 
+def test_explain_files_reads_aligns_and_names_the_failing_step(shared_dir, tmp_path):
+    """The single-pair entry point (explain.py's): the same canvases as the run loop."""
+    from models import get_network
+    from utils.explain.sim2word import Sim2WordConfig, Sim2WordNets
+    from utils.run.pipeline import PairStageError, explain_files, plan_canvas
+
+    root = tmp_path / "photos"
+    _copy_photos(shared_dir, root, (D1, D2))
+    _faceless(root / "nobody.png")
+    torch.manual_seed(0)
+    R, A = (get_network(TINY_ARCH[r][0], weights=False, **TINY_ARCH[r][1])
+            for r in ("recognition", "attribute"))
+    nets = Sim2WordNets(R, A, get_network("SFace"))
+    aligner = plan_canvas({"verification": "SFace", "recognition": TINY_ARCH["recognition"][0],
+                           "attribute": TINY_ARCH["attribute"][0]}).aligner()
+    result = explain_files(root / D1, root / D2, nets, Sim2WordConfig(), aligner)
+    assert [c.method for c in result.canvases] == ["yunet", "yunet"]
+    assert all(c.image.shape == (112, 112, 3) for c in result.canvases)
+    assert result.explanation.directions[0].raw_shape == (112, 112)
+    _, emb = _sface_crops([root / D1, root / D2])
+    assert result.explanation.similarity == pytest.approx(cosine(emb[0], emb[1]), abs=1e-5)
+    for path, stage in ((root / "nobody.png", "align"), (root / "missing.jpg", "read")):
+        with pytest.raises(PairStageError) as info:
+            explain_files(root / D1, path, nets, Sim2WordConfig(), aligner)
+        assert info.value.stage == stage
+
+
 def test_real_networks_end_to_end_on_a_few_pairs(shared_dir, tmp_path):
     """SFace, SFace-gallery (the pair list's identities) and real-attributes on raw photos; the
     record's similarity and words equal the networks run directly on independently aligned crops,
