@@ -377,3 +377,33 @@ def test_run_agreement_counts_changed_words_and_class_sets(records, tmp_path):
     # image 1 of pair k keeps 2 of its 3 top attributes (the last moved up, the 3rd dropped)
     assert got["topk_overlap"] == pytest.approx((with_words - 1 + 2 / 3) / with_words)
     assert A.run_agreement(records, records)["top1_word_agreement"] == 1.0
+
+
+def test_empty_mask_statistics_by_hand(records):
+    from utils.run.records import parse_record
+
+    raw = _raw_records()
+    names = sorted(RECORDS.glob("*.json"), key=lambda p: int(p.stem))
+    expected_images = expected_all = expected_top = 0
+    built = []
+    for k, (original, path) in enumerate(zip(raw, names, strict=True)):
+        d = json.loads(json.dumps(original))
+        for i in (1, 2):
+            present = [j for j in range(30) if _erased(d, i, j) is not None]
+            fractions = [0.0] * 30  # k % 3 == 0: every mask empty
+            if k % 3:  # 1: every present head erased something but the top-1 word; 2: all did
+                for j in present:
+                    fractions[j] = 0.1
+                if present and k % 3 == 1:
+                    fractions[max(present, key=lambda j: (_erased(d, i, j), -j))] = 0.0
+            d[f"mask-fraction{i}"] = fractions
+            if d["match"] == 0 and present:
+                expected_images += 1
+                expected_all += k % 3 == 0
+                expected_top += k % 3 != 2
+        built.append(parse_record(d, path.name))
+    got = A.empty_mask_statistics(built)
+    assert (got["images"], got["all_masks_empty"], got["top1_mask_empty"]) == (
+        expected_images, expected_all, expected_top)
+    assert expected_images > expected_top > expected_all > 0
+    assert A.empty_mask_statistics(records)["images"] == 0  # records without fractions

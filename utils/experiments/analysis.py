@@ -411,6 +411,44 @@ def top1_statistics(records: Sequence[PairRecord], match: int | None = 0) -> dic
     }
 
 
+def empty_mask_statistics(records: Sequence[PairRecord], match: int | None = 0) -> dict[str, Any]:
+    """How often erasing changed nothing: images whose masks are all empty, and images whose
+    top-1 word (:func:`top_words`) has an empty mask.
+
+    An empty mask leaves the image as it is, so its word scores exactly the original similarity;
+    several such words tie, and the tie goes to the lowest head index (Gender in ``celeba30`` and
+    ``real-faces``). A top-1 word with an empty mask therefore says nothing about the pair.
+
+    Args:
+        records: pairs whose records carry ``mask-fraction1/2``.
+        match: only pairs with this label (0 impostor); ``None`` for all.
+
+    Returns:
+        ``{"images", "all_masks_empty", "top1_mask_empty"}`` (counts) and the same as
+        ``*_share`` fractions of ``images``; images without fractions or words are not counted.
+    """
+    images = all_empty = top_empty = 0
+    for rec in records:
+        if match is not None and rec.match != match:
+            continue
+        for i in (1, 2):
+            fractions = rec.mask_fractions[i - 1]
+            top = top_words(rec, i, 1)
+            if not fractions or not top:
+                continue
+            images += 1
+            all_empty += all(f == 0 for f in fractions)
+            top_empty += fractions[top[0].attribute] == 0
+    share = (lambda c: c / images) if images else (lambda c: None)
+    return {
+        "images": images,
+        "all_masks_empty": all_empty,
+        "top1_mask_empty": top_empty,
+        "all_masks_empty_share": share(all_empty),
+        "top1_mask_empty_share": share(top_empty),
+    }
+
+
 def run_agreement(a: Sequence[PairRecord], b: Sequence[PairRecord], k: int = 3) -> dict[str, Any]:
     """How far two runs over the same pairs agree (e.g. a gallery with and without the probes).
 

@@ -336,6 +336,8 @@ class PairRecord:
         class_sets: ``(class1, class2)`` identity class sets as flat lists (empty where absent).
         fingerprint: ``run-fingerprint`` (``None`` in the authors' records).
         pair_index: ``pair-index`` (``None`` where absent).
+        mask_fractions: ``(mask-fraction1, mask-fraction2)``: share of pixels erased per head
+            (empty tuples where absent, e.g. the authors' records).
     """
 
     name: str
@@ -351,6 +353,7 @@ class PairRecord:
     class_sets: tuple[tuple[int, ...], tuple[int, ...]] = ((), ())
     fingerprint: str | None = None
     pair_index: int | None = None
+    mask_fractions: tuple[tuple[float, ...], tuple[float, ...]] = ((), ())
 
     @property
     def n_heads(self) -> int:
@@ -457,6 +460,19 @@ def _head_dict(
     return out
 
 
+def _fractions(value: Any, i: int, n_heads: int) -> tuple[float, ...]:
+    """``mask-fraction<i>``: one share in [0, 1] per head (absent: empty)."""
+    if value is None:
+        return ()
+    key = f"mask-fraction{i}"
+    if not isinstance(value, list) or len(value) != n_heads:
+        raise RecordError(f"key {key!r}: expected a list of {n_heads} numbers, got {value!r}")
+    out = tuple(_number(v, f"key {key!r}[{j}]") for j, v in enumerate(value))
+    if any(not 0.0 <= v <= 1.0 for v in out):
+        raise RecordError(f"key {key!r}: shares must lie in [0, 1], got {value!r}")
+    return out
+
+
 def _is_authors_no_attribute(data: dict) -> bool:
     """The authors' no-attribute ablation record: no attribute classes, one unindexed region per
     image."""
@@ -531,6 +547,7 @@ def parse_record(data: Any, path: str | Path, required: Sequence[str] = CORE_KEY
         index = data.get("pair-index")
         if index is not None and (isinstance(index, bool) or not isinstance(index, int)):
             raise RecordError(f"key 'pair-index': expected an integer, got {index!r}")
+        fractions = tuple(_fractions(data.get(f"mask-fraction{i}"), i, n) for i in (1, 2))
         return PairRecord(
             name=path.stem,
             path=path,
@@ -547,6 +564,7 @@ def parse_record(data: Any, path: str | Path, required: Sequence[str] = CORE_KEY
             class_sets=(sets[0], sets[1]),
             fingerprint=data.get("run-fingerprint"),
             pair_index=index,
+            mask_fractions=(fractions[0], fractions[1]),
         )
     except RecordError as err:
         raise RecordError(f"{path}: {err}") from None
