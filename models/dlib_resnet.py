@@ -51,7 +51,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from models.dlib_format import DlibFormatError, DlibNet, read_dlib_net
-from models.packages import read_package_weights
+from models.packages import package_file, read_package_weights
 from models.preprocess import Preprocess
 from models.registry import create_from_defaults, register_network
 
@@ -266,7 +266,8 @@ def read_dlib_resnet_weights(path: str | os.PathLike | None = None) -> dict[str,
     return read_package_weights("dlib-resnet", _convert, path)
 
 
-@register_network("dlib-ResNet29", package_weights=read_dlib_resnet_weights)
+@register_network("dlib-ResNet29", package_weights=read_dlib_resnet_weights,
+                  package_files=lambda: [package_file("dlib-resnet")])
 def dlib_resnet29(**overrides) -> DlibResNet:
     """dlib's face-recognition ResNet (128-d, 150x150 chip); weights of face-recognition-models."""
     return create_from_defaults(DlibResNet, {}, overrides)

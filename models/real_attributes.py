@@ -468,7 +468,16 @@ def packaged_state(path: str | os.PathLike | None = None) -> dict[str, torch.Ten
     return net.state_dict()
 
 
-@register_network("real-attributes", package_weights=packaged_state)
+def package_files() -> list[Path]:
+    """The installed files ``real-attributes`` reads: the gender and age ONNX graphs and dlib's
+    shape predictors (5 points for the geometry, 68 for the part regions)."""
+    folder = geo.landmark_model_dir()
+    return [model_path("gender-v1.onnx"), model_path("age-v1.onnx")] + [
+        folder / name for name in geo.PREDICTOR_FILES.values()
+    ]
+
+
+@register_network("real-attributes", package_weights=packaged_state, package_files=package_files)
 def real_attributes(**overrides) -> RealAttributeNet:
     """Gender, age and 8 facial-part words on real photos (vocabulary ``"real-faces"``)."""
     return create_from_defaults(RealAttributeNet, {}, overrides)

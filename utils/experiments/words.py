@@ -158,3 +158,93 @@ def top1_statistics(
             for j, c in words
         ],
     }
+
+
+def empty_mask_statistics(records: Sequence[PairRecord], match: int | None = 0) -> dict[str, Any]:
+    """How often erasing changed nothing: images whose masks are all empty, and images whose
+    top-1 word has an empty mask.
+
+    An empty mask leaves the image as it is, so its word scores exactly the original similarity;
+    such words are flagged ``"unchanged"`` and skipped by default (:func:`record_top_words`), but
+    the paper's order puts them first among ties (lowest head index: Gender in ``celeba30`` and
+    ``real-faces``). The top-1 word counted here keeps them (``ties="flag"``): how often the
+    paper's top-1 word says nothing about the pair.
+
+    Args:
+        records: pairs whose records carry ``mask-fraction1/2``.
+        match: only pairs with this label (0 impostor); ``None`` for all.
+
+    Returns:
+        ``{"images", "all_masks_empty", "top1_mask_empty"}`` (counts) and the same as
+        ``*_share`` fractions of ``images``; images without fractions or words are not counted.
+    """
+    images = all_empty = top_empty = 0
+    for rec in records:
+        if match is not None and rec.match != match:
+            continue
+        for i in (1, 2):
+            fractions = rec.mask_fractions[i - 1]
+            top = record_top_words(rec, f"image{i}", 1, ties="flag") if rec.words or (
+                rec.similarity is not None
+            ) else []
+            if not fractions or not top:
+                continue
+            images += 1
+            all_empty += all(f == 0 for f in fractions)
+            top_empty += fractions[top[0].attribute] == 0
+    share = (lambda c: c / images) if images else (lambda c: None)
+    return {
+        "images": images,
+        "all_masks_empty": all_empty,
+        "top1_mask_empty": top_empty,
+        "all_masks_empty_share": share(all_empty),
+        "top1_mask_empty_share": share(top_empty),
+    }
+
+
+def run_agreement(a: Sequence[PairRecord], b: Sequence[PairRecord], k: int = 3) -> dict[str, Any]:
+    """How far two runs over the same pairs agree (e.g. a gallery with and without the probes).
+
+    Pairs are matched by ``pair-index`` (else file name); per image of a matched pair: its top-1
+    word (:func:`record_top_words`, ties skipped) equal in both runs, the overlap of its top-``k`` attributes
+    (shared / k), its identity class set equal; per pair the absolute difference of
+    ``similarity``. Images with no present attribute in either run are left out of the word
+    measures.
+
+    Returns:
+        ``{"pairs", "images", "top1_word_agreement", "topk", "topk_overlap",
+        "class_set_agreement", "max_abs_similarity_difference"}`` (``None`` where nothing counts).
+    """
+    def key(r: PairRecord) -> Any:
+        return r.pair_index if r.pair_index is not None else r.name
+
+    other = {key(r): r for r in b}
+    matched = [(r, other[key(r)]) for r in a if key(r) in other]
+    top1, overlap, classes, diffs = [], [], [], []
+    for ra, rb in matched:
+        if ra.similarity is not None and rb.similarity is not None:
+            diffs.append(abs(ra.similarity - rb.similarity))
+        for i in (1, 2):
+            classes.append(ra.class_sets[i - 1] == rb.class_sets[i - 1])
+            if ra.similarity is None or rb.similarity is None:
+                continue
+            wa = record_top_words(ra, f"image{i}", k)
+            wb = record_top_words(rb, f"image{i}", k)
+            if not wa or not wb:
+                continue
+            top1.append(wa[0].word == wb[0].word)
+            shared = {w.attribute for w in wa} & {w.attribute for w in wb}
+            overlap.append(len(shared) / min(k, len(wa), len(wb)))
+
+    def mean(values: list) -> float | None:
+        return float(np.mean(values)) if values else None
+
+    return {
+        "pairs": len(matched),
+        "images": 2 * len(matched),
+        "top1_word_agreement": mean(top1),
+        "topk": k,
+        "topk_overlap": mean(overlap),
+        "class_set_agreement": mean(classes),
+        "max_abs_similarity_difference": float(max(diffs)) if diffs else None,
+    }

@@ -21,11 +21,12 @@ Example:
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import io
 import logging
 import os
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -43,6 +44,7 @@ from models.gallery import (
 )
 from models.registry import get_network
 from utils.base.atomic import atomic_write_bytes
+from utils.faces.canvas import AlignmentError, CanvasAligner
 from utils.faces.image_io import ImageReadError, read_image
 from utils.faces.pairlists import identities_from_folders
 from utils.faces.templates import FaceNotFoundError, align_for
@@ -154,7 +156,7 @@ def embed_photos(
     net: nn.Module,
     items: Iterable[tuple[str, str]],
     *,
-    align: str = "auto",
+    align: str | CanvasAligner = "auto",
     cache: str | os.PathLike | None = None,
     batch_size: int = 32,
     progress: bool = True,
@@ -164,7 +166,9 @@ def embed_photos(
     Args:
         net: an embedding net (``preprocess``; ``alignment`` ``None`` = use photos as they are).
         items: ``(path, identity)`` pairs.
-        align: alignment method for :func:`align_for`.
+        align: alignment method for :func:`align_for`, or the run's
+            :class:`utils.faces.canvas.CanvasAligner` (the gallery photos then become exactly the
+            canvases the run explains: same ``--align``, landmarks and "already aligned" rule).
         cache: ``.npz`` embedding cache (module docstring), or ``None``.
         batch_size: photos per forward.
         progress: show a tqdm bar.
@@ -173,6 +177,7 @@ def embed_photos(
         :class:`EmbeddedPhotos` in item order (failures left out).
     """
     template = getattr(net, "alignment", None)
+    align_key = align.cache_key if isinstance(align, CanvasAligner) else align
     store = _Cache(cache, network_fingerprint(net))
     out = EmbeddedPhotos()
     rows: list[
@@ -190,7 +195,7 @@ def embed_photos(
 
     for path, ident in tqdm(list(items), desc="gallery", unit="img", disable=not progress):
         try:
-            key = f"{hashlib.sha256(Path(path).read_bytes()).hexdigest()}|{template}|{align}"
+            key = f"{hashlib.sha256(Path(path).read_bytes()).hexdigest()}|{template}|{align_key}"
         except OSError as err:
             out.failures.append((path, f"cannot read the file: {err}"))
             continue
@@ -199,13 +204,8 @@ def embed_photos(
             rows.append((path, ident, key, emb, method, fb))
             continue
         try:
-            image = read_image(path)
-            if template is None:
-                aligned, method, fb = image, "as-read", False
-            else:
-                aligned, info = align_for(image, template, align)
-                method, fb = info.method, info.fallback
-        except (ImageReadError, FaceNotFoundError) as err:
+            aligned, method, fb = _read_aligned(path, template, align)
+        except (ImageReadError, FaceNotFoundError, AlignmentError) as err:
             out.failures.append((path, str(err)))
             continue
         rows.append((path, ident, key, None, method, fb))
@@ -231,16 +231,34 @@ def embed_photos(
     return out
 
 
+def _read_aligned(
+    path: str, template: str | None, align: str | CanvasAligner
+) -> tuple[np.ndarray, str, bool]:
+    """(aligned image, alignment method, fallback) of one gallery photo."""
+    if isinstance(align, CanvasAligner):
+        canvas = align.read(path)
+        return canvas.image, canvas.method, canvas.fallback
+    image = read_image(path)
+    if template is None:
+        return image, "as-read", False
+    aligned, info = align_for(image, template, align)
+    return aligned, info.method, info.fallback
+
+
 def build_gallery(
     net: nn.Module,
     source,
     *,
-    align: str = "auto",
+    align: str | CanvasAligner = "auto",
     cache: str | os.PathLike | None = None,
     batch_size: int = 32,
     progress: bool = True,
 ) -> Gallery:
     """The :class:`models.gallery.Gallery` under ``net`` of a folder per identity, or of items."""
+    return _build(net, source, align, cache, batch_size, progress)[0]
+
+
+def _build(net, source, align, cache, batch_size, progress) -> tuple[Gallery, EmbeddedPhotos]:
     photos = embed_photos(
         net,
         gallery_items(source),
@@ -255,7 +273,8 @@ def build_gallery(
             f"{photos.failures[:1]})"
         )
     name = getattr(net, "network_name", type(net).__name__)
-    return Gallery.from_embeddings(photos.embeddings, photos.identities, name, photos.failures)
+    gallery = Gallery.from_embeddings(photos.embeddings, photos.identities, name, photos.failures)
+    return gallery, photos
 
 
 def get_gallery_network(
@@ -264,7 +283,7 @@ def get_gallery_network(
     *,
     weights=None,
     device: str | torch.device | None = None,
-    align: str = "auto",
+    align: str | CanvasAligner = "auto",
     cache: str | os.PathLike | None = None,
     logit_scale: float = DEFAULT_LOGIT_SCALE,
     batch_size: int = 32,
@@ -278,15 +297,78 @@ def get_gallery_network(
         weights, device: as :func:`models.get_network` for the embedding net.
         align, cache, batch_size, progress: as :func:`embed_photos`.
         logit_scale: s of ``logits = s * cos`` (:mod:`models.gallery`).
+
+    The returned net keeps its photos' embeddings as ``net.photos`` (:class:`EmbeddedPhotos`),
+    for :class:`LeaveOut`.
     """
     base = gallery_base(name)
     emb = get_network(base, weights=weights, device=device)
-    gallery = build_gallery(
-        emb, source, align=align, cache=cache, batch_size=batch_size, progress=progress
-    )
+    gallery, photos = _build(emb, source, align, cache, batch_size, progress)
     net = GalleryClassifier(emb, gallery, logit_scale)
+    net.photos = photos
     net.network_name = name
     return net.to(torch.device("cpu" if device is None else device)).eval()
+
+
+class LeaveOut:
+    """Class means of a gallery classifier without some of its photos, for a while.
+
+    ``with LeaveOut(net).excluding([path1, path2]): ...`` sets ``net.class_means`` to the
+    normalised means of each identity's L2-normalised embeddings without those photos (paths
+    compared after ``os.path.realpath``), and restores them afterwards. An identity left without
+    photos gets a zero mean: its logit is 0. Paths not in the gallery change nothing.
+
+    Why leave a pair out: with a photo itself in its identity's mean, ``cos(e, m)`` has the
+    same gradient direction in ``e`` as without it (the component along ``e`` is projected
+    out), so the photo's own maps do not change; but the OTHER photo of the pair sits in the
+    mean of its identity, whose Grad-CAM map on this photo is H_t (genuine pair) or H_f
+    (impostor pair), and the class sets are chosen by logits of means that contain the probes.
+
+    Args:
+        net: a :class:`GalleryClassifier` from :func:`get_gallery_network` (it has ``photos``).
+    """
+
+    def __init__(self, net: GalleryClassifier) -> None:
+        photos = getattr(net, "photos", None)
+        if photos is None:
+            raise ValueError(
+                "the gallery classifier does not keep its photos' embeddings; build it with "
+                "utils.faces.gallery.get_gallery_network"
+            )
+        self.net = net
+        self.rows = {os.path.realpath(p): k for k, p in enumerate(photos.paths)}
+        emb = torch.nn.functional.normalize(torch.as_tensor(photos.embeddings).double(), dim=1)
+        self.emb = emb.numpy()
+        names = list(net.identities)
+        self.label = np.array([names.index(i) for i in photos.identities])
+        self.sums = np.zeros((len(names), self.emb.shape[1]))
+        np.add.at(self.sums, self.label, self.emb)
+
+    def means_without(self, paths: Iterable[str | os.PathLike]) -> torch.Tensor | None:
+        """(C, D) normalised class means without ``paths`` (``None``: none of them is a photo)."""
+        rows = sorted({self.rows[r] for r in map(os.path.realpath, paths) if r in self.rows})
+        if not rows:
+            return None
+        sums = self.sums.copy()
+        np.add.at(sums, self.label[rows], -self.emb[rows])
+        counts = np.bincount(self.label, minlength=len(sums)) - np.bincount(
+            self.label[rows], minlength=len(sums)
+        )
+        sums[counts == 0] = 0.0  # no photo left: zero mean, logit 0
+        return torch.nn.functional.normalize(torch.from_numpy(sums), dim=1)
+
+    @contextlib.contextmanager
+    def excluding(self, paths: Iterable[str | os.PathLike]) -> Iterator[None]:
+        means = self.means_without(paths)
+        if means is None:
+            yield
+            return
+        old = self.net.class_means.clone()
+        self.net.class_means.copy_(means.to(old))
+        try:
+            yield
+        finally:
+            self.net.class_means.copy_(old)
 
 
 def leave_one_out_top1(embeddings: np.ndarray, labels: list[str]) -> tuple[int, int, list[str]]:

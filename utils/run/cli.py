@@ -558,6 +558,79 @@ def add_visualization(group: argparse._ActionsContainer, default: str = "summary
     )
 
 
+def add_align_flags(p: argparse.ArgumentParser) -> argparse._ArgumentGroup:
+    """The "alignment" group: ``--align``, ``--landmarks``, ``--landmark-format``
+    (:mod:`utils.faces.canvas`, :mod:`utils.run.pipeline`)."""
+    from utils.faces.landmarks import LANDMARK_FORMATS
+    from utils.faces.templates import ALIGN_METHODS
+
+    group = p.add_argument_group(
+        "alignment",
+        "Every image is explained on one canvas: the face aligned to the verification net's "
+        "template (net.alignment; else the recognition net's), or the image as read when no net "
+        "declares one. Per-pair alignment details go into the records (align-*).",
+    )
+    add_flag(
+        group,
+        "--align",
+        choices=ALIGN_METHODS,
+        default="auto",
+        help="auto: align every image with the template's own landmarker (YuNet for "
+        "ArcFace/VGGFace2, dlib for the dlib chip), then the other, then Haar (fallbacks "
+        "recorded), except images already aligned: listed in the alignment.csv that "
+        "align_faces.py wrote in their folder (or above it) with a template of the same "
+        "geometry, used as read; yunet, dlib, haar: that landmarker only, always; none: every "
+        "image is used as read (folders aligned by other means). An image without a face fails "
+        "its pair at stage 'align' (default: %(default)s)",
+    )
+    add_flag(
+        group,
+        "--landmarks",
+        default=None,
+        help="a dataset's five-point landmark file (paths in it relative to --image-root): "
+        "images are aligned with these landmarks instead of a detector (needs --align auto "
+        "and --landmark-format)",
+    )
+    add_flag(
+        group,
+        "--landmark-format",
+        choices=LANDMARK_FORMATS,
+        default=None,
+        help="format of --landmarks: celeba (list_landmarks_celeba.txt / "
+        "list_landmarks_align_celeba.txt), vggface2 (loose_landmark_{train,test}.csv) or csv "
+        "(path,x1,y1,...,x5,y5)",
+    )
+    return group
+
+
+def add_gallery_flags(p: argparse.ArgumentParser) -> argparse._ArgumentGroup:
+    """The "gallery" group: ``--gallery`` (``<embedding-net>-gallery`` recognition nets)."""
+    group = p.add_argument_group("gallery")
+    add_flag(
+        group,
+        "--gallery",
+        default=None,
+        help="for --recognition-net <embedding-net>-gallery (e.g. SFace-gallery): a folder with "
+        "one sub-folder of photos per identity; its classes are the sorted sub-folder names "
+        "(listed in config.json as gallery-identities). Default: the identities of the pair "
+        "list (every image of the list, identity = its folder under --image-root). Photos are "
+        "aligned like the pairs (--align); one that fails is left out and reported in "
+        "summary.json",
+    )
+    add_flag(
+        group,
+        "--gallery-exclude-pair",
+        action=argparse.BooleanOptionalAction,
+        default=False,
+        help="explain each pair with identity means computed without the pair's two photos "
+        "(leave-pair-out: neither image nor its partner is in the classifier that explains it; "
+        "an identity left without photos gets logit 0). Default off: the gallery holds every "
+        "photo, the probes included (README 'Real photos with real networks' says what that "
+        "changes) (default: %(default)s)",
+    )
+    return group
+
+
 # -------------------------------------------------------------------------------------- Sim2Word
 # scripts
 _DESCRIPTIONS = {
@@ -631,6 +704,8 @@ def build_parser(strategy: str, prog: str | None = None) -> argparse.ArgumentPar
         ),
     )
     add_verification_layer(nets)
+    add_gallery_flags(p)
+    add_align_flags(p)
 
     meth = p.add_argument_group("method")
     add_heatmap_method(meth)

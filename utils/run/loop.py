@@ -158,6 +158,7 @@ def plan_run(
     roles: Sequence[str],
     empty: str,
     extras: Callable[[int], list[Path]] | None = None,
+    files: Sequence[dict[str, Any]] = (),
 ) -> tuple[RunPlan, Any]:
     """The part of planning every experiment shares (nothing is written); raises
     :class:`UsageError`.
@@ -175,12 +176,14 @@ def plan_run(
         roles: the network roles whose weight files this run loads.
         empty: the message for an empty list (what it is and the line format to add).
         extras: ``index -> paths`` of an item's side outputs (removed with a stale record).
+        files: more ``{"role", "name", "path", "sha256"}`` entries for the weights list (model
+            files the run reads besides the networks', e.g. the face landmarkers').
 
     Returns:
         ``(plan, device)``.
     """
     from utils.run.folder import check_writable, run_config
-    from utils.run.networks import resolve_device, weights_info
+    from utils.run.networks import resolve_device, weight_files
 
     if not items:
         raise UsageError(empty)
@@ -190,9 +193,12 @@ def plan_run(
     shard, job = resolve_shard(args.shard), resolve_shard(args.shard, {})
     check_writable(run_dir)
     weights = [
-        weights_info(role, getattr(args, f"{role}_net"), getattr(args, f"{role}_weights"))
+        entry
         for role in roles
-    ]
+        for entry in weight_files(
+            role, getattr(args, f"{role}_net"), getattr(args, f"{role}_weights")
+        )
+    ] + list(files)
     folder = RunFolder(run_dir, run_config(args, weights), extras=extras)
     folder.check_resumable(args.resume)
     mine = [it for it in items if it.index % shard[1] == shard[0]]

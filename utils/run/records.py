@@ -95,6 +95,7 @@ class Field:
             ``erased`` / ``both-masked`` (per head, see the module docstring), ``fractions`` (one
             per head), ``words`` (a ranked word list,
             :func:`utils.explain.ranking.word_ranks_from_json`).
+            ``sides``: one value per image of the pair.
         doc: what it holds.
         authors: written by the authors' code too (METHOD.md section 4).
     """
@@ -169,6 +170,20 @@ FIELDS: tuple[Field, ...] = (
     ),
     Field("words-image2", "words", "image 2's present words, the same way"),
     Field("words-pair", "words", "words present in either image, by the mode's pair score"),
+    Field(
+        "align-template",
+        "str",
+        "template the canvases are aligned to (utils.faces.canvas); null: images used as read",
+    ),
+    Field(
+        "align-method",
+        "sides",
+        "per image: as-read, pre-aligned, file (landmark file), yunet, dlib, haar-eyes, haar-box",
+    ),
+    Field("align-fallback", "sides", "per image: --align auto used another landmarker than the "
+          "template's own"),
+    Field("align-estimated", "sides", "per image: some landmarks were guesses (Haar, or dlib "
+          "points for an ArcFace template)"),
     Field("attribute-vocabulary", "str", "vocabulary of A (models.attributes); missing = celeba30"),
     Field(
         "run-fingerprint",
@@ -248,6 +263,7 @@ def make_record(
     pair_index: int,
     vocabulary: str | None = None,
     ranking: WordRanking | None = None,
+    alignment: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Build the record of one explained pair (keys in :data:`FIELDS` order).
 
@@ -262,6 +278,8 @@ def make_record(
         vocabulary: name of A's vocabulary (default: ``ex.vocabulary``'s, else ``"celeba30"``).
         ranking: the pair's ranked words (adds the keys of :func:`ranking_record_fields`); its
             discriminant must be ``config``'s.
+        alignment: the ``align-*`` keys (:func:`utils.run.pipeline.alignment_fields`); absent
+            when ``None``.
 
     Returns:
         A JSON-ready dict with only finite numbers. ``run-fingerprint`` is added by the run
@@ -298,6 +316,8 @@ def make_record(
         or getattr(ex.vocabulary, "name", None)
         or DEFAULT_VOCABULARY,
     }
+    if alignment is not None:
+        values.update(alignment)
     if config.strategy == "threshold":
         values["id_thresh"] = float(config.id_thresh)
     else:
@@ -371,6 +391,8 @@ class PairRecord:
         words: the record's own ranked words, ``{"image1" | "image2" | "pair": [WordRank, ...]}``
             (keys ``words-image1`` ...); empty for records without them (the authors', and
             older ones: :mod:`utils.experiments.words` ranks those the paper's way).
+        mask_fractions: ``(mask-fraction1, mask-fraction2)``: share of pixels erased per head
+            (empty tuples where absent, e.g. the authors' records).
     """
 
     name: str
@@ -388,6 +410,7 @@ class PairRecord:
     pair_index: int | None = None
     confidences: tuple[tuple[float, ...], tuple[float, ...]] = ((), ())
     words: dict[str, list[WordRank]] = field(default_factory=dict)
+    mask_fractions: tuple[tuple[float, ...], tuple[float, ...]] = ((), ())
 
     @property
     def n_heads(self) -> int:
@@ -521,6 +544,19 @@ def _words(value: Any, key: str, n_heads: int) -> list[WordRank]:
     return words
 
 
+def _fractions(value: Any, i: int, n_heads: int) -> tuple[float, ...]:
+    """``mask-fraction<i>``: one share in [0, 1] per head (absent: empty)."""
+    if value is None:
+        return ()
+    key = f"mask-fraction{i}"
+    if not isinstance(value, list) or len(value) != n_heads:
+        raise RecordError(f"key {key!r}: expected a list of {n_heads} numbers, got {value!r}")
+    out = tuple(_number(v, f"key {key!r}[{j}]") for j, v in enumerate(value))
+    if any(not 0.0 <= v <= 1.0 for v in out):
+        raise RecordError(f"key {key!r}: shares must lie in [0, 1], got {value!r}")
+    return out
+
+
 def _is_authors_no_attribute(data: dict) -> bool:
     """The authors' no-attribute ablation record: no attribute classes, one unindexed region per
     image."""
@@ -601,6 +637,7 @@ def parse_record(data: Any, path: str | Path, required: Sequence[str] = CORE_KEY
         index = data.get("pair-index")
         if index is not None and (isinstance(index, bool) or not isinstance(index, int)):
             raise RecordError(f"key 'pair-index': expected an integer, got {index!r}")
+        fractions = tuple(_fractions(data.get(f"mask-fraction{i}"), i, n) for i in (1, 2))
         return PairRecord(
             name=path.stem,
             path=path,
@@ -619,6 +656,7 @@ def parse_record(data: Any, path: str | Path, required: Sequence[str] = CORE_KEY
             pair_index=index,
             confidences=(confidences[0], confidences[1]),
             words=words,
+            mask_fractions=(fractions[0], fractions[1]),
         )
     except RecordError as err:
         raise RecordError(f"{path}: {err}") from None

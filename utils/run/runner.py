@@ -19,6 +19,7 @@ shards, torchrun, failures, progress, summary and exit codes:
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import sys
 from dataclasses import dataclass, field
@@ -28,11 +29,13 @@ from typing import Any
 import torch
 
 from utils.explain.ranking import RankingConfig, rank_pair
-from utils.explain.sim2word import PAPER_THETA, Sim2WordConfig, Sim2WordNets, explain_pair
+from utils.explain.sim2word import PAPER_THETA, Sim2WordConfig, Sim2WordNets
 from utils.explain.visualize import pair_outputs
+from utils.faces.canvas import CanvasAligner
 from utils.faces.data import DataConfigError, PairItem, read_pair_list, resolve_dataset
+from utils.faces.gallery import LeaveOut
 from utils.run.cli import build_parser
-from utils.run.folder import UsageError, safe_name
+from utils.run.folder import UsageError, safe_name, sha256_file
 from utils.run.loop import (
     EXIT_DISK_FULL,
     EXIT_FAILED,
@@ -44,7 +47,26 @@ from utils.run.loop import (
     run_experiment,
     run_task,
 )
-from utils.run.networks import load_networks
+from utils.run.networks import (
+    GalleryPlan,
+    is_gallery_network,
+    load_networks,
+    plan_gallery,
+    plan_gallery_folder,
+)
+from utils.run.pipeline import (
+    CanvasPlan,
+    ReadImage,
+    aligner_from_args,
+    alignment_fields,
+    explain_read_pair,
+    gallery_cache_file,
+    landmarker_files,
+    pair_list_gallery,
+    plan_canvas,
+    prepare_attribute_net,
+    read_pair,
+)
 from utils.run.records import (
     REQUIRED_KEYS,
     SIMILARITY_KEYS,
@@ -126,6 +148,8 @@ def run_dir_name(args: argparse.Namespace) -> str:
         name += f"-rthresh-{args.ranking_thresh:g}"
     if getattr(args, "tie_tolerance", ranking.tie_tolerance) != ranking.tie_tolerance:
         name += f"-ttol-{args.tie_tolerance:g}"
+    if getattr(args, "gallery_exclude_pair", False):
+        name += "-gallery-exclude-pair"
     return name
 
 
@@ -203,10 +227,59 @@ def pair_items(args: argparse.Namespace) -> list[PairItem]:
     return items
 
 
+def canvas_plan(args: argparse.Namespace) -> CanvasPlan:
+    """The run's :class:`utils.run.pipeline.CanvasPlan` from the network and ``--align`` flags
+    (without similarities no verification net is loaded: the recognition net's template)."""
+    similarity = getattr(args, "calculate_similarity", True)
+    names = {
+        "verification": args.verification_net if similarity else None,
+        "recognition": args.recognition_net,
+        "attribute": args.attribute_net,
+    }
+    return plan_canvas(names, getattr(args, "align", "auto"))
+
+
+def make_aligner(args: argparse.Namespace, plan: CanvasPlan | None = None) -> CanvasAligner:
+    """The run's :class:`CanvasAligner` (:func:`utils.run.pipeline.aligner_from_args`)."""
+    return aligner_from_args(args, plan or canvas_plan(args))
+
+
+def gallery_plan(
+    args: argparse.Namespace, items: list[PairItem] | None = None
+) -> GalleryPlan | None:
+    """The gallery of a ``<net>-gallery`` recognition net (``--gallery`` or the pair list's
+    identities), ``None`` for other nets; raises :class:`UsageError`."""
+    folder = getattr(args, "gallery", None)
+    if not is_gallery_network(args.recognition_net):
+        for flag, value in (("--gallery", folder),
+                            ("--gallery-exclude-pair", getattr(args, "gallery_exclude_pair", 0))):
+            if value:
+                raise UsageError(
+                    f"{flag} is used by a <net>-gallery recognition net (e.g. SFace-gallery), "
+                    f"not by {args.recognition_net}; drop {flag} or pick a gallery net"
+                )
+        return None
+    if folder is not None:
+        return plan_gallery_folder(folder)
+    if items is None:
+        if getattr(args, "pair_list", None) is None:
+            raise UsageError(
+                f"--recognition-net {args.recognition_net} needs --gallery DIR here (one "
+                "sub-folder of photos per identity)"
+            )
+        items = read_pair_list(args.pair_list, args.image_root)
+    return plan_gallery(
+        pair_list_gallery(items, args.image_root),
+        f"the identities of the pair list {args.pair_list} (folders under {args.image_root})",
+    )
+
+
 def make_plan(args: argparse.Namespace) -> Plan:
     """Resolve data, config, shard, device, weight files and run folder; raises :class:`UsageError`.
 
-    Nothing is written; a folder of other settings is refused here (with ``--resume``).
+    Nothing is written; a folder of other settings is refused here (with ``--resume``). The
+    canvas template, the landmark file's SHA-256 and the gallery (identity names and a digest of
+    its photos) go into ``config.json`` and the run's fingerprint.
     """
     items = pair_items(args)
     pair_list = args.pair_list
@@ -215,6 +288,15 @@ def make_plan(args: argparse.Namespace) -> Plan:
         ranking = ranking_config(args)
     except ValueError as err:
         raise UsageError(str(err)) from None
+    canvas = canvas_plan(args)
+    aligner = make_aligner(args, canvas)
+    gallery = gallery_plan(args, items)
+    args.canvas_template = aligner.template
+    args.landmarks_sha256 = (
+        sha256_file(args.landmarks) if getattr(args, "landmarks", None) is not None else None
+    )
+    args.gallery_identities = list(gallery.identities) if gallery is not None else None
+    args.gallery_files = gallery.digest if gallery is not None else None
     run_dir = Path(args.output_dir).resolve() / run_dir_name(args)
     run, device = plan_run(
         args,
@@ -224,14 +306,29 @@ def make_plan(args: argparse.Namespace) -> Plan:
         f"the pair list {pair_list} holds no pair (only blank or comment lines); add 'path1 path2 "
         "label' lines",
         extras=lambda n: pair_outputs(run_dir / "cam", n),
+        files=landmarker_files(aligner),
     )
     return Plan(args, config, run, device, ranking)
 
 
 def load_nets(args: argparse.Namespace, device: torch.device) -> Sim2WordNets:
-    """Build the networks named by the arguments; raises :class:`UsageError` on bad names, files
-    or layers."""
-    nets = load_networks(args, network_roles(args), device)
+    """Build the networks named by the arguments; raises :class:`UsageError` on bad names, files,
+    layers or templates.
+
+    A ``<net>-gallery`` recognition net is built from its gallery here, its photos aligned by the
+    run's aligner, with its embeddings cached in the run folder
+    (:func:`utils.run.pipeline.gallery_cache_file`). An attribute net that adapts to canvases
+    (``real-attributes``) is told the canvas template.
+    """
+    aligner = make_aligner(args)
+    gallery = None
+    plan = gallery_plan(args)
+    if plan is not None:
+        run_dir = Path(args.output_dir).resolve() / run_dir_name(args)
+        run_dir.mkdir(parents=True, exist_ok=True)
+        gallery = (plan, aligner, gallery_cache_file(run_dir, args.recognition_net, aligner))
+    nets = load_networks(args, network_roles(args), device, gallery)
+    prepare_attribute_net(nets["attribute"], aligner)
     try:
         return Sim2WordNets(
             nets["recognition"],
@@ -258,9 +355,14 @@ class PairTask:
         nets: Sim2WordNets,
         run_dir: Path,
         ranking: RankingConfig | None = None,
+        aligner: CanvasAligner | None = None,
     ) -> None:
         self.args, self.config, self.nets, self.run_dir = args, config, nets, run_dir
         self.ranking = ranking or RankingConfig()
+        self.aligner = aligner if aligner is not None else make_aligner(args)
+        self.leave_out = (
+            LeaveOut(nets.recognition) if getattr(args, "gallery_exclude_pair", False) else None
+        )
         skip = () if config.calculate_similarity else SIMILARITY_KEYS
         strategy_key = "id_thresh" if config.strategy == "threshold" else "topk"
         words = ("ranking", *WORD_LISTS) if config.calculate_similarity else ()
@@ -271,20 +373,34 @@ class PairTask:
             *words,
         )
 
-    def read(self, item: PairItem) -> tuple[Any, Any]:
-        from utils.faces.image_io import read_image
+    def read(self, item: PairItem) -> tuple[ReadImage, ReadImage]:
+        return read_pair(item.path1, item.path2)
 
-        return read_image(item.path1), read_image(item.path2)
-
-    def run(self, item: PairItem, inputs: tuple[Any, Any], ctx: ItemContext) -> dict[str, Any]:
-        img1, img2 = inputs
-        ex = explain_pair(img1, img2, self.nets, self.config, pair_index=item.index)
+    def run(
+        self, item: PairItem, inputs: tuple[ReadImage, ReadImage], ctx: ItemContext
+    ) -> dict[str, Any]:
+        gallery = (
+            self.leave_out.excluding((item.path1, item.path2))
+            if self.leave_out is not None
+            else contextlib.nullcontext()
+        )
+        with gallery:
+            result = explain_read_pair(
+                inputs,
+                self.nets,
+                self.config,
+                self.aligner,
+                pair_index=item.index,
+                stage=lambda name: setattr(ctx, "stage", name),
+            )
+        ex = result.explanation
         ranking = None
         if self.config.calculate_similarity:
             ctx.stage = "rank"
+            c1, c2 = result.canvases
             ranking = rank_pair(
                 ex,
-                (img1, img2),
+                (c1.image, c2.image),
                 self.nets.verification,
                 self.ranking,
                 discriminant=self.config.discriminant,
@@ -306,6 +422,7 @@ class PairTask:
             match=item.label,
             pair_index=item.index,
             ranking=ranking,
+            alignment=alignment_fields(self.aligner, result.canvases),
         )
         if a.visualization != "none":
             ctx.stage = "visualize"
@@ -333,7 +450,29 @@ class PairTask:
         return None
 
     def summarise(self, records: list[dict[str, Any]]) -> tuple[dict[str, Any], str | None]:
-        return {}, None
+        """When images are aligned, the counts of the alignment methods over the records; for a
+        gallery net, its gallery (identities, photos, the photos left out and why)."""
+        extra: dict[str, Any] = {}
+        if self.aligner.aligns:
+            methods: dict[str, int] = {}
+            fallbacks = 0
+            for rec in records:
+                for method in rec.get("align-method", []):
+                    methods[method] = methods.get(method, 0) + 1
+                fallbacks += sum(bool(f) for f in rec.get("align-fallback", []))
+            extra["alignment"] = {
+                "template": self.aligner.template,
+                "methods": methods,
+                "fallbacks": fallbacks,
+            }
+        gallery = getattr(self.nets.recognition, "gallery", None)
+        if gallery is not None:
+            extra["gallery"] = {
+                "identities": len(gallery.identities),
+                "photos": int(sum(gallery.counts)),
+                "left-out": [{"path": p, "reason": r} for p, r in gallery.failures],
+            }
+        return extra, None
 
 
 def run_pairs(plan: Plan, nets: Sim2WordNets) -> int:
