@@ -5,8 +5,8 @@ Thin entry point: the flags and the work live in utils/run/explain_one.py
 `python explain.py --help` for the flags.
 
 Example:
-    python explain.py data/face_world/verification/h000/0.png \
-        data/face_world/verification/h003/1.png
+    python explain.py data/face_world/verification/049/1202-0.png \
+        data/face_world/verification/156/1202-0.png
 """
 
 import sys

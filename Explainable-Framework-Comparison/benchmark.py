@@ -162,9 +162,8 @@ def real_triplets(pairs, read, n: int, seed: int, max_side: int = 256) -> list[T
 
     Args:
         pairs: ``utils.faces.data.PairItem`` list. read: path -> BGR image. max_side: photos are
-        shrunk so that
-            their longer side is at most this (the demo nets see 64 px anyway; keeps the curves
-            small).
+            shrunk so that their longer side is at most this (the demo nets see 64-128 px anyway;
+            keeps the curves small).
     """
     impostors: dict[str, list[str]] = {}
     for p in pairs:

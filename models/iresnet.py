@@ -9,8 +9,10 @@ BN -> 3x3 conv -> BN -> PReLU -> 3x3 conv (stride) -> BN, plus the (1x1 conv
 
 Parametrisation: ``layers`` (blocks per stage; 18/34/50/100/200 below),
 ``width`` (64 for the paper; stage widths width * (1, 2, 4, 8)),
-``embedding_size`` (512), ``input_size``; ``fc`` takes
-8 * width * ceil(H / 16) * ceil(W / 16) inputs (25088 at the paper size).
+``embedding_size`` (512), ``input_size``, ``strides`` (of the first block of
+each stage, (2, 2, 2, 2) as arcface_torch); ``fc`` takes
+8 * width * ceil(H / 16) * ceil(W / 16) inputs with the default strides (25088
+at the paper size), in general 8 * width * h * w with h x w the last map.
 
 Classifiers built on the same trunk (keys of the trunk unchanged):
 
@@ -78,6 +80,8 @@ class IResNet(nn.Module):
         embedding_size: output dimension (512).
         input_size: (H, W) of the input, fixes the ``fc`` input size.
         dropout: dropout before ``fc`` (arcface_torch default 0).
+        strides: stride of the first block of each stage (its second 3x3 conv and
+            shortcut), (2, 2, 2, 2) for arcface_torch; 1 keeps the resolution.
 
     Forward: (N, 3, H, W) -> (N, embedding_size) raw (un-normalised) embedding.
     """
@@ -91,21 +95,26 @@ class IResNet(nn.Module):
         embedding_size: int = 512,
         input_size: int | Sequence[int] = 112,
         dropout: float = 0.0,
+        strides: Sequence[int] = (2, 2, 2, 2),
     ) -> None:
         super().__init__()
         if len(layers) != 4 or min(layers) < 1:
             raise ValueError(f"layers must be 4 positive block counts, got {tuple(layers)}")
+        if len(strides) != 4 or any(s not in (1, 2) for s in strides):
+            raise ValueError(f"strides must be 4 values in {{1, 2}}, got {tuple(strides)}")
         h, w = _as_size(input_size)
         self.conv1 = nn.Conv2d(3, width, 3, stride=1, padding=1, bias=False)
         self.bn1 = nn.BatchNorm2d(width, eps=1e-5)
         self.prelu = nn.PReLU(width)
         inplanes = width
-        for i, blocks in enumerate(layers, start=1):
+        for i, (blocks, stride) in enumerate(zip(layers, strides, strict=True), start=1):
             planes = width * 2 ** (i - 1)
-            stage = [IBasicBlock(inplanes, planes, 2)] + [IBasicBlock(planes, planes, 1) for _ in range(blocks - 1)]
+            stage = [IBasicBlock(inplanes, planes, stride)]
+            stage += [IBasicBlock(planes, planes, 1) for _ in range(blocks - 1)]
             setattr(self, f"layer{i}", nn.Sequential(*stage))
             inplanes = planes
-            h, w = (h + 1) // 2, (w + 1) // 2  # 3x3 conv, stride 2, padding 1
+            if stride == 2:
+                h, w = (h + 1) // 2, (w + 1) // 2  # 3x3 conv, stride 2, padding 1
         self.bn2 = nn.BatchNorm2d(inplanes, eps=1e-5)
         self.dropout = nn.Dropout(p=dropout)
         self.fc = nn.Linear(inplanes * h * w, embedding_size)
@@ -201,15 +210,22 @@ def vggface2_evidential(**overrides) -> IResNetEvidential:
     return create_from_defaults(IResNetEvidential, {"layers": IRESNET_LAYERS[50]}, overrides)
 
 
-# Face-world demo iresnets: one block per stage, width 16, 64x64 input (4x4
-# last map, fc 128*4*4 -> 128), small enough to train on two CPU cores.
+# Face-world demo iresnets: one block per stage, width 16, 128-d, 64x64 input
+# (the 112 px images are shrunk with Pillow's antialiased bilinear). The
+# verification net keeps its last stage at stride 1, so its last feature grid
+# (Grad-CAM layer layer4.0.conv2, ``bn2``: the grid of xCos and xFR) is 8x8, not
+# 4x4; its ``fc`` then takes 128 * 8 * 8 inputs (1.05 M weights, 4 MB). A 16x16
+# grid would need a 16 MB ``fc``. The evidential net only gives the uncertainty
+# u (its maps are never used; Grad-CAM in Section 4 comes from the recognition
+# net), so it keeps the plain 4x4 trunk (fc 128 * 4 * 4 -> 128).
 _SMALL = {"layers": (1, 1, 1, 1), "width": 16, "embedding_size": 128, "input_size": 64}
+_SMALL_VERIFICATION = {**_SMALL, "strides": (2, 2, 2, 1)}
 
 
 @register_network("FaceWorld-verification", weights="face_world/FaceWorld-verification.pth")
 def faceworld_verification(**overrides) -> IResNet:
     """Small iresnet embedding net (ArcFace loss) for the face-world demo."""
-    return create_from_defaults(IResNet, _SMALL, overrides)
+    return create_from_defaults(IResNet, _SMALL_VERIFICATION, overrides)
 
 
 @register_network("FaceWorld-evidential", weights="face_world/FaceWorld-evidential.pth")

@@ -129,14 +129,14 @@ def demo_pair(tmp_path_factory):
     from utils.run.explain_one import explain_images
 
     out = tmp_path_factory.mktemp("explain")
-    return out, explain_images(f"{FW}/h000/0.png", f"{FW}/h003/1.png", output_dir=out, match=0)
+    return out, explain_images(f"{FW}/049/1202-0.png", f"{FW}/156/1202-0.png", output_dir=out, match=0)
 
 
 def test_explain_images_returns_words_maps_figure_and_record(demo_pair):
     from utils.run.records import parse_record
 
     out, pw = demo_pair
-    assert pw.figure == out / "h000-0-vs-h003-1.png" and pw.figure.is_file()
+    assert pw.figure == out / "049-1202-0-vs-156-1202-0.png" and pw.figure.is_file()
     rec = parse_record(json.loads(pw.record_path.read_text()), pw.record_path)
     assert rec.similarity == pytest.approx(pw.similarity) and rec.match == 0
     for i in (1, 2):
@@ -160,14 +160,14 @@ def test_explain_script_prints_json_and_refuses_bad_input(demo_pair, tmp_path, c
     from utils.run.explain_one import main
 
     _, pw = demo_pair
-    argv = [f"{FW}/h000/0.png", f"{FW}/h003/1.png", "--output-dir", str(tmp_path), "--words", "2",
+    argv = [f"{FW}/049/1202-0.png", f"{FW}/156/1202-0.png", "--output-dir", str(tmp_path), "--words", "2",
             "--json", "--name", "p"]
     assert main(argv) == 0
     shown = json.loads(capsys.readouterr().out)
     assert [w["word"] for w in shown["image2"]["words"]] == [w.word for w in pw.top(2, 2)]
     assert shown["figure"] == str(tmp_path / "p.png") and (tmp_path / "p.json").is_file()
-    missing = [f"{FW}/h000/0.png", str(tmp_path / "missing.png"), "--output-dir", str(tmp_path)]
+    missing = [f"{FW}/049/1202-0.png", str(tmp_path / "missing.png"), "--output-dir", str(tmp_path)]
     assert main(missing) == 2
     assert "missing.png" in caplog.text and "file not found" in caplog.text
-    assert main([f"{FW}/h000/0.png", f"{FW}/h003/1.png", "--recognition-net", "SFace-gallery"]) == 2
+    assert main([f"{FW}/049/1202-0.png", f"{FW}/156/1202-0.png", "--recognition-net", "SFace-gallery"]) == 2
     assert "needs --gallery DIR" in caplog.text

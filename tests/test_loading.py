@@ -274,7 +274,8 @@ def test_mismatch_error_is_readable(tmp_path):
     msg = str(err.value)
     assert "missing" in msg and "layer2.0.conv1.weight" in msg, msg
     assert "unexpected" in msg and "extra.weight" in msg, msg
-    assert "fc.weight: network expects (128, 2048), file has (128, 99)" in msg, msg  # 128 ch x 4 x 4 at 64 px
+    # 128 channels x 8 x 8 at 64 px (the last stage has stride 1)
+    assert "fc.weight: network expects (128, 8192), file has (128, 99)" in msg, msg
     assert str(path) in msg
 
 

@@ -30,8 +30,10 @@ EXPECTED = {
     "VGGFace2-ArcFace": ("classifier", "num_classes", 8631, (112, 112), "RGB", "layer4.2.conv2"),
     "VGGFace2-evidential": ("evidential", "num_classes", 8631, (112, 112), "RGB", "layer4.2.conv2"),
     "attribute-net": ("attribute", "head_sizes", HEAD_SIZES, (224, 224), "BGR", "backbone.layer4.2.conv3"),
-    "FaceWorld-recognition": ("classifier", "num_classes", 200, (64, 64), "BGR", "layer4.0.conv3"),
-    "FaceWorld-attribute": ("attribute", "head_sizes", HEAD_SIZES, (64, 64), "BGR", "backbone.layer4.0.conv3"),
+    "FaceWorld-recognition": ("classifier", "num_classes", 200, (128, 128), "BGR",
+                              "layer4.0.conv3"),
+    "FaceWorld-attribute": ("attribute", "head_sizes", HEAD_SIZES, (128, 128), "BGR",
+                            "backbone.layer4.0.conv3"),
     "FaceWorld-verification": ("embedding", "embedding_size", 128, (64, 64), "RGB", "layer4.0.conv2"),
     "FaceWorld-evidential": ("evidential", "num_classes", 200, (64, 64), "RGB", "layer4.0.conv2"),
     "dlib-ResNet29": ("embedding", "embedding_size", 128, (150, 150), "RGB", "layer3.2.conv2"),
@@ -126,6 +128,23 @@ def test_iresnet_depths(depth, layers):
     net = _meta(f"iresnet{depth}")
     assert tuple(len(getattr(net, f"layer{i}")) for i in range(1, 5)) == layers
     assert net.fc.in_features == 512 * 7 * 7
+
+
+@pytest.mark.parametrize("name,grid", [
+    ("FaceWorld-recognition", (16, 16)), ("FaceWorld-attribute", (16, 16)),
+    ("FaceWorld-verification", (8, 8)), ("FaceWorld-evidential", (4, 4)),
+])
+def test_faceworld_gradcam_layer_resolution(name, grid):
+    """The demo nets' Grad-CAM layer (last conv) is 16x16 for R and A, 8x8 for V (issue 14)."""
+    net = get_network(name, weights=False)
+    seen = []
+    layer = net.get_submodule(net.target_layer)
+    layer.register_forward_hook(lambda m, i, o: seen.append(tuple(o.shape[2:])))
+    with torch.no_grad():
+        net(torch.zeros(1, 3, *net.preprocess.input_size))
+    assert seen == [grid]
+    if name == "FaceWorld-verification":  # bn2, the grid of xCos / xFR, has the same size
+        assert net.fc.in_features == 128 * grid[0] * grid[1]
 
 
 def test_faceworld_forward_shapes_eval_mode():
@@ -257,12 +276,12 @@ def _ref_vggface2(sd, x, layers, se):
     return F.linear(x, sd["fc.weight"], sd["fc.bias"])
 
 
-def _ref_iresnet(sd, x, layers):
+def _ref_iresnet(sd, x, layers, strides=(2, 2, 2, 2)):
     """arcface_torch iresnet: BN-conv-BN-PReLU-conv(stride)-BN + shortcut, then BN, fc, BN1d."""
     x = F.prelu(_bn(F.conv2d(x, sd["conv1.weight"], padding=1), sd, "bn1"), sd["prelu.weight"])
     for i, n in enumerate(layers, start=1):
         for b in range(n):
-            p, s = f"layer{i}.{b}", (2 if b == 0 else 1)
+            p, s = f"layer{i}.{b}", (strides[i - 1] if b == 0 else 1)
             out = F.conv2d(_bn(x, sd, p + ".bn1"), sd[p + ".conv1.weight"], padding=1)
             out = F.prelu(_bn(out, sd, p + ".bn2"), sd[p + ".prelu.weight"])
             out = _bn(F.conv2d(out, sd[p + ".conv2.weight"], stride=s, padding=1), sd, p + ".bn3")
@@ -288,14 +307,26 @@ def test_vggface2_resnet_matches_reference(se):
     torch.testing.assert_close(out, _ref_vggface2(sd, x, layers, se), rtol=1e-4, atol=1e-4)
 
 
-def test_iresnet_matches_reference():
+@pytest.mark.parametrize("strides,grid", [
+    ((2, 2, 2, 2), (4, 3)),  # 50 -> 25 -> 13 -> 7 -> 4, 38 -> 19 -> 10 -> 5 -> 3
+    ((2, 2, 2, 1), (7, 5)),  # last stage at stride 1 (FaceWorld-verification)
+    ((2, 1, 2, 1), (13, 10)),
+])
+def test_iresnet_matches_reference(strides, grid):
     layers = (1, 2, 1, 1)
-    net = get_network("iresnet50", weights=False, layers=layers, width=8, embedding_size=16, input_size=(50, 38))
-    assert net.fc.in_features == 64 * 4 * 3  # 50 -> 25 -> 13 -> 7 -> 4, 38 -> 19 -> 10 -> 5 -> 3
+    net = get_network("iresnet50", weights=False, layers=layers, width=8, embedding_size=16,
+                      input_size=(50, 38), strides=strides)
+    assert net.fc.in_features == 64 * grid[0] * grid[1]
     sd = _randomise(net)
     x = torch.randn(2, 3, 50, 38)
     with torch.no_grad():
-        torch.testing.assert_close(net(x), _ref_iresnet(sd, x, layers), rtol=1e-4, atol=1e-4)
+        ref = _ref_iresnet(sd, x, layers, strides)
+        torch.testing.assert_close(net(x), ref, rtol=1e-4, atol=1e-4)
+
+
+def test_iresnet_rejects_bad_strides():
+    with pytest.raises(ValueError, match="strides"):
+        get_network("iresnet18", weights=False, strides=(2, 2, 3, 2))
 
 
 def test_attribute_net_heads_on_pooled_feature():

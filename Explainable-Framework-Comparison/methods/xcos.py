@@ -2,8 +2,8 @@
 2021).
 
 For two images with last feature grids F1, F2 (C, h, w) of the verification
-net (the layer before flatten / fc: ``bn2`` of an iresnet, 4 x 4 for the
-64 px face-world net, 7 x 7 at 112 px):
+net (the layer before flatten / fc: ``bn2`` of an iresnet, 8 x 8 for the
+64 px face-world verification net, whose last stage has stride 1; 7 x 7 at 112 px):
 
     patch cosine   c_ij = cos(F1[:, i, j], F2[:, i, j])
     attention      a = softmax_ij(head(F1, F2))      (sums to 1 over the grid)

@@ -331,8 +331,8 @@ leaves the score unchanged are listed as ties, not ranked. Writes the
 composite figure <output-dir>/<name>.png and the record <name>.json.
 
 Examples:
-    python explain.py data/face_world/verification/h000/0.png \\
-        data/face_world/verification/h003/1.png
+    python explain.py data/face_world/verification/049/1202-0.png \\
+        data/face_world/verification/156/1202-0.png
     python explain.py a.jpg b.jpg --verification-net SFace --recognition-net SFace-gallery \\
         --attribute-net real-attributes --gallery ../shared/data/real_faces
 """
