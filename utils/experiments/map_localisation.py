@@ -26,7 +26,7 @@ from torch import nn
 from tqdm import tqdm
 
 from models.attributes import ATTRIBUTES, CELEBA30, Vocabulary
-from utils.experiments.ground_truth import _mass_inside
+from utils.experiments.ground_truth import mass_inside
 from utils.explain.cam import CAMExplainer, HeadLogit
 
 
@@ -120,9 +120,9 @@ def attribute_map_mass(
                         continue
                     cases.setdefault(names[j], []).append(
                         (
-                            _mass_inside(m, region),
+                            mass_inside(m, region),
                             float(region.mean()),
-                            _mass_inside(ceiling_map(region, grid), region),
+                            mass_inside(ceiling_map(region, grid), region),
                         )
                     )
     if grid is None:
