@@ -827,7 +827,7 @@ def test_evaluate_only_leaves_metrics_json_alone(tmp_path, monkeypatch):
         shutil.copy(pth, tmp_path / pth.name)
     (tmp_path / "metrics.json").write_text('{"small_batch": {"kept": true}}')
     monkeypatch.setattr(
-        train_face_world, "evaluate", lambda nets, split: {"identification_top1": 1.0}
+        train_face_world, "evaluate", lambda nets, split, **_: {"identification_top1": 1.0}
     )
     monkeypatch.setattr(train_face_world, "format_metrics", lambda metrics: "")
     assert (
