@@ -198,13 +198,14 @@ REAL = ("deepface_01/1.jpg", "deepface_03/3.webp")
 def _faceless(path):
     """A smooth noise image in which no landmarker finds a face."""
     rng = np.random.default_rng(0)
-    cv2.imwrite(str(path), cv2.GaussianBlur(rng.integers(0, 256, (240, 320, 3), np.uint8), (0, 0), 6))
+    noise = rng.integers(0, 256, (240, 320, 3), np.uint8)
+    cv2.imwrite(str(path), cv2.GaussianBlur(noise, (0, 0), 6))
 
 
 @pytest.fixture(scope="module")
 def real_pair(tmp_path_factory):
-    """One raw real pair explained three ways with SFace as V (demo R and A): the run loop, explain.py
-    (both with --ranking both-shared) and explain_images (paper)."""
+    """One raw real pair explained three ways with SFace as V (demo R and A): the run loop,
+    explain.py (both with --ranking both-shared) and explain_images (paper)."""
     from utils.run.explain_one import explain_images, main
     from utils.run.runner import main as run_main
 
@@ -217,8 +218,8 @@ def real_pair(tmp_path_factory):
     (out / "pairs.csv").write_text(f"img1,img2,same\n{REAL[0]},{REAL[1]},0\n")
     flags = ["--verification-net", "SFace", "--ranking", "both-shared", "--device", "cpu"]
     assert run_main("topk", ["--pair-list", str(out / "pairs.csv"), "--image-root", str(root),
-                             "--Datasets", "real", "--output-dir", str(out / "runs"), "--no-progress",
-                             "--visualization", "none", *flags]) == 0
+                             "--Datasets", "real", "--output-dir", str(out / "runs"),
+                             "--no-progress", "--visualization", "none", *flags]) == 0
     run = out / "runs" / "scores-group-real-SFace-topk-1-erase-black-ranking-both-shared"
     run_rec = json.loads((run / "json" / "0.json").read_text())
     assert main([str(root / REAL[0]), str(root / REAL[1]), *flags, "--output-dir", str(out / "cli"),
@@ -240,8 +241,9 @@ def test_explain_gives_the_run_loops_words_for_the_same_pair(real_pair):
 
 
 def test_explain_aligns_a_real_photo_for_sface(real_pair, capsys):
-    """explain_images on raw photos: both aligned to SFace's ArcFace 112 template by YuNet (recorded);
-    the similarity is SFace's on independently aligned crops (align_for + the net run directly)."""
+    """explain_images on raw photos: both aligned to SFace's ArcFace 112 template by YuNet
+    (recorded); the similarity is SFace's on independently aligned crops (align_for + the net
+    run directly)."""
     import torch
 
     from models import get_network
@@ -264,7 +266,9 @@ def test_explain_aligns_a_real_photo_for_sface(real_pair, capsys):
     assert "faces aligned to the arcface-112 template (landmarks: yunet, yunet)" in pw.report()
 
 
-def test_explain_refuses_a_photo_without_a_face_and_a_stray_gallery_flag(real_pair, tmp_path, caplog):
+def test_explain_refuses_a_photo_without_a_face_and_a_stray_gallery_flag(
+    real_pair, tmp_path, caplog
+):
     from utils.run.explain_one import main
 
     root = real_pair[0]
@@ -275,3 +279,30 @@ def test_explain_refuses_a_photo_without_a_face_and_a_stray_gallery_flag(real_pa
     assert "nobody.png" in caplog.text and "no face found" in caplog.text
     assert main([*argv[:1], str(root / REAL[1]), "--gallery-exclude-pair"]) == 2
     assert "--gallery-exclude-pair is used by a <net>-gallery" in caplog.text
+
+
+def test_explain_with_a_gallery_and_leave_pair_out(real_pair, tmp_path):
+    """SFace-gallery from a 3-photo gallery (deepface_01: two photos, deepface_03: one): image 2's
+    top-1 identity is its own; with --gallery-exclude-pair its identity has no photo left (logit 0),
+    so its top-1 becomes the other identity, while V's similarity does not move. The gallery's
+    embeddings are cached in --output-dir, keyed by the canvas aligner."""
+    import shutil
+
+    from utils.run.explain_one import main
+
+    root = real_pair[0]
+    gallery = tmp_path / "gallery"
+    for rel in (*REAL, "deepface_01/2.jpg"):
+        (gallery / rel).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(root / rel, gallery / rel)
+    base = [str(gallery / REAL[0]), str(gallery / REAL[1]), "--verification-net", "SFace",
+            "--recognition-net", "SFace-gallery", "--gallery", str(gallery), "--json"]
+    assert main([*base, "--output-dir", str(tmp_path / "a"), "--name", "p"]) == 0
+    assert main([*base, "--output-dir", str(tmp_path / "b"), "--name", "p",
+                 "--gallery-exclude-pair"]) == 0
+    a, b = (json.loads((tmp_path / d / "p.json").read_text()) for d in ("a", "b"))
+    assert (a["class1"], a["class2"]) == ([0], [1])
+    assert (b["class1"], b["class2"]) == ([0], [0])
+    assert b["similarity"] == pytest.approx(a["similarity"], abs=1e-12)
+    assert a["align-method"] == b["align-method"] == ["yunet", "yunet"]
+    assert len(list((tmp_path / "a").glob("gallery-SFace-gallery-*.npz"))) == 1
