@@ -306,3 +306,27 @@ def test_explain_with_a_gallery_and_leave_pair_out(real_pair, tmp_path):
     assert b["similarity"] == pytest.approx(a["similarity"], abs=1e-12)
     assert a["align-method"] == b["align-method"] == ["yunet", "yunet"]
     assert len(list((tmp_path / "a").glob("gallery-SFace-gallery-*.npz"))) == 1
+
+
+def test_canvas_plan_of_built_nets_takes_vs_template_and_refuses_another_geometry():
+    """plan_nets (explain_images with a Sim2WordNets): the verification net's template is the
+    canvas; a net of the same geometry at another scale fits, one of another geometry is refused naming
+    both templates; an attribute net that adapts (set_canvas_template) is not checked."""
+    from types import SimpleNamespace as NS
+
+    from utils.run.folder import UsageError
+    from utils.run.pipeline import plan_nets
+
+    adapts = NS(alignment="dlib-chip-150", set_canvas_template=lambda t: None)
+    nets = NS(verification=NS(alignment="arcface-112"), recognition=NS(alignment="vggface2-224"),
+              attribute=adapts)
+    plan = plan_nets(nets)
+    assert plan.template == "arcface-112" and plan.source.startswith("verification net")
+    assert plan.aligner().template == "arcface-112"
+    assert plan_nets(nets, "none").aligner().template is None  # --align none: images as read
+    plain = NS(verification=NS(alignment=None), recognition=NS(alignment=None),
+               attribute=NS(alignment=None))
+    assert plan_nets(plain).template is None
+    nets.recognition = NS(alignment="dlib-chip-150", network_name="dlib-ResNet29-gallery")
+    with pytest.raises(UsageError, match="dlib-chip-150.*arcface-112"):
+        plan_nets(nets)
