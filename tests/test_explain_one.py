@@ -310,8 +310,8 @@ def test_explain_with_a_gallery_and_leave_pair_out(real_pair, tmp_path):
 
 def test_canvas_plan_of_built_nets_takes_vs_template_and_refuses_another_geometry():
     """plan_nets (explain_images with a Sim2WordNets): the verification net's template is the
-    canvas; a net of the same geometry at another scale fits, one of another geometry is refused naming
-    both templates; an attribute net that adapts (set_canvas_template) is not checked."""
+    canvas; a net of the same geometry at another scale fits, one of another geometry is refused
+    naming both templates; an attribute net that adapts (set_canvas_template) is not checked."""
     from types import SimpleNamespace as NS
 
     from utils.run.folder import UsageError
