@@ -33,7 +33,7 @@ import sys
 from utils.experiments import analysis as A
 from utils.base.atomic import atomic_write_json, atomic_write_text
 from utils.experiments.figures import bar_figure, save_figure
-from utils.experiments.words import top1_statistics
+from utils.experiments.words import empty_mask_statistics, top1_statistics
 from utils.run import cli
 
 STEM = "top1_statistics"
@@ -60,6 +60,7 @@ def main(argv: list[str] | None = None) -> int:
     records, failures, n_files = A.load_from_args(args)
     out = A.output_dir(args)
     stats = top1_statistics(records, match=_PAIRS[args.pairs], ties=args.ties)
+    empty = empty_mask_statistics(records, match=_PAIRS[args.pairs])
     by_attr = [r for r in stats["by_attribute"] if r["count"] > 0]
     attr_table = A.format_table(
         ["Attribute", "count", "ties", "fraction"],
@@ -80,6 +81,13 @@ def main(argv: list[str] | None = None) -> int:
         f"\nTop-1 by attribute (attributes never top-1 omitted)\n{attr_table}\nTop-1 by "
         f"word\n{word_table}"
     )
+    if empty["images"]:  # records with mask-fraction1/2 (every record of this code base)
+        print(
+            f"empty masks: {empty['all_masks_empty']} of {empty['images']} images "
+            f"({empty['all_masks_empty_share']:.3f}) have every mask empty (theta erases "
+            f"nothing); the paper's top-1 word has an empty mask in {empty['top1_mask_empty']} "
+            f"({empty['top1_mask_empty_share']:.3f})"
+        )
     atomic_write_text(
         out / f"{STEM}.md",
         f"## Top-1 by attribute\n\n{attr_table}\n## Top-1 by word\n\n{word_table}",
@@ -121,6 +129,7 @@ def main(argv: list[str] | None = None) -> int:
             "n_skipped": len(failures),
             "pairs": args.pairs,
             **stats,
+            "empty_masks": empty,
         },
     )
     fig = bar_figure(

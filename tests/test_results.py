@@ -382,7 +382,7 @@ def test_run_agreement_counts_changed_words_and_class_sets(records, tmp_path):
     assert W.run_agreement(records, records)["top1_word_agreement"] == 1.0
 
 
-def test_empty_mask_statistics_by_hand(records):
+def test_empty_mask_statistics_by_hand(records, tmp_path):
     from utils.run.records import parse_record
 
     raw = _raw_records()
@@ -405,8 +405,17 @@ def test_empty_mask_statistics_by_hand(records):
                 expected_all += k % 3 == 0
                 expected_top += k % 3 != 2
         built.append(parse_record(d, path.name))
+        (tmp_path / "json").mkdir(exist_ok=True)
+        (tmp_path / "json" / path.name).write_text(json.dumps(d))
     got = W.empty_mask_statistics(built)
     assert (got["images"], got["all_masks_empty"], got["top1_mask_empty"]) == (
         expected_images, expected_all, expected_top)
     assert expected_images > expected_top > expected_all > 0
     assert W.empty_mask_statistics(records)["images"] == 0  # records without fractions
+    # Statistic_most_attributes.py reports the same counts (impostor pairs, its default)
+    assert _script("Statistic_most_attributes").main(
+        ["--Json-fold", str(tmp_path / "json"), "--output", str(tmp_path / "out"), "--no-progress",
+         "--figsize", "4", "4", "--dpi", "40"]) == 0
+    shown = json.loads((tmp_path / "out" / "top1_statistics.json").read_text())["empty_masks"]
+    assert (shown["images"], shown["all_masks_empty"], shown["top1_mask_empty"]) == (
+        expected_images, expected_all, expected_top)

@@ -46,7 +46,7 @@ import numpy as np
 
 from models.attributes import Vocabulary, get_vocabulary
 from utils.base.tables import format_table
-from utils.explain.pair_words import verification_score
+from utils.explain.ranking import verification_score
 from utils.run.cli import FIGURE_EXIT_STATUS, add_json_fold, add_output_dir, add_progress
 from utils.run.records import CORE_KEYS, TOP5_KEYS, PairRecord, RecordError, read_record
 

@@ -36,13 +36,13 @@ from matplotlib.cm import ScalarMappable
 from matplotlib.colors import Normalize
 from matplotlib.figure import Figure
 
-from utils.explain.pair_words import (
+from utils.explain.ranking import (
     TIE_MEANING,
     UNCHANGED,
-    Word,
-    explanation_words,
+    WordRank,
+    rank_pair,
+    select_words,
     tie_note,
-    top_ranked,
     verification_score,
 )
 from utils.explain.sim2word import DirectionExplanation, PairExplanation
@@ -52,6 +52,15 @@ PANEL_INCHES = 2.4  # width of one image panel
 FONT = 9  # smallest font of the figure, in points
 ALPHA = 0.5  # weight of the colour map over the face
 NO_WORD = "no further word"
+#: How each ranking mode orders the words, as the figure's title says it.
+RANKING_RULES = {
+    "paper": "the score of the image with the word's region erased against the other image "
+    "(higher = explains more)",
+    "both-shared": "the score after erasing the word's shared region in both images "
+    "(higher = explains more)",
+    "contrast": "the attribute net's contrast between the images times the score gain of "
+    "erasing the word's shared region in both",
+}
 
 
 @dataclass(frozen=True)
@@ -75,7 +84,7 @@ def _arrow(before: float, after: float) -> str:
     return f"{before:.3f} -> {after:.3f} ({after - before:+.3f})"
 
 
-def word_caption(w: Word) -> str:
+def word_caption(w: WordRank) -> str:
     """Title of a word panel: rank and word, score change, cosine change, tie if any."""
     text = (
         f"{w.rank}. {w.word}\n"
@@ -86,24 +95,28 @@ def word_caption(w: Word) -> str:
 
 
 def composite_captions(
-    words: Sequence[Sequence[Word]] | None,
+    words: Sequence[Sequence[WordRank]] | None,
     *,
     similarity: float | None,
     vocabulary: str,
     names: tuple[str, str] = ("image 1", "image 2"),
     k: int = 3,
     match: int | None = None,
+    ranking: str = "paper",
 ) -> CompositeText:
     """The texts of a composite figure (what :func:`composite_figure` draws).
 
     Args:
-        words: per image, its words (:func:`utils.explain.pair_words.explanation_words`), or
-            ``None`` when the pair was explained without similarities.
+        words: per image, its ranked words (:func:`utils.explain.ranking.rank_pair`'s
+            ``image1`` / ``image2``), or ``None`` when the pair was explained without
+            similarities.
         similarity: the pair's cosine s (``None`` without similarities).
         vocabulary: the attribute net's vocabulary name.
         names: how the two images are named.
         k: word panels per row.
         match: 1 same identity, 0 different, ``None`` unknown (shown in the title when known).
+        ranking: the ranking mode of ``words`` (:data:`utils.explain.ranking.RANKINGS`), named
+            in the title.
     """
     label = {1: "same identity", 0: "different identities"}.get(match, "")
     if similarity is None:
@@ -116,8 +129,9 @@ def composite_captions(
     if similarity is None:
         rule = f"attribute vocabulary '{vocabulary}'; H_d = H_t * (max H_f - H_f), normalised"
     else:
-        rule = (f"words of attribute vocabulary '{vocabulary}', ranked by the score of the image "
-                "with the word's region erased against the other image (higher = explains more)")
+        rule = f"words of attribute vocabulary '{vocabulary}', ranked by " + RANKING_RULES.get(
+            ranking, f"the {ranking} ranking"
+        )
     title = head + (f" ({label})" if label else "") + "\n" + rule
     rows = []
     for side in (0, 1):
@@ -126,7 +140,7 @@ def composite_captions(
             maps = ("H_t: evidence for its identity", "H_f: evidence for the other's", "H_d")
             footer = ""
         else:
-            top = top_ranked(words[side], k)
+            top = select_words(words[side], k)
             dead = [w.word for w in words[side] if w.tie == UNCHANGED]
             filler = NO_WORD + (":\nthe other present\nattributes are ties\n(listed below)" if dead
                                 else "")
@@ -168,7 +182,8 @@ def composite_figure(
     names: tuple[str, str] = ("image 1", "image 2"),
     k: int = 3,
     match: int | None = None,
-    words: Sequence[Sequence[Word]] | None = None,
+    words: Sequence[Sequence[WordRank]] | None = None,
+    ranking: str = "paper",
 ) -> Figure:
     """The composite figure of one explained pair (module docstring).
 
@@ -177,8 +192,9 @@ def composite_figure(
         names: how the two images are named (e.g. their file names).
         k: word panels per row (>= 1).
         match: 1 same identity, 0 different, ``None`` unknown.
-        words: per image, its words; default :func:`explanation_words` when the pair has
-            similarities.
+        words: per image, its ranked words; default: the paper ranking
+            (:func:`utils.explain.ranking.rank_pair`) when the pair has similarities.
+        ranking: the ranking mode of ``words`` (named in the title).
 
     Returns:
         A figure of ``2 * (2 + k)`` image panels (``2 * 4`` without similarities) and one colour
@@ -187,7 +203,8 @@ def composite_figure(
     if int(k) < 1:
         raise ValueError(f"k (word panels per row) must be >= 1, got {k}")
     if words is None and ex.similarity is not None:
-        words = [explanation_words(ex, side) for side in (0, 1)]
+        paper = rank_pair(ex, (None, None), None)  # the paper mode needs no image nor V
+        words, ranking = [paper.image1, paper.image2], "paper"
     text = composite_captions(
         words,
         similarity=ex.similarity,
@@ -195,6 +212,7 @@ def composite_figure(
         names=tuple(str(n) for n in names),
         k=k,
         match=match,
+        ranking=ranking,
     )
     cols = 1 + len(text.rows[0].maps)
     fig = Figure(figsize=(cols * PANEL_INCHES + 0.8, 2 * PANEL_INCHES + 2.6))
@@ -239,6 +257,6 @@ def _panels(d: DirectionExplanation, words, side: int, k: int):
     """``(map or None, image-size mask or None)`` of each map panel of a row, in caption order."""
     if words is None:
         return [(d.H_t, None), (d.H_f, None), (d.H_d, None)]
-    top = top_ranked(words[side], k)
+    top = select_words(words[side], k)
     out = [(d.H_d, None)] + [(d.J[w.attribute], d.mask_raw(w.attribute)) for w in top]
     return out + [(None, None)] * (k - len(top))

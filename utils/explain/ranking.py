@@ -75,6 +75,16 @@ CONTRAST_ORDERS = ("product", "gain")
 RANKING_FILLS = (*FILLS, "blur", "inpaint")
 TIE_BREAKS = ("index", "smaller-region")
 UNCHANGED, SAME_REGION = "unchanged", "same-region"
+#: How a tie is explained to a reader (figure captions and printed output).
+TIE_MEANING = {
+    UNCHANGED: "erasure leaves the score unchanged",
+    SAME_REGION: "same erased region as another word",
+}
+
+
+def verification_score(s: Any) -> np.ndarray:
+    """``1 - arccos(clip(s, -1, 1)) / pi`` elementwise: cosine in [-1, 1] -> score in [0, 1]."""
+    return 1.0 - np.arccos(np.clip(np.asarray(s, dtype=np.float64), -1.0, 1.0)) / np.pi
 
 
 @dataclass(frozen=True)
@@ -176,7 +186,22 @@ class WordRank:
     @property
     def score(self) -> float:
         """``similarity`` on the [0, 1] scale 1 - arccos(s)/pi (the paper's display score)."""
-        return float(1.0 - np.arccos(np.clip(self.similarity, -1.0, 1.0)) / np.pi)
+        return float(verification_score(self.similarity))
+
+    @property
+    def original(self) -> float:
+        """The pair's original cosine s (``similarity - change``; NaN when ``change`` is)."""
+        return float(self.similarity - self.change)
+
+    @property
+    def score_change(self) -> float:
+        """Score change on the [0, 1] scale: ``score(similarity) - score(original)``."""
+        return float(self.score - verification_score(self.original))
+
+    @property
+    def ranked(self) -> bool:
+        """Whether the word is an explanation (not an ``"unchanged"`` tie)."""
+        return self.tie != UNCHANGED
 
     def as_dict(self) -> dict[str, Any]:
         """JSON-ready fields (the record's ``words-image<i>`` / ``words-pair`` entries).
@@ -753,3 +778,31 @@ def word_ranks_from_json(items: Any, where: str = "words") -> list[WordRank]:
             )
         )
     return out
+
+
+# ----------------------------------------------------------------------------- printed form
+def tie_note(w: WordRank) -> str:
+    """``""`` or ``" (tie: <meaning>)"`` for a caption."""
+    return "" if w.tie is None else f" (tie: {TIE_MEANING[w.tie]})"
+
+
+def format_words(words: Sequence[WordRank], k: int | None = 5) -> list[str]:
+    """Printable lines: the top ``k`` ranked words, then the ``"unchanged"`` ties on one line.
+
+    A line reads ``" 1. Big Nose   score 0.6123 -> 0.6801 (+0.0678)   cos 0.3481 -> 0.5417
+    (+0.1936)"`` (score 1 - arccos(s)/pi, then the raw cosine, before -> after erasing); a
+    same-region tie says so.
+    """
+    lines = []
+    for w in select_words(words, k):
+        lines.append(
+            f"{w.rank:>2}. {w.word:<22} score {float(verification_score(w.original)):.4f} -> "
+            f"{w.score:.4f} ({w.score_change:+.4f})   cos {w.original:.4f} -> "
+            f"{w.similarity:.4f} ({w.change:+.4f}){tie_note(w)}"
+        )
+    if not lines:
+        lines.append("    (no present attribute whose erasure changes the score)")
+    dead = [w.word for w in words if not w.ranked]
+    if dead:
+        lines.append(f"    ties, {TIE_MEANING[UNCHANGED]}: {', '.join(dead)}")
+    return lines

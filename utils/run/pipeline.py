@@ -127,6 +127,41 @@ def plan_canvas(
         for role, name in names.items()
         if name is not None and not (role == "attribute" and _adapts(name))
     }
+    return plan_templates(templates, names, align, sources)
+
+
+def plan_nets(
+    nets: Any, align: str = "auto", sources: Sequence[str] = SOURCE_ROLES
+) -> CanvasPlan:
+    """:func:`plan_canvas` of networks already built (``nets.<role>.alignment``; an attribute
+    net with ``set_canvas_template`` adapts and is not checked), for nets that are not
+    registered by name (e.g. a :class:`utils.explain.sim2word.Sim2WordNets` built in Python).
+
+    Raises:
+        UsageError: a net whose template does not fit the canvas.
+    """
+    roles = ("verification", "evidential", "recognition", "attribute")
+    present = {role: getattr(nets, role, None) for role in roles}
+    present = {role: net for role, net in present.items() if net is not None}
+    names = {role: str(getattr(net, "network_name", type(net).__name__))
+             for role, net in present.items()}
+    templates = {
+        role: getattr(net, "alignment", None)
+        for role, net in present.items()
+        if not (role == "attribute" and hasattr(net, "set_canvas_template"))
+    }
+    return plan_templates(templates, names, align, sources)
+
+
+def plan_templates(
+    templates: Mapping[str, str | None],
+    names: Mapping[str, str | None],
+    align: str = "auto",
+    sources: Sequence[str] = SOURCE_ROLES,
+) -> CanvasPlan:
+    """The :class:`CanvasPlan` of ``{role: template the role's net declares}`` (the common core
+    of :func:`plan_canvas` and :func:`plan_nets`); raises :class:`UsageError` on a mismatch."""
+    templates = dict(templates)
     source_role = next((r for r in sources if templates.get(r)), None)
     template = templates[source_role] if source_role else None
     for role, own in templates.items():
@@ -247,7 +282,8 @@ class PairResult:
 
 @dataclass(frozen=True)
 class ReadImage:
-    """An image as read: pixels, path, and read size / file size (for landmark files)."""
+    """An image as read: pixels, path (``""`` for an array given in memory), and read size /
+    file size (for landmark files)."""
 
     image: np.ndarray
     path: str
@@ -268,7 +304,7 @@ def read_pair(path1: str, path2: str) -> tuple[ReadImage, ReadImage]:
 
 def align_pair(images: Sequence[ReadImage], aligner: CanvasAligner) -> tuple[Canvas, Canvas]:
     """The canvases of two read images; raises :class:`utils.faces.canvas.AlignmentError`."""
-    c1, c2 = (aligner.canvas(r.image, r.path, r.scale) for r in images)
+    c1, c2 = (aligner.canvas(r.image, r.path or None, r.scale) for r in images)
     return c1, c2
 
 

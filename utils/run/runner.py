@@ -429,8 +429,10 @@ class PairTask:
             from utils.explain.visualize import display_name, write_visuals
 
             names = (display_name(item.path1), display_name(item.path2))
+            shown = {} if ranking is None else {  # the figure shows the record's words
+                "words": (ranking.image1, ranking.image2), "ranking": ranking.mode}
             write_visuals(a.visualization, ctx.run_dir / "cam", item.index, ex, names,
-                          match=item.label)
+                          match=item.label, **shown)
         return rec
 
     def failure_fields(self, item: PairItem) -> dict[str, Any]:
