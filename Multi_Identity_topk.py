@@ -6,6 +6,7 @@ utils/run/runner.py. Run `python Multi_Identity_topk.py --help` for the flags.
 Example:
     python Multi_Identity_topk.py --Datasets FaceWorld --limit 10
 """
+
 import sys
 
 from utils.base.memory import keep_freed_memory

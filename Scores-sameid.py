@@ -6,6 +6,7 @@ utils/run/runner.py. Run `python Scores-sameid.py --help` for the flags.
 Example:
     python Scores-sameid.py --Datasets FaceWorld --limit 10
 """
+
 import sys
 
 from utils.base.memory import keep_freed_memory

@@ -12,10 +12,16 @@ Example:
     >>> len(net(net.preprocess([np.zeros((60, 50, 3), np.uint8)])))
     30
 """
+
 import importlib
 
-_EXPORTS = {"Preprocess": "models.preprocess", "get_network": "models.registry", "list_networks": "models.registry",
-            "register_network": "models.registry", "resolve_layer": "models.registry"}
+_EXPORTS = {
+    "Preprocess": "models.preprocess",
+    "get_network": "models.registry",
+    "list_networks": "models.registry",
+    "register_network": "models.registry",
+    "resolve_layer": "models.registry",
+}
 
 __all__ = sorted(_EXPORTS)
 

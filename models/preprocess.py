@@ -25,6 +25,7 @@ Example:
     >>> tuple(x.shape), float(x[0, 0, 0, 0])
     ((1, 3, 112, 112), -1.0)
 """
+
 from __future__ import annotations
 
 from collections.abc import Sequence
@@ -68,7 +69,9 @@ class Preprocess:
         for field in ("mean", "std"):
             value = tuple(float(v) for v in getattr(self, field))
             if len(value) != 3:
-                raise ValueError(f"{field} needs 3 values (one per channel), got {getattr(self, field)!r}")
+                raise ValueError(
+                    f"{field} needs 3 values (one per channel), got {getattr(self, field)!r}"
+                )
             object.__setattr__(self, field, value)
         if any(s == 0 for s in self.std):
             raise ValueError(f"std must be non-zero, got {self.std}")
@@ -91,7 +94,12 @@ class Preprocess:
         return torch.from_numpy(batch)
 
     def _one(self, img: np.ndarray, index: int) -> np.ndarray:
-        if not isinstance(img, np.ndarray) or img.ndim != 3 or img.shape[2] != 3 or img.dtype != np.uint8:
+        if (
+            not isinstance(img, np.ndarray)
+            or img.ndim != 3
+            or img.shape[2] != 3
+            or img.dtype != np.uint8
+        ):
             got = f"{type(img).__name__} {getattr(img, 'shape', '')} {getattr(img, 'dtype', '')}"
             raise ValueError(
                 f"image {index}: expected an (h, w, 3) BGR uint8 array, got {got.strip()}; "
@@ -102,7 +110,9 @@ class Preprocess:
             img = resize_image(img, (h, w), self.resize)
         if self.channel_order == "RGB":
             img = img[:, :, ::-1]
-        x = (img.astype(np.float32) - np.asarray(self.mean, np.float32)) / np.asarray(self.std, np.float32)
+        x = (img.astype(np.float32) - np.asarray(self.mean, np.float32)) / np.asarray(
+            self.std, np.float32
+        )
         return np.ascontiguousarray(x.transpose(2, 0, 1))
 
 
@@ -117,13 +127,19 @@ def resize_image(img: np.ndarray, size: tuple[int, int], method: str = "cv2") ->
     if method == "cv2":
         return cv2.resize(img, (w, h), interpolation=cv2.INTER_LINEAR)
     if method == "pil":
-        return np.asarray(Image.fromarray(np.ascontiguousarray(img)).resize((w, h), Image.Resampling.BILINEAR))
+        return np.asarray(
+            Image.fromarray(np.ascontiguousarray(img)).resize((w, h), Image.Resampling.BILINEAR)
+        )
     raise ValueError(f"resize method must be one of {RESIZES}, got {method!r}")
 
 
 def _as_size(size: int | Sequence[int]) -> tuple[int, int]:
     """``112`` or ``(112, 112)`` -> ``(112, 112)``; validates positivity."""
-    pair = (int(size), int(size)) if isinstance(size, (int, np.integer)) else tuple(int(s) for s in size)
+    pair = (
+        (int(size), int(size))
+        if isinstance(size, (int, np.integer))
+        else tuple(int(s) for s in size)
+    )
     if len(pair) != 2 or min(pair) <= 0:
         raise ValueError(f"input_size must be a positive int or (H, W), got {size!r}")
     return pair

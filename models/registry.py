@@ -31,6 +31,7 @@ Example:
     >>> net.kind, net.embedding_size, net.target_layer
     ('embedding', 128, 'layer4.0.conv2')
 """
+
 from __future__ import annotations
 
 import difflib
@@ -115,16 +116,22 @@ def register_network(
                 f"network name {name!r} is already registered by {old.__module__}.{old.__qualname__}; "
                 "choose a different name"
             )
-        _REGISTRY[name] = NetworkSpec(name, fn, weights or f"{name}.pth", package_weights, factory,
-                                     alignment, package_files)
+        _REGISTRY[name] = NetworkSpec(
+            name, fn, weights or f"{name}.pth", package_weights, factory, alignment, package_files
+        )
         return fn
 
     return decorator
 
 
 _ARCHITECTURE_MODULES = (
-    "models.resnet_vggface2", "models.iresnet", "models.attribute_net", "models.dlib_resnet",
-    "models.sface", "models.gallery", "models.real_attributes",
+    "models.resnet_vggface2",
+    "models.iresnet",
+    "models.attribute_net",
+    "models.dlib_resnet",
+    "models.sface",
+    "models.gallery",
+    "models.real_attributes",
 )
 
 
@@ -189,7 +196,9 @@ def default_weights_path(name: str) -> Path:
     return pretrained_dir() / get_spec(name).weights
 
 
-def create_from_defaults(cls: type[nn.Module], defaults: dict[str, Any], overrides: dict[str, Any]) -> nn.Module:
+def create_from_defaults(
+    cls: type[nn.Module], defaults: dict[str, Any], overrides: dict[str, Any]
+) -> nn.Module:
     """Build ``cls(**{**defaults, **overrides})`` after checking the override names.
 
     ``None`` overrides mean "keep the default" (so CLI flags defaulting to
@@ -212,7 +221,11 @@ def _init_arguments(cls: type) -> list[str]:
         if "__init__" not in vars(klass):
             continue
         params = inspect.signature(klass.__init__).parameters.values()
-        names += [p.name for p in params if p.name != "self" and p.kind not in (p.VAR_KEYWORD, p.VAR_POSITIONAL)]
+        names += [
+            p.name
+            for p in params
+            if p.name != "self" and p.kind not in (p.VAR_KEYWORD, p.VAR_POSITIONAL)
+        ]
         if not any(p.kind is p.VAR_KEYWORD for p in params):
             break
     return list(dict.fromkeys(names))
@@ -316,7 +329,11 @@ def last_conv_name(net: nn.Module) -> str:
     convolutions, which would be the last module of a one-block stage, and the
     squeeze-excitation gates of SE-ResNet, which see a 1x1 pooled map.
     """
-    names = [n for n, m in net.named_modules() if isinstance(m, nn.Conv2d) and not getattr(m, "cam_excluded", False)]
+    names = [
+        n
+        for n, m in net.named_modules()
+        if isinstance(m, nn.Conv2d) and not getattr(m, "cam_excluded", False)
+    ]
     if not names:
         raise ValueError(f"{type(net).__name__} has no nn.Conv2d layer to use as Grad-CAM target")
     return names[-1]

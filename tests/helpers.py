@@ -2,6 +2,7 @@
 
 Import as ``from tests.helpers import ...`` (the repo root is on ``sys.path``, see ``tests/conftest.py``).
 """
+
 from __future__ import annotations
 
 import json
@@ -18,7 +19,10 @@ REPO = Path(__file__).resolve().parents[1]
 TINY_ARCH = {
     "recognition": ("FaceWorld-recognition", {"width": 4, "num_classes": 7, "input_size": 64}),
     "attribute": ("FaceWorld-attribute", {"width": 4, "input_size": 64}),
-    "verification": ("FaceWorld-verification", {"width": 4, "embedding_size": 16, "input_size": 32}),
+    "verification": (
+        "FaceWorld-verification",
+        {"width": 4, "embedding_size": 16, "input_size": 32},
+    ),
 }
 
 
@@ -33,7 +37,12 @@ def save_tiny_nets(folder: Path, arch: dict = TINY_ARCH, seed: int = 0) -> list[
         torch.manual_seed(seed * 100 + k)
         net = get_network(name, weights=False, **overrides)
         torch.save(net.state_dict(), folder / f"{role}.pth")
-        flags += [f"--{role}-weights", str(folder / f"{role}.pth"), f"--{role}-arch", json.dumps(overrides)]
+        flags += [
+            f"--{role}-weights",
+            str(folder / f"{role}.pth"),
+            f"--{role}-arch",
+            json.dumps(overrides),
+        ]
     return flags
 
 
@@ -49,16 +58,26 @@ def script_env() -> dict[str, str]:
     return {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONIOENCODING": "utf-8"}
 
 
-def run_script(script: str, args: list[str], cwd: Path, timeout: float = 900) -> subprocess.CompletedProcess:
+def run_script(
+    script: str, args: list[str], cwd: Path, timeout: float = 900
+) -> subprocess.CompletedProcess:
     """Run a top-level script of the repo with this interpreter; captures text output."""
-    return subprocess.run([sys.executable, str(REPO / script), *args], cwd=cwd, capture_output=True, text=True,
-                          timeout=timeout, env=script_env())
+    return subprocess.run(
+        [sys.executable, str(REPO / script), *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=script_env(),
+    )
 
 
 def strict_load(path: Path):
     """``json.load`` that refuses NaN/Infinity constants (what ``allow_nan=False`` writers never produce)."""
+
     def bad(c):
         raise ValueError(f"non-finite constant {c} in {path}")
+
     return json.loads(Path(path).read_text(encoding="utf-8"), parse_constant=bad)
 
 
@@ -73,7 +92,11 @@ def all_numbers(obj) -> list[float]:
 
 def files_under(root: Path) -> dict[str, int]:
     """Relative path -> size of every file under ``root`` (hidden ones included)."""
-    return {p.relative_to(root).as_posix(): p.stat().st_size for p in Path(root).rglob("*") if p.is_file()}
+    return {
+        p.relative_to(root).as_posix(): p.stat().st_size
+        for p in Path(root).rglob("*")
+        if p.is_file()
+    }
 
 
 def cosine(a: np.ndarray, b: np.ndarray) -> float:

@@ -1,4 +1,5 @@
 """Grad-CAM / Grad-CAM++ engine: equal to a plain full backward, to pytorch-grad-cam, and to hand values."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -44,7 +45,9 @@ def reference_map(net, layer_name, x, score_fn, method, out_size):
     rng = raw.max() - raw.min()
     norm = (raw - raw.min()) / rng if rng > 0 else np.zeros_like(raw)
     norm_t = torch.from_numpy(norm).float()[None, None]
-    resized = F.interpolate(norm_t, size=out_size, mode="bilinear", align_corners=False)[0, 0].numpy()
+    resized = F.interpolate(norm_t, size=out_size, mode="bilinear", align_corners=False)[
+        0, 0
+    ].numpy()
     return raw, resized
 
 
@@ -81,11 +84,17 @@ def test_batched_tail_gradient_equals_full_backward(tiny_nets, method, which):
     n_varied = 0
     for i, ts in enumerate(targets):
         for k, t in enumerate(ts):
-            raw, ref = reference_map(net, net.target_layer, x[i : i + 1], lambda out, t=t: t(out)[0], method, (40, 52))
+            raw, ref = reference_map(
+                net, net.target_layer, x[i : i + 1], lambda out, t=t: t(out)[0], method, (40, 52)
+            )
             got = res.maps[i][k].numpy()
-            assert np.abs(got - ref).max() < 1e-5, f"image {i} target {t}: max diff {np.abs(got - ref).max()}"
+            assert np.abs(got - ref).max() < 1e-5, (
+                f"image {i} target {t}: max diff {np.abs(got - ref).max()}"
+            )
             scale = max(1.0, float(raw.max()))
-            assert np.abs(res.raw[i][k].numpy() - raw).max() < 1e-5 * scale, f"raw map of {t} differs"
+            assert np.abs(res.raw[i][k].numpy() - raw).max() < 1e-5 * scale, (
+                f"raw map of {t} differs"
+            )
             n_varied += ref.max() > 0.5
     assert n_varied >= 3, "test is vacuous: almost every map is constant"
     # outputs come back too (no second forward needed)
@@ -187,7 +196,9 @@ def test_no_graph_before_target_layer(tiny_nets):
     rec, _ = tiny_nets
     cam = CAMExplainer(rec, rec.target_layer)
     seen = {}
-    handle = rec.conv1.register_forward_hook(lambda m, i, o: seen.__setitem__("grad", o.requires_grad))
+    handle = rec.conv1.register_forward_hook(
+        lambda m, i, o: seen.__setitem__("grad", o.requires_grad)
+    )
     try:
         outputs, leaf = cam.forward(torch.randn(1, 3, 96, 96))
     finally:
@@ -197,7 +208,9 @@ def test_no_graph_before_target_layer(tiny_nets):
 
 
 def test_constant_and_zero_gradient_maps_are_zero_not_nan():
-    m = torch.stack([torch.full((3, 3), 2.0), torch.zeros(3, 3), torch.tensor([[0.0, 1.0, 2.0]] * 3)])
+    m = torch.stack(
+        [torch.full((3, 3), 2.0), torch.zeros(3, 3), torch.tensor([[0.0, 1.0, 2.0]] * 3)]
+    )
     out = minmax_normalise(m)
     assert torch.isfinite(out).all()
     assert out[0].abs().max() == 0 and out[1].abs().max() == 0
@@ -217,7 +230,9 @@ def test_constant_and_zero_gradient_maps_are_zero_not_nan():
 
 
 def test_resize_is_bilinear_half_pixel():
-    m = torch.tensor([[[0.0, 1.0]]])  # (1, 1, 2) -> width 4: centres at -0.25, 0.25, 0.75, 1.25 -> clamp
+    m = torch.tensor(
+        [[[0.0, 1.0]]]
+    )  # (1, 1, 2) -> width 4: centres at -0.25, 0.25, 0.75, 1.25 -> clamp
     torch.testing.assert_close(resize_maps(m, (1, 4)), torch.tensor([[[0.0, 0.25, 0.75, 1.0]]]))
 
 

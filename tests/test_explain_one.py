@@ -1,5 +1,6 @@
 """One pair explained: words with ties, the composite figure (texts, panels, size), explain.py and
 its Python API ``explain_images``."""
+
 from __future__ import annotations
 
 import json
@@ -23,11 +24,22 @@ SCORE = {0.3: 0.596987, 0.6: 0.704833, 0.5: 0.666667, 0.2: 0.564094, 0.7: 0.7468
 def test_rank_words_by_hand():
     values = {0: 0.5, 1: 0.2, 2: 0.7, 3: 0.5, 4: 0.3}  # head 1 equals s; head 4 has an empty region
     regions = {0: "a", 1: "b", 2: "c", 3: "a", 4: "d"}  # heads 0 and 3 erase the same region
-    words = rank_words(values, 0.2, {j: f"w{j}" for j in values}, [f"n{j}" for j in range(5)],
-                       regions=regions, unchanged=[4])
+    words = rank_words(
+        values,
+        0.2,
+        {j: f"w{j}" for j in values},
+        [f"n{j}" for j in range(5)],
+        regions=regions,
+        unchanged=[4],
+    )
     got = [(w.attribute, w.rank, w.tie) for w in words]
-    assert got == [(2, 1, None), (0, 2, SAME_REGION), (3, 2, SAME_REGION), (1, None, UNCHANGED),
-                   (4, None, UNCHANGED)]
+    assert got == [
+        (2, 1, None),
+        (0, 2, SAME_REGION),
+        (3, 2, SAME_REGION),
+        (1, None, UNCHANGED),
+        (4, None, UNCHANGED),
+    ]
     top = words[0]
     assert top.score == pytest.approx(SCORE[0.7], abs=1e-6)
     assert top.score_change == pytest.approx(SCORE[0.7] - SCORE[0.2], abs=1e-6)
@@ -50,24 +62,37 @@ def _hand_explanation():
     rng = np.random.default_rng(0)
     images = [rng.integers(0, 256, (16, 12, 3), dtype=np.uint8) for _ in range(2)]
     dirs = []
-    for side, (cls, sims) in enumerate((([1, 0, 0, 1], [0.5, 0.6, 0.3, 0.9]),
-                                        ([0, 0, 0, 0], [0.35, 0.4, 0.45, 0.31]))):
+    for side, (cls, sims) in enumerate(
+        (([1, 0, 0, 1], [0.5, 0.6, 0.3, 0.9]), ([0, 0, 0, 0], [0.35, 0.4, 0.45, 0.31]))
+    ):
         J = np.zeros((4, 8, 8), np.float32)
-        J[0, :, 6:] = 0.9   # right columns
+        J[0, :, 6:] = 0.9  # right columns
         J[1, :3, :3] = 0.8  # top-left corner
-        J[2] = 0.5          # below theta everywhere: an empty region in image 1 ...
+        J[2] = 0.5  # below theta everywhere: an empty region in image 1 ...
         if side == 1:
             J[2, 4:, 4:] = 0.95  # ... but not in image 2
         J[3, 5:, :] = 0.7
-        dirs.append(DirectionExplanation(
-            side=side, H_t=np.full((8, 8), 0.5, np.float32), H_f=np.zeros((8, 8), np.float32),
-            H_d=np.linspace(0, 1, 64, dtype=np.float32).reshape(8, 8), H_attr=J.copy(), J=J,
-            masks=J > 0.6, attr_class=np.array(cls), attr_conf=np.ones(4),
-            eraser=Eraser(images[side], "black"), sim_own=np.zeros(4),
-            sim_other=np.array([0.3 if (side == 0 and j == 2) else v for j, v in enumerate(sims)]),
-        ))
-    return PairExplanation([0], [1], (dirs[0], dirs[1]), similarity=0.3, both_masked=np.zeros(4),
-                           vocabulary=vocab)
+        dirs.append(
+            DirectionExplanation(
+                side=side,
+                H_t=np.full((8, 8), 0.5, np.float32),
+                H_f=np.zeros((8, 8), np.float32),
+                H_d=np.linspace(0, 1, 64, dtype=np.float32).reshape(8, 8),
+                H_attr=J.copy(),
+                J=J,
+                masks=J > 0.6,
+                attr_class=np.array(cls),
+                attr_conf=np.ones(4),
+                eraser=Eraser(images[side], "black"),
+                sim_own=np.zeros(4),
+                sim_other=np.array(
+                    [0.3 if (side == 0 and j == 2) else v for j, v in enumerate(sims)]
+                ),
+            )
+        )
+    return PairExplanation(
+        [0], [1], (dirs[0], dirs[1]), similarity=0.3, both_masked=np.zeros(4), vocabulary=vocab
+    )
 
 
 def test_composite_of_a_hand_made_explanation(tmp_path):
@@ -80,14 +105,18 @@ def test_composite_of_a_hand_made_explanation(tmp_path):
     # image 1: Smiling (class 1, absent) never appears although its similarity 0.9 is the largest;
     # Big Nose's region is empty, so it is an unchanged tie
     assert [(w.word, w.rank, w.tie) for w in words[0]] == [
-        ("Bangs", 1, None), ("Female", 2, None), ("Big Nose", None, UNCHANGED)]
+        ("Bangs", 1, None),
+        ("Female", 2, None),
+        ("Big Nose", None, UNCHANGED),
+    ]
     assert [w.word for w in words[1]] == ["Big Nose", "Bangs", "Male", "Smiling"]
     # nearest resize 8x8 -> 16x12: raw (y, x) takes map (y * 8 // 16, x * 8 // 12); the 3x3 corner
     # becomes rows y <= 5 and columns x <= 4: 6 x 5 of 16 x 12 pixels
     assert words[0][0].area == pytest.approx(6 * 5 / (16 * 12))
 
-    text = composite_captions(words, similarity=0.3, vocabulary="hand", names=("a.png", "b.png"),
-                              k=3, match=0)
+    text = composite_captions(
+        words, similarity=0.3, vocabulary="hand", names=("a.png", "b.png"), k=3, match=0
+    )
     assert "cos s = 0.3000" in text.title and f"{SCORE[0.3]:.4f}" in text.title
     assert "'hand'" in text.title and "different identities" in text.title
     row = text.rows[0]
@@ -129,7 +158,9 @@ def demo_pair(tmp_path_factory):
     from utils.run.explain_one import explain_images
 
     out = tmp_path_factory.mktemp("explain")
-    return out, explain_images(f"{FW}/049/1202-0.png", f"{FW}/156/1202-0.png", output_dir=out, match=0)
+    return out, explain_images(
+        f"{FW}/049/1202-0.png", f"{FW}/156/1202-0.png", output_dir=out, match=0
+    )
 
 
 def test_explain_images_returns_words_maps_figure_and_record(demo_pair):
@@ -160,8 +191,17 @@ def test_explain_script_prints_json_and_refuses_bad_input(demo_pair, tmp_path, c
     from utils.run.explain_one import main
 
     _, pw = demo_pair
-    argv = [f"{FW}/049/1202-0.png", f"{FW}/156/1202-0.png", "--output-dir", str(tmp_path), "--words", "2",
-            "--json", "--name", "p"]
+    argv = [
+        f"{FW}/049/1202-0.png",
+        f"{FW}/156/1202-0.png",
+        "--output-dir",
+        str(tmp_path),
+        "--words",
+        "2",
+        "--json",
+        "--name",
+        "p",
+    ]
     assert main(argv) == 0
     shown = json.loads(capsys.readouterr().out)
     assert [w["word"] for w in shown["image2"]["words"]] == [w.word for w in pw.top(2, 2)]
@@ -169,5 +209,8 @@ def test_explain_script_prints_json_and_refuses_bad_input(demo_pair, tmp_path, c
     missing = [f"{FW}/049/1202-0.png", str(tmp_path / "missing.png"), "--output-dir", str(tmp_path)]
     assert main(missing) == 2
     assert "missing.png" in caplog.text and "file not found" in caplog.text
-    assert main([f"{FW}/049/1202-0.png", f"{FW}/156/1202-0.png", "--recognition-net", "SFace-gallery"]) == 2
+    assert (
+        main([f"{FW}/049/1202-0.png", f"{FW}/156/1202-0.png", "--recognition-net", "SFace-gallery"])
+        == 2
+    )
     assert "needs --gallery DIR" in caplog.text

@@ -1,4 +1,5 @@
 """Name -> explanation method registry (timm's register_model habit)."""
+
 from __future__ import annotations
 
 import difflib
@@ -14,7 +15,9 @@ def register_method(name: str) -> Callable[[type[Explainer]], type[Explainer]]:
 
     def decorator(cls: type[Explainer]) -> type[Explainer]:
         if name in _METHODS:
-            raise ValueError(f"method name {name!r} is already registered by {_METHODS[name].__qualname__}")
+            raise ValueError(
+                f"method name {name!r} is already registered by {_METHODS[name].__qualname__}"
+            )
         cls.name = name
         _METHODS[name] = cls
         return cls

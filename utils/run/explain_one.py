@@ -176,8 +176,11 @@ def load_pair_nets(
     if is_gallery != (gallery is not None):
         raise ValueError(
             f"the recognition net {names['recognition']!r} "
-            + ("needs gallery=DIR (one sub-folder of photos per identity)" if is_gallery
-               else "takes no gallery (only <net>-gallery nets do)")
+            + (
+                "needs gallery=DIR (one sub-folder of photos per identity)"
+                if is_gallery
+                else "takes no gallery (only <net>-gallery nets do)"
+            )
         )
     nets = {
         role: get_network(names[role], weights=weights.get(role), device=device)
@@ -291,8 +294,13 @@ def explain_images(
         record.pop("match")
     words = (explanation_words(ex, 0), explanation_words(ex, 1))
     pw = PairWords(
-        shown, float(ex.similarity), words, ex, record,
-        getattr(ex.vocabulary, "name", "celeba30"), networks=names,
+        shown,
+        float(ex.similarity),
+        words,
+        ex,
+        record,
+        getattr(ex.vocabulary, "name", "celeba30"),
+        networks=names,
     )
     if output_dir is not None:
         _write(pw, Path(output_dir), name or _stem(path1, path2), k, match)
@@ -344,7 +352,8 @@ def build_parser(prog: str | None = None):
     from utils.run import cli
 
     p = cli.make_parser(
-        DESCRIPTION, "Exit status: 0 done, 2 usage error (bad flag, unreadable image, weights).",
+        DESCRIPTION,
+        "Exit status: 0 done, 2 usage error (bad flag, unreadable image, weights).",
         prog,
     )
     p.add_argument("image1", type=Path, help="first image (any format; EXIF orientation applied)")
@@ -361,24 +370,49 @@ def build_parser(prog: str | None = None):
     meth = p.add_argument_group("method")
     cli.add_heatmap_method(meth)
     cli.add_thresh(meth, PAPER_THETA, "a pixel is erased for attribute j where J[j] > thresh")
-    cli.add_flag(meth, "--topk", type=cli.positive_int, default=1,
-                 help="k: class set = the k identities with the largest logits (default: "
-                 "%(default)s)")
+    cli.add_flag(
+        meth,
+        "--topk",
+        type=cli.positive_int,
+        default=1,
+        help="k: class set = the k identities with the largest logits (default: %(default)s)",
+    )
     cli.add_erasing_method(meth)
     out = p.add_argument_group("output")
-    cli.add_output_dir(out, cli.DEFAULT_OUTPUT_DIR / "explain",
-                       "folder of the figure and the record (default: <repo>/outputs/explain)")
-    cli.add_flag(out, "--name", default=None,
-                 help="file stem of the outputs (default: <folder1>-<stem1>-vs-<folder2>-<stem2>)")
-    cli.add_flag(out, "--words", type=cli.positive_int, default=5,
-                 help="words printed per image (default: %(default)s)")
-    cli.add_flag(out, "--figure-words", type=cli.positive_int, default=3,
-                 help="word panels per image in the figure (default: %(default)s)")
-    cli.add_flag(out, "--match", type=int, choices=(0, 1), default=None,
-                 help="1 same identity, 0 different, if known (shown in the figure, kept in "
-                 "the record)")
-    cli.add_flag(out, "--json", action="store_true",
-                 help="print the words as JSON instead of text")
+    cli.add_output_dir(
+        out,
+        cli.DEFAULT_OUTPUT_DIR / "explain",
+        "folder of the figure and the record (default: <repo>/outputs/explain)",
+    )
+    cli.add_flag(
+        out,
+        "--name",
+        default=None,
+        help="file stem of the outputs (default: <folder1>-<stem1>-vs-<folder2>-<stem2>)",
+    )
+    cli.add_flag(
+        out,
+        "--words",
+        type=cli.positive_int,
+        default=5,
+        help="words printed per image (default: %(default)s)",
+    )
+    cli.add_flag(
+        out,
+        "--figure-words",
+        type=cli.positive_int,
+        default=3,
+        help="word panels per image in the figure (default: %(default)s)",
+    )
+    cli.add_flag(
+        out,
+        "--match",
+        type=int,
+        choices=(0, 1),
+        default=None,
+        help="1 same identity, 0 different, if known (shown in the figure, kept in the record)",
+    )
+    cli.add_flag(out, "--json", action="store_true", help="print the words as JSON instead of text")
     cli.add_device(out, "cpu")
     cli.add_seed(out, "seed of everything (random fill)")
     return p
@@ -401,8 +435,11 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> int:
         if is_gallery != (args.gallery is not None):
             raise UsageError(
                 f"--recognition-net {args.recognition_net} "
-                + ("needs --gallery DIR (one sub-folder of photos per identity)" if is_gallery
-                   else "takes no --gallery (only <net>-gallery nets do)")
+                + (
+                    "needs --gallery DIR (one sub-folder of photos per identity)"
+                    if is_gallery
+                    else "takes no --gallery (only <net>-gallery nets do)"
+                )
             )
         device = resolve_device(args.device)
         roles = ("attribute", "verification") if is_gallery else tuple(DEMO_NETS)
@@ -411,22 +448,37 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> int:
             from utils.faces.gallery import get_gallery_network
 
             loaded["recognition"] = get_gallery_network(
-                args.recognition_net, args.gallery, weights=args.recognition_weights,
-                device=device, progress=False,
+                args.recognition_net,
+                args.gallery,
+                weights=args.recognition_weights,
+                device=device,
+                progress=False,
             )
         nets = Sim2WordNets(
-            loaded["recognition"], loaded["attribute"], loaded["verification"],
-            args.recognition_layer, args.attribute_layer,
+            loaded["recognition"],
+            loaded["attribute"],
+            loaded["verification"],
+            args.recognition_layer,
+            args.attribute_layer,
         )
         for role in DEMO_NETS:
             getattr(nets, role).network_name = getattr(args, f"{role}_net")
         config = Sim2WordConfig(
-            topk=args.topk, heatmap_method=args.heatmap_method, thresh=args.thresh,
-            erasing_method=args.Erasing_method, seed=args.seed,
+            topk=args.topk,
+            heatmap_method=args.heatmap_method,
+            thresh=args.thresh,
+            erasing_method=args.Erasing_method,
+            seed=args.seed,
         )
         pw = explain_images(
-            args.image1, args.image2, nets, config=config, k=args.figure_words,
-            output_dir=args.output_dir, name=args.name, match=args.match,
+            args.image1,
+            args.image2,
+            nets,
+            config=config,
+            k=args.figure_words,
+            output_dir=args.output_dir,
+            name=args.name,
+            match=args.match,
         )
     except (UsageError, ImageReadError, ValueError) as err:
         log.error("%s", err)

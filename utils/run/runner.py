@@ -251,8 +251,10 @@ def gallery_plan(
     identities), ``None`` for other nets; raises :class:`UsageError`."""
     folder = getattr(args, "gallery", None)
     if not is_gallery_network(args.recognition_net):
-        for flag, value in (("--gallery", folder),
-                            ("--gallery-exclude-pair", getattr(args, "gallery_exclude_pair", 0))):
+        for flag, value in (
+            ("--gallery", folder),
+            ("--gallery-exclude-pair", getattr(args, "gallery_exclude_pair", 0)),
+        ):
             if value:
                 raise UsageError(
                     f"{flag} is used by a <net>-gallery recognition net (e.g. SFace-gallery), "
@@ -429,8 +431,9 @@ class PairTask:
             from utils.explain.visualize import display_name, write_visuals
 
             names = (display_name(item.path1), display_name(item.path2))
-            write_visuals(a.visualization, ctx.run_dir / "cam", item.index, ex, names,
-                          match=item.label)
+            write_visuals(
+                a.visualization, ctx.run_dir / "cam", item.index, ex, names, match=item.label
+            )
         return rec
 
     def failure_fields(self, item: PairItem) -> dict[str, Any]:
