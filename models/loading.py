@@ -30,7 +30,7 @@ import os
 import pickle
 import re
 from collections.abc import Mapping
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
 
 import numpy as np
@@ -319,7 +319,7 @@ def check_state_dict(
     raise CheckpointMismatchError("\n".join(lines))
 
 
-@lru_cache(maxsize=None)
+@cache
 def _signature(name: str) -> frozenset[tuple[str, tuple[int, ...]]]:
     """(key, shape) pairs of a registered network at its defaults, built on the meta device."""
     from models.registry import build_network

@@ -327,7 +327,6 @@ def face_world_run(tmp_path_factory):
 def test_run_writes_strict_json_with_documented_keys(face_world_run):
     from models import get_network
     from utils.faces.image_io import read_image
-    from utils.face_world.losses import edl_uncertainty
 
     root, _, run, res = face_world_run
     assert res.returncode == 3, res.stderr[-3000:]

@@ -110,7 +110,7 @@ def _memo(method):
 
 
 @lru_cache(maxsize=256)
-def layout_of(identity: Identity) -> "FaceLayout":
+def layout_of(identity: Identity) -> FaceLayout:
     """The (cached) :class:`FaceLayout` of an identity: the images of one person share their parts."""
     return FaceLayout(identity)
 

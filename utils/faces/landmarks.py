@@ -33,10 +33,18 @@ import numpy as np
 
 from utils.base.safefile import read_capped
 
-CELEBA_HEADER = (
-    "lefteye_x lefteye_y righteye_x righteye_y nose_x nose_y "
-    "leftmouth_x leftmouth_y rightmouth_x rightmouth_y"
-).split()
+CELEBA_HEADER = [
+    "lefteye_x",
+    "lefteye_y",
+    "righteye_x",
+    "righteye_y",
+    "nose_x",
+    "nose_y",
+    "leftmouth_x",
+    "leftmouth_y",
+    "rightmouth_x",
+    "rightmouth_y",
+]
 VGGFACE2_HEADER = ["NAME_ID"] + [f"P{i}{axis}" for i in range(1, 6) for axis in "XY"]
 LANDMARK_FORMATS = ("celeba", "vggface2", "csv")
 #: Largest landmark file read (CelebA's 200k rows are 12 MB).
