@@ -23,7 +23,13 @@ _EXPORTS = {
     "resolve_layer": "models.registry",
 }
 
-__all__ = sorted(_EXPORTS)
+__all__ = [  # the names of _EXPORTS, spelled out for static tools
+    "Preprocess",
+    "get_network",
+    "list_networks",
+    "register_network",
+    "resolve_layer",
+]
 
 
 def __getattr__(name: str):

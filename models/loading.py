@@ -129,18 +129,17 @@ def read_pkl(path: Path) -> dict[str, torch.Tensor]:
         )
     out = {}
     for key, value in obj.items():
-        if isinstance(value, np.generic):
-            value = np.asarray(value)
-        if not isinstance(value, np.ndarray) or value.dtype.kind not in "biuf":
+        arr = np.asarray(value) if isinstance(value, np.generic) else value
+        if not isinstance(arr, np.ndarray) or arr.dtype.kind not in "biuf":
             raise CheckpointFormatError(
-                f"{path}: entry {key!r} is a {type(value).__name__} {getattr(value, 'dtype', '')}, "
+                f"{path}: entry {key!r} is a {type(arr).__name__} {getattr(arr, 'dtype', '')}, "
                 "expected a numeric numpy array"
             )
-        if not value.dtype.isnative:
-            value = value.astype(value.dtype.newbyteorder("="))
-        if not (value.flags.writeable and value.flags.c_contiguous):
-            value = np.array(value, copy=True, order="C")
-        out[str(key)] = torch.from_numpy(value)
+        if not arr.dtype.isnative:
+            arr = arr.astype(arr.dtype.newbyteorder("="))
+        if not (arr.flags.writeable and arr.flags.c_contiguous):
+            arr = np.array(arr, copy=True, order="C")
+        out[str(key)] = torch.from_numpy(arr)
     return out
 
 

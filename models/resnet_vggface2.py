@@ -121,7 +121,7 @@ class VGGFace2ResNet(nn.Module):
             nn.MaxPool2d(3, stride=2, padding=0, ceil_mode=True) if stem_pool else nn.Identity()
         )
         inplanes = width
-        for i, (blocks, stride) in enumerate(zip(layers, strides), start=1):
+        for i, (blocks, stride) in enumerate(zip(layers, strides, strict=True), start=1):
             planes = width * 2 ** (i - 1)
             stage = [Bottleneck(inplanes, planes, stride, se)]
             inplanes = planes * Bottleneck.expansion

@@ -64,6 +64,7 @@ def run_script(
     """Run a top-level script of the repo with this interpreter; captures text output."""
     return subprocess.run(
         [sys.executable, str(REPO / script), *args],
+        check=False,
         cwd=cwd,
         capture_output=True,
         text=True,

@@ -65,7 +65,7 @@ def _dot_face(points: np.ndarray, shape=(300, 300), sigma: float = 2.5) -> np.nd
     """A gray (60) canvas with one coloured Gaussian dot per landmark, centred at sub-pixel precision."""
     ys, xs = np.mgrid[: shape[0], : shape[1]].astype(np.float64)
     img = np.full((*shape, 3), 60.0)
-    for (x, y), colour in zip(points, COLOURS):
+    for (x, y), colour in zip(points, COLOURS, strict=True):
         blob = np.exp(-((xs - x) ** 2 + (ys - y) ** 2) / (2 * sigma**2))
         img += blob[..., None] * (np.array(colour, dtype=np.float64) - 60.0)
     return np.clip(np.rint(img), 0, 255).astype(np.uint8)

@@ -102,7 +102,9 @@ def test_batched_tail_gradient_equals_full_backward(tiny_nets, method, which):
     if which == "identity":
         assert torch.allclose(res.outputs, direct, atol=1e-5)
     else:
-        assert all(torch.allclose(a, b, atol=1e-5) for a, b in zip(res.outputs, direct))
+        assert all(
+            torch.allclose(a, b, atol=1e-5) for a, b in zip(res.outputs, direct, strict=True)
+        )
 
 
 class _SameResNet(nn.Module):
@@ -184,9 +186,9 @@ def test_hooks_released_and_params_restored(tiny_nets):
         with CAMExplainer(rec, rec.target_layer) as cam:
             cam(x, [[ClassLogit(0)]])
         assert len(layer._forward_hooks) == 0
-    with pytest.raises(IndexError):  # a failing target: hooks still released
-        with CAMExplainer(rec, rec.target_layer) as cam:
-            cam(x, [[ClassLogit(99)]])
+    # a failing target: hooks still released
+    with pytest.raises(IndexError), CAMExplainer(rec, rec.target_layer) as cam:
+        cam(x, [[ClassLogit(99)]])
     assert len(layer._forward_hooks) == 0
     assert [p.requires_grad for p in rec.parameters()] == flags
     assert not any(len(m._forward_hooks) or len(m._backward_hooks) for m in rec.modules())

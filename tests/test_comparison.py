@@ -17,12 +17,12 @@ if str(HERE) not in sys.path:
 from methods import ComparisonNets, CosineTarget, create_method, list_methods  # noqa: E402
 from methods.xcos import XCosAttention, load_head, save_head, xcos  # noqa: E402
 from models import get_network  # noqa: E402
-from utils.experiments.saliency_metrics import (
+from utils.experiments.saliency_metrics import (  # noqa: E402
     curve_area,
     eer_threshold,
     first_crossing,
     hit_curve,
-    kfold_accuracy,  # noqa: E402
+    kfold_accuracy,
     pixel_counts,
     pixel_order,
     replace_top,

@@ -174,7 +174,9 @@ def test_exif_orientation_applied(tmp_path, orientation, k):
         h, w = img.shape[:2]
         assert (h, w) == (64, 32)
         corners = [img[4, 4], img[4, w - 5], img[h - 5, 4], img[h - 5, w - 5]]
-        for got, want in zip(corners, [(0, 255, 0), (255, 0, 0), (255, 255, 255), (0, 0, 255)]):
+        for got, want in zip(
+            corners, [(0, 255, 0), (255, 0, 0), (255, 255, 255), (0, 0, 255)], strict=True
+        ):
             assert np.abs(got - np.array(want)).max() < 12, (got, want)
 
 

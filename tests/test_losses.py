@@ -47,7 +47,7 @@ def test_arcface_fallback_keeps_logit_monotonic():
 def _edl_numpy(logits: np.ndarray, labels: np.ndarray, kl_weight: float) -> float:
     """Sensoy et al. 2018 Eq. 4 + KL term, written independently with scipy."""
     out = []
-    for z, y in zip(logits, labels):
+    for z, y in zip(logits, labels, strict=True):
         alpha = np.maximum(z, 0) + 1
         k = len(alpha)
         s = alpha.sum()

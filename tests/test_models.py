@@ -542,3 +542,12 @@ def test_vocabulary_words_and_registry():
     with pytest.raises(ValueError, match="already registered"):
         register_vocabulary(Vocabulary("celeba30", ("A",)))
     assert get_network("FaceWorld-attribute", weights=False).vocabulary is CELEBA30
+
+
+def test_package_all_lists_every_lazy_export():
+    """``models.__all__`` is spelled out for static tools; it must name exactly the lazy exports."""
+    import models
+
+    assert models.__all__ == sorted(models._EXPORTS)
+    for name in models.__all__:
+        assert getattr(models, name) is not None

@@ -141,7 +141,7 @@ def test_written_list_round_trips_through_the_reader(tmp_path):
 
 def test_cli(tmp_path, capsys):
     root = tmp_path / "data"
-    for ident, paths in IDS.items():
+    for _ident, paths in IDS.items():
         for p in paths:
             (root / p).parent.mkdir(parents=True, exist_ok=True)
             (root / p).write_bytes(b"x")

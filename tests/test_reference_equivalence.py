@@ -89,7 +89,7 @@ def test_engine_records_equal_reference(setup, config):
         rx = ref(img1, img2, pair_index=n)
         worst, bad = compare_records(record(ex, config, n), record(rx, config, n), tol=1e-4)
         assert not bad, f"pair {n}: {len(bad)} mismatches, first: {bad[:5]}"
-        for d, r in zip(ex.directions, rx.directions):
+        for d, r in zip(ex.directions, rx.directions, strict=True):
             np.testing.assert_allclose(
                 d.J, r.J, atol=1e-4, err_msg=f"pair {n} side {d.side}: joint maps differ"
             )
@@ -114,7 +114,7 @@ def test_engine_runs_each_network_once_per_pair(setup):
     calls = {"R": 0, "A": 0, "V": 0}
     handles = [
         net.register_forward_hook(lambda m, i, o, k=k: calls.__setitem__(k, calls[k] + 1))
-        for k, net in zip("RAV", (nets.recognition, nets.attribute, nets.verification))
+        for k, net in zip("RAV", (nets.recognition, nets.attribute, nets.verification), strict=True)
     ]
     try:
         ex = explain_pair(*pairs[0][:2], nets, Sim2WordConfig(thresh=0.3, batch_size=64))

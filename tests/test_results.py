@@ -292,7 +292,7 @@ def test_bad_records_reported_and_skipped(tmp_path, capsys):
     recs, failures = A.load_records(A.list_json(fold), progress=False)
     assert [r.name for r in recs] == ["1", "2", "3", "4", "5", "6", "10", "20"]
     assert len(failures) == len(BAD)
-    for fail, (name, (_, expected)) in zip(failures, BAD.items()):
+    for fail, (name, (_, expected)) in zip(failures, BAD.items(), strict=True):
         assert (
             fail["file"].endswith(name) and name in fail["error"] and expected in fail["error"]
         ), fail
@@ -445,6 +445,7 @@ def test_scripts_run_from_shell(tmp_path, cwd, script):
             str(tmp_path),
             "--no-progress",
         ],
+        check=False,
         cwd=REPO / cwd,
         env=env,
         capture_output=True,

@@ -265,7 +265,9 @@ def test_good_hostile_images_are_decoded_correctly(hostile):
     V = load_tiny_net(root / "nets", "verification")
     names = sorted(expected)
     with torch.inference_mode():
-        emb = dict(zip(names, V(V.preprocess([expected[k] for k in names])).double().numpy()))
+        emb = dict(
+            zip(names, V(V.preprocess([expected[k] for k in names])).double().numpy(), strict=True)
+        )
     for n, exp in enumerate(PAIRS):
         if exp[0] != "ok":
             continue

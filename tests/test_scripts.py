@@ -85,6 +85,7 @@ def run_script(script, args, cwd):
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     return subprocess.run(
         [sys.executable, str(REPO / script), *args],
+        check=False,
         cwd=cwd,
         capture_output=True,
         text=True,

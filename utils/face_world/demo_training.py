@@ -248,7 +248,7 @@ def train_network(
     classes = split.num_identities
     overrides = (
         {}
-        if name == "FaceWorld-attribute" or name == "FaceWorld-verification"
+        if name in ("FaceWorld-attribute", "FaceWorld-verification")
         else {"num_classes": classes}
     )
     # channels-last convolutions are about 1.3x faster on CPU; the weights are saved contiguous

@@ -57,7 +57,9 @@ def _variant(lay: FaceLayout, **changes) -> FaceLayout:
     return layout_of(replace(lay.i, **changes))
 
 
-def attribute_masks(lay: FaceLayout, painter: Painter) -> np.ndarray:
+def attribute_masks(  # noqa: PLR0915 (one straight block per attribute region, in label order)
+    lay: FaceLayout, painter: Painter
+) -> np.ndarray:
     """``(30, H, W)`` bool regions for the face ``lay`` drawn with ``painter``'s affine.
 
     The regions do not depend on the expression: the mouth region is the union of all expressions.

@@ -201,7 +201,7 @@ class Painter:
 
 def _shade(colour, f: float, add=(0.0, 0.0, 0.0)) -> tuple[float, float, float]:
     """``colour * f + add``, clipped to 0..255 (BGR)."""
-    return tuple(min(255.0, max(0.0, float(c) * f + d)) for c, d in zip(colour, add))
+    return tuple(min(255.0, max(0.0, float(c) * f + d)) for c, d in zip(colour, add, strict=True))
 
 
 def palette(identity: Identity) -> dict[str, np.ndarray]:

@@ -355,7 +355,7 @@ class FaceLayout:
     @cached_property
     def eyeliner(self) -> list[np.ndarray]:
         g, out = self.g, []
-        for side, (ex, ey) in zip((-1, 1), self.eye_centres()):
+        for side, (ex, ey) in zip((-1, 1), self.eye_centres(), strict=True):
             lid = ellipse(ex, ey - 0.3, g.eye_w + 0.4, 1.25 * g.eye_h + 0.5, 0, -np.pi, 12)
             wing = [[ex + side * (g.eye_w + 2.6), ey - 2.2]]
             out.append(np.vstack([lid if side < 0 else lid[::-1], wing]))
@@ -385,12 +385,9 @@ class FaceLayout:
         arched = self.i.arched_brows if arched is None else arched
         g, L, out = self.g, self.g.brow_len, []
         u = lin(0.0, 1.0, 12)
-        if arched:
-            lift = np.interp(u, [0, 0.3, 0.62, 1.0], [0.0, 2.3, 3.6, 0.6])
-        else:
-            lift = 0.4 + 0.6 * u
+        lift = np.interp(u, [0, 0.3, 0.62, 1.0], [0.0, 2.3, 3.6, 0.6]) if arched else 0.4 + 0.6 * u
         thick = g.brow_thick * (2.2 if bushy else 1.0) * (1.2 - 0.55 * u)
-        for d, (ex, _) in zip((1, -1), self.eye_centres()):
+        for d, (ex, _) in zip((1, -1), self.eye_centres(), strict=True):
             x = ex + d * (0.45 - u) * L
             y = self.brow_y - lift
             out.append(band(np.stack([x, y - thick / 2], 1), np.stack([x, y + thick / 2], 1)))

@@ -56,7 +56,9 @@ _CLASSES = {0: "gender", 1: "age", 2: "race", 8: "hair_color"}
 _SHAPES = {13: "oval", 14: "square", 15: "round"}
 
 
-def _apply(identity: Identity, nuisance: Nuisance, j: int, c: int) -> tuple[Identity, Nuisance]:
+def _apply(  # noqa: PLR0911 (one return per attribute case reads clearer than a table of lambdas)
+    identity: Identity, nuisance: Nuisance, j: int, c: int
+) -> tuple[Identity, Nuisance]:
     """Set attribute ``j`` to class ``c`` by changing the fields that draw it (no validation)."""
     has = c == 0
     i, n = identity, nuisance

@@ -112,7 +112,7 @@ def parse_pair_lines(
     """Parse the lines of a pair list (see the module docstring)."""
     root = Path(image_root) if image_root is not None else None
     items: list[PairItem] = []
-    for line_no, line, fields in list_fields(lines):
+    for line_no, _line, fields in list_fields(lines):
         n = len(items)
         if len(fields) != 3:
             err = f"{source}:{line_no}: expected 3 fields 'path1 path2 label', got {len(fields)}"
