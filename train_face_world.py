@@ -69,7 +69,10 @@ def parse_args(argv=None) -> argparse.Namespace:
         "--epochs",
         type=int,
         default=None,
-        help="epochs for every network (default: per network, utils.face_world.demo_training.DEFAULT_EPOCHS)",
+        help=(
+            "epochs for every network "
+            "(default: per network, utils.face_world.demo_training.DEFAULT_EPOCHS)"
+        ),
     )
     p.add_argument(
         "--images-per-identity",
@@ -140,7 +143,8 @@ def main(argv=None) -> int:
         if "FaceWorld-attribute" in args.networks:
             pools["attribute"] = render_attribute_pool(split, cfg)
         print(
-            f"rendered the training pools: {[len(p[1]) for p in pools.values()]} images in {time.time() - start:.0f} s"
+            f"rendered the training pools: {[len(p[1]) for p in pools.values()]} images "
+            f"in {time.time() - start:.0f} s"
         )
     for name in args.networks:
         path = args.output_dir / f"{name}.pth"

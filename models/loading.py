@@ -101,8 +101,9 @@ class NumpyDictUnpickler(pickle.Unpickler):
             return _ALLOWED_GLOBALS[(module, name)]
         except KeyError:
             raise UnsafeCheckpointError(
-                f"refused to load {self.path}: it references the global {module}.{name}, but a .pkl weights file "
-                "may only contain a dict of numpy arrays. Do not load it with plain pickle; get the file from the "
+                f"refused to load {self.path}: it references the global {module}.{name}, "
+                "but a .pkl weights file may only contain a dict of numpy arrays. "
+                "Do not load it with plain pickle; get the file from the "
                 'source named in the README section "Pre-trained weights".'
             ) from None
 
@@ -154,7 +155,8 @@ def read_pth(path: Path) -> dict[str, torch.Tensor]:
                 f"cannot read {path} with torch.load: not a torch.save file ({err})"
             ) from err
         raise UnsafeCheckpointError(
-            f"refused to load {path}: torch.load(weights_only=True) found something other than tensors "
+            f"refused to load {path}: torch.load(weights_only=True) found something "
+            "other than tensors "
             f"(the global {found.group(1)}). Weights files must hold "
             "torch.save(model.state_dict(), path), never a whole model or custom objects."
         ) from err
@@ -168,8 +170,8 @@ def read_pth(path: Path) -> dict[str, torch.Tensor]:
     if bad:
         listed = ", ".join(f"{k!r} ({t})" for k, t in bad[:SHOW])
         raise CheckpointFormatError(
-            f"{path}: {len(bad)} entries are not tensors: {listed}. Expected a flat state_dict; if this is a "
-            "training checkpoint, save its model state_dict alone."
+            f"{path}: {len(bad)} entries are not tensors: {listed}. "
+            "Expected a flat state_dict; if this is a training checkpoint, save its model state_dict alone."
         )
     return {str(k): v for k, v in obj.items()}
 
@@ -301,7 +303,8 @@ def check_state_dict(
     lines = [f"{path} does not fit network {network_name!r}:"]
     if missing:
         lines.append(
-            f"  {len(missing)} missing tensors (in the network, not in the file): {', '.join(missing[:SHOW])}"
+            f"  {len(missing)} missing tensors (in the network, not in the file): "
+            f"{', '.join(missing[:SHOW])}"
         )
     if unexpected:
         lines.append(
@@ -350,6 +353,7 @@ def guess_network(state: Mapping[str, torch.Tensor]) -> str:
     if best[0] == 0:
         return "The file's tensors match no registered network."
     return (
-        f"The file looks like {' / '.join(map(repr, best[1]))} ({best[0]:.0%} of names and shapes in common); "
+        f"The file looks like {' / '.join(map(repr, best[1]))} "
+        f"({best[0]:.0%} of names and shapes in common); "
         "load it with that name, or pass matching architecture overrides."
     )

@@ -113,8 +113,8 @@ def register_network(
         if name in _REGISTRY:
             old = _REGISTRY[name].entrypoint
             raise ValueError(
-                f"network name {name!r} is already registered by {old.__module__}.{old.__qualname__}; "
-                "choose a different name"
+                f"network name {name!r} is already registered by "
+                f"{old.__module__}.{old.__qualname__}; choose a different name"
             )
         _REGISTRY[name] = NetworkSpec(
             name, fn, weights or f"{name}.pth", package_weights, factory, alignment, package_files
@@ -209,7 +209,8 @@ def create_from_defaults(
     unknown = sorted(set(overrides) - set(accepted))
     if unknown:
         raise ValueError(
-            f"{cls.__name__} has no architecture argument(s) {unknown}; accepted: {', '.join(accepted)}"
+            f"{cls.__name__} has no architecture argument(s) {unknown}; "
+            f"accepted: {', '.join(accepted)}"
         )
     return cls(**{**defaults, **overrides})
 
@@ -291,8 +292,8 @@ def get_network(
             return _from_package(spec, path, device, overrides)
     if path is not None and not path.is_file():
         raise FileNotFoundError(
-            f"weights for network {name!r} not found at {path}. See the {README_SECTION} for where to get "
-            f"them; put the file there (or set {PRETRAINED_ENV} to the folder holding it), pass "
+            f"weights for network {name!r} not found at {path}. "
+            f"See the {README_SECTION} for where to get them; put the file there (or set {PRETRAINED_ENV} to the folder holding it), pass "
             "weights=<path>, or weights=False for a randomly initialised network."
         )
     if path is None:
@@ -350,7 +351,8 @@ def resolve_layer(net: nn.Module, name: str | None = None) -> nn.Module:
         return net.get_submodule(name)
     except AttributeError:
         convs = [n for n, m in net.named_modules() if isinstance(m, nn.Conv2d)]
+        default = getattr(net, "target_layer", convs[-1] if convs else None)
         raise ValueError(
-            f"{type(net).__name__} has no layer {name!r}. Use a dotted module name; the last conv layers are: "
-            f"{', '.join(convs[-8:])} (default: {getattr(net, 'target_layer', convs[-1] if convs else None)!r})"
+            f"{type(net).__name__} has no layer {name!r}. Use a dotted module name; "
+            f"the last conv layers are: {', '.join(convs[-8:])} (default: {default!r})"
         ) from None

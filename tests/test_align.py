@@ -34,7 +34,8 @@ from utils.faces.landmarks import (
 needs_haar = pytest.mark.skipif(
     not haar_available(),
     reason=(
-        f"OpenCV {cv2.__version__} has no Haar cascades (OpenCV 5 removed them); install opencv-python-headless<5"
+        f"OpenCV {cv2.__version__} has no Haar cascades (OpenCV 5 removed them); "
+        "install opencv-python-headless<5"
     ),
 )
 

@@ -291,9 +291,9 @@ def test_threshold_and_sameid_scripts(setup, tmp_path):
         cwd=root,
     )
     assert res.returncode == 0, res.stderr[-3000:]
-    run = (
-        tmp_path
-        / "scores-group-pairs-FaceWorld-verification-sameid-erase-random-thresh-0.2-ablation-no-attribute"
+    run = tmp_path / (
+        "scores-group-pairs-FaceWorld-verification-sameid-erase-random-thresh-0.2"
+        "-ablation-no-attribute"
     )
     rec = strict_load(run / "json" / "0.json")
     assert rec["ablation"] == "no-attribute" and rec["topk"] == 1

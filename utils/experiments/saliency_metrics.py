@@ -41,7 +41,8 @@ def _check_map(saliency: np.ndarray, name: str = "saliency") -> np.ndarray:
         raise ValueError(f"{name} must be a non-empty (H, W) array, got shape {s.shape}")
     if not np.all(np.isfinite(s)):
         raise ValueError(
-            f"{name} has {int((~np.isfinite(s)).sum())} non-finite values; fix the explanation method"
+            f"{name} has {int((~np.isfinite(s)).sum())} non-finite values; "
+            "fix the explanation method"
         )
     return s
 
@@ -190,7 +191,8 @@ def eer_threshold(labels: np.ndarray, scores: np.ndarray) -> tuple[float, float]
     y, s = np.asarray(labels).astype(bool), np.asarray(scores, np.float64)
     if y.shape != s.shape or y.all() or (~y).all():
         raise ValueError(
-            "eer_threshold needs equal-length labels/scores with both genuine (1) and impostor (0) pairs"
+            "eer_threshold needs equal-length labels/scores with both genuine (1) "
+            "and impostor (0) pairs"
         )
     t = np.unique(s)
     far = (s[~y][None, :] >= t[:, None]).mean(axis=1)

@@ -71,7 +71,8 @@ def erase(
         raise ValueError(f"unknown erasing method {method!r}; valid: {', '.join(FILLS)}")
     if mask.shape != image.shape[:2]:
         raise ValueError(
-            f"mask shape {mask.shape} does not match image shape {image.shape[:2]}; resize it with resize_mask"
+            f"mask shape {mask.shape} does not match image shape {image.shape[:2]}; "
+            "resize it with resize_mask"
         )
     out = image.copy()
     if method == "random":

@@ -306,7 +306,8 @@ def train_network(
             count += 1
             bar.set_postfix(loss=f"{running / count:.3f}")
         log(
-            f"{name}: epoch {epoch + 1}/{epochs} loss {running / max(count, 1):.4f} ({time.time() - start:.0f} s)"
+            f"{name}: epoch {epoch + 1}/{epochs} loss {running / max(count, 1):.4f} "
+            f"({time.time() - start:.0f} s)"
         )
     return net.to(memory_format=torch.contiguous_format).eval()
 
@@ -423,25 +424,29 @@ def format_metrics(metrics: dict) -> str:
     lines = []
     if "identification_top1" in metrics:
         lines.append(
-            f"identification top-1 (held-out images, {metrics['heldout_images']}): {metrics['identification_top1']:.4f}"
+            f"identification top-1 (held-out images, {metrics['heldout_images']}): "
+            f"{metrics['identification_top1']:.4f}"
         )
     if "attribute_mean_accuracy" in metrics:
         lines.append(
-            f"attribute accuracy: mean {metrics['attribute_mean_accuracy']:.4f}, min {metrics['attribute_min_accuracy']:.4f} "
-            f"(held-out images of training identities); mean {metrics['attribute_mean_accuracy_unseen_identities']:.4f}, "
+            f"attribute accuracy: mean {metrics['attribute_mean_accuracy']:.4f}, "
+            f"min {metrics['attribute_min_accuracy']:.4f} "
+            "(held-out images of training identities); "
+            f"mean {metrics['attribute_mean_accuracy_unseen_identities']:.4f}, "
             f"min {metrics['attribute_min_accuracy_unseen_identities']:.4f} (unseen identities, "
             f"{metrics['heldout_identity_images']} images)"
         )
         lines.append(f"    {'head':<24s} {'seen ids':>8s} {'unseen ids':>10s}")
+        unseen = metrics["attribute_accuracy_unseen_identities"]
         for name, acc in metrics["attribute_accuracy"].items():
-            lines.append(
-                f"    {name:<24s} {acc:8.4f} {metrics['attribute_accuracy_unseen_identities'][name]:10.4f}"
-            )
+            lines.append(f"    {name:<24s} {acc:8.4f} {unseen[name]:10.4f}")
     if "verification_auc" in metrics:
         p = metrics["verification_pairs"]
         lines.append(
-            f"verification (held-out identities, {p['genuine']} genuine / {p['impostor']} impostor pairs): "
-            f"AUC {metrics['verification_auc']:.4f}, TAR@FAR=1e-2 {metrics['verification_tar_at_far_1e-2']:.4f}, "
+            f"verification (held-out identities, {p['genuine']} genuine / "
+            f"{p['impostor']} impostor pairs): "
+            f"AUC {metrics['verification_auc']:.4f}, "
+            f"TAR@FAR=1e-2 {metrics['verification_tar_at_far_1e-2']:.4f}, "
             f"TAR@FAR=1e-3 {metrics['verification_tar_at_far_1e-3']:.4f}"
         )
     if "evidential_top1" in metrics:

@@ -248,9 +248,12 @@ def haar_available() -> bool:
 def _cascades():
     if not haar_available():
         raise DetectorUnavailableError(
-            f"face detection needs OpenCV's Haar cascades, which OpenCV {cv2.__version__} does not ship "
-            "(OpenCV 5 removed cv2.CascadeClassifier). Fix: pip install 'opencv-python-headless>=4.8,<5', "
-            "or give a landmark file (--landmarks FILE --landmark-format celeba|vggface2|csv), or use --no-align"
+            "face detection needs OpenCV's Haar cascades, "
+            f"which OpenCV {cv2.__version__} does not ship "
+            "(OpenCV 5 removed cv2.CascadeClassifier). "
+            "Fix: pip install 'opencv-python-headless>=4.8,<5', "
+            "or give a landmark file (--landmarks FILE --landmark-format celeba|vggface2|csv), "
+            "or use --no-align"
         )
     folder = Path(cv2.data.haarcascades)
     face = cv2.CascadeClassifier(str(folder / "haarcascade_frontalface_default.xml"))

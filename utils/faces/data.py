@@ -179,7 +179,10 @@ def _csv_header(fields: list[str]) -> tuple[int, int, int] | None:
 def _csv_row_error(fields: list[str], cols: tuple[int, int, int], width: int) -> str | None:
     """Why a CSV data row is unusable, or ``None``."""
     if len(fields) != width:
-        return f"expected {width} comma-separated fields (path1,path2,label{',...' if width > 3 else ''}), got {len(fields)}"
+        more = ",..." if width > 3 else ""
+        return (
+            f"expected {width} comma-separated fields (path1,path2,label{more}), got {len(fields)}"
+        )
     if fields[cols[2]].lower() not in CSV_LABELS:
         return f"label must be one of {', '.join(CSV_LABELS)} (column {cols[2] + 1})"
     if not (fields[cols[0]] and fields[cols[1]]):

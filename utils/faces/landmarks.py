@@ -108,7 +108,8 @@ def read_celeba_landmarks(path: str | os.PathLike) -> dict[str, np.ndarray]:
     header = lines[1][1].split()
     if header != CELEBA_HEADER:
         raise ValueError(
-            f"{path}:{lines[1][0]}: expected header {' '.join(CELEBA_HEADER)!r}, got {lines[1][1]!r}"
+            f"{path}:{lines[1][0]}: expected header {' '.join(CELEBA_HEADER)!r}, "
+            f"got {lines[1][1]!r}"
         )
     out: dict[str, np.ndarray] = {}
     for lineno, line in lines[2:]:
@@ -180,7 +181,8 @@ def read_csv_landmarks(path: str | os.PathLike) -> dict[str, np.ndarray]:
     for lineno, row in rows:
         if len(row) != 11:
             raise ValueError(
-                f"{path}:{lineno}: expected 11 fields (path,x1,y1,...,x5,y5), got {len(row)}: {row!r}"
+                f"{path}:{lineno}: expected 11 fields (path,x1,y1,...,x5,y5), "
+                f"got {len(row)}: {row!r}"
             )
         _add(out, row[0], _points(row[1:], path, lineno), path, lineno)
     return out
