@@ -171,7 +171,8 @@ def read_pth(path: Path) -> dict[str, torch.Tensor]:
         listed = ", ".join(f"{k!r} ({t})" for k, t in bad[:SHOW])
         raise CheckpointFormatError(
             f"{path}: {len(bad)} entries are not tensors: {listed}. "
-            "Expected a flat state_dict; if this is a training checkpoint, save its model state_dict alone."
+            "Expected a flat state_dict; if this is a training checkpoint, "
+            "save its model state_dict alone."
         )
     return {str(k): v for k, v in obj.items()}
 

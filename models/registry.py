@@ -293,7 +293,8 @@ def get_network(
     if path is not None and not path.is_file():
         raise FileNotFoundError(
             f"weights for network {name!r} not found at {path}. "
-            f"See the {README_SECTION} for where to get them; put the file there (or set {PRETRAINED_ENV} to the folder holding it), pass "
+            f"See the {README_SECTION} for where to get them; put the file there "
+            f"(or set {PRETRAINED_ENV} to the folder holding it), pass "
             "weights=<path>, or weights=False for a randomly initialised network."
         )
     if path is None:
