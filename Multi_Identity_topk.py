@@ -1,4 +1,4 @@
-"""Sim2Word with the top-k class-set strategy (paper Section 3 with --topk 1, Section 5.5 otherwise).
+"""Sim2Word with the top-k class-set strategy (paper Section 3 with --topk 1, else Section 5.5).
 
 Thin entry point: all flags and the run loop live in utils/run/cli.py and
 utils/run/runner.py. Run `python Multi_Identity_topk.py --help` for the flags.

@@ -1,4 +1,4 @@
-"""Sim2Word with top-1 identities; the discriminant is H_t alone when both images share the top-1 identity.
+"""Sim2Word with top-1 identities; the discriminant is H_t alone when both images share one.
 
 Thin entry point: all flags and the run loop live in utils/run/cli.py and
 utils/run/runner.py. Run `python Scores-sameid.py --help` for the flags.

@@ -19,8 +19,10 @@ network consumes:
 The two families of METHOD.md section 1:
 
 Example:
-    >>> VGGFACE2_224  # doctest: +ELLIPSIS
-    Preprocess(input_size=(224, 224), channel_order='BGR', mean=(91.4953, 103.8827, 131.0912), std=(1.0, 1.0, 1.0), resize='cv2')
+    >>> VGGFACE2_224.input_size, VGGFACE2_224.channel_order, VGGFACE2_224.resize
+    ((224, 224), 'BGR', 'cv2')
+    >>> VGGFACE2_224.mean, VGGFACE2_224.std
+    ((91.4953, 103.8827, 131.0912), (1.0, 1.0, 1.0))
     >>> x = IRESNET_112([np.zeros((5, 7, 3), np.uint8)])
     >>> tuple(x.shape), float(x[0, 0, 0, 0])
     ((1, 3, 112, 112), -1.0)
@@ -146,12 +148,18 @@ def _as_size(size: int | Sequence[int]) -> tuple[int, int]:
 
 
 def vggface2_preprocess(input_size: int | Sequence[int] = 224) -> Preprocess:
-    """VGGFace2 (Caffe) preprocessing: OpenCV bilinear resize, BGR, VGGFace2 mean subtracted, no scaling."""
+    """VGGFace2 (Caffe) preprocessing: OpenCV bilinear resize, BGR, VGGFace2 mean subtracted.
+
+    No scaling: values stay on the 0..255 scale.
+    """
     return Preprocess(_as_size(input_size), "BGR", VGGFACE2_MEAN_BGR, (1.0, 1.0, 1.0))
 
 
 def iresnet_preprocess(input_size: int | Sequence[int] = 112) -> Preprocess:
-    """insightface preprocessing: Pillow bilinear resize, RGB, (x - 127.5) / 127.5, i.e. (x/255 - 0.5)/0.5."""
+    """insightface preprocessing: Pillow bilinear resize, RGB, (x - 127.5) / 127.5.
+
+    That is (x/255 - 0.5)/0.5.
+    """
     return Preprocess(_as_size(input_size), "RGB", (127.5,) * 3, (127.5,) * 3, resize="pil")
 
 

@@ -150,7 +150,7 @@ def list_networks() -> list[str]:
 
 
 def get_spec(name: str) -> NetworkSpec:
-    """The :class:`NetworkSpec` of ``name``; unknown names raise ``ValueError`` listing valid ones."""
+    """The :class:`NetworkSpec` of ``name``; an unknown name raises ``ValueError`` (valid names)."""
     _ensure_registered()
     try:
         return _REGISTRY[name]

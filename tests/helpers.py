@@ -1,6 +1,7 @@
-"""Shared helpers of the end-to-end tests: tiny random-weight networks saved to files, script runs, strict JSON.
+"""Helpers of the end-to-end tests: tiny random-weight nets in files, script runs, strict JSON.
 
-Import as ``from tests.helpers import ...`` (the repo root is on ``sys.path``, see ``tests/conftest.py``).
+Import as ``from tests.helpers import ...`` (the repo root is on ``sys.path``, see
+``tests/conftest.py``).
 """
 
 from __future__ import annotations
@@ -27,7 +28,11 @@ TINY_ARCH = {
 
 
 def save_tiny_nets(folder: Path, arch: dict = TINY_ARCH, seed: int = 0) -> list[str]:
-    """Save seeded random-weight nets as ``<role>.pth`` in ``folder``; returns the script flags that load them."""
+    """Save seeded random-weight nets as ``<role>.pth`` in ``folder``.
+
+    Returns:
+        The script flags that load them.
+    """
     import torch
 
     from models import get_network
@@ -74,7 +79,10 @@ def run_script(
 
 
 def strict_load(path: Path):
-    """``json.load`` that refuses NaN/Infinity constants (what ``allow_nan=False`` writers never produce)."""
+    """``json.load`` that refuses NaN/Infinity constants.
+
+    ``allow_nan=False`` writers never produce them.
+    """
 
     def bad(c):
         raise ValueError(f"non-finite constant {c} in {path}")

@@ -63,7 +63,7 @@ def _apply(matrix: np.ndarray, points: np.ndarray) -> np.ndarray:
 
 
 def _dot_face(points: np.ndarray, shape=(300, 300), sigma: float = 2.5) -> np.ndarray:
-    """A gray (60) canvas with one coloured Gaussian dot per landmark, centred at sub-pixel precision."""
+    """A gray (60) canvas with one coloured Gaussian dot per landmark, at sub-pixel precision."""
     ys, xs = np.mgrid[: shape[0], : shape[1]].astype(np.float64)
     img = np.full((*shape, 3), 60.0)
     for (x, y), colour in zip(points, COLOURS, strict=True):
@@ -259,7 +259,7 @@ lefteye_x lefteye_y righteye_x righteye_y nose_x nose_y leftmouth_x leftmouth_y 
 000001.jpg 69  109  106  113   77  142   73  152  108  154
 000002.jpg 69  110  107  112   81  135   70  151  108  153
 000003.jpg 76  112  104  106  108  128   74  156   98  158
-"""
+"""  # noqa: E501 (a verbatim CelebA landmark file: its header line is 105 characters)
 
 VGGFACE2 = """NAME_ID,P1X,P1Y,P2X,P2Y,P3X,P3Y,P4X,P4Y,P5X,P5Y
 "n000002/0001_01",161.8,207.2,241.6,207.5,198.4,260.4,168.0,303.0,231.8,303.8

@@ -1,4 +1,4 @@
-"""Grad-CAM / Grad-CAM++ engine: equal to a plain full backward, to pytorch-grad-cam, and to hand values."""
+"""Grad-CAM / Grad-CAM++ engine against a plain full backward, pytorch-grad-cam and hand values."""
 
 from __future__ import annotations
 
@@ -133,8 +133,9 @@ def test_matches_pytorch_grad_cam(method):
     lib = {"GradCAM": GradCAM, "GradCAM++": GradCAMPlusPlus}[method]
     checked = 0
     for c in range(4):
-        # pytorch-grad-cam: min-max with +1e-7 in the denominator, cv2 resize (identity here: same size),
-        # then min-max again; ours: min-max, bilinear resize (identity). Same resolution -> like with like.
+        # pytorch-grad-cam: min-max with +1e-7 in the denominator, cv2 resize (identity here:
+        # same size), then min-max again; ours: min-max, bilinear resize (identity).
+        # Same resolution -> like with like.
         with lib(model=net, target_layers=[net.conv2]) as ref_cam:
             ref = ref_cam(input_tensor=x, targets=[ClassifierOutputTarget(c)])[0]
         with CAMExplainer(net, "conv2", method) as cam:
@@ -145,7 +146,7 @@ def test_matches_pytorch_grad_cam(method):
 
 
 class _HandNet(nn.Module):
-    """x (1 channel, 4x4) -> A = [x, 15 - x] (1x1 conv) -> GAP -> logit = A0_mean - 0.5 * A1_mean."""
+    """x (1 ch, 4x4) -> A = [x, 15 - x] (1x1 conv) -> GAP -> logit = A0_mean - 0.5 * A1_mean."""
 
     def __init__(self):
         super().__init__()
@@ -171,7 +172,8 @@ def test_hand_computed_maps(method):
         # map = ReLU(x/16 - 0.5 (15 - x)/16) = ReLU(1.5 x - 7.5)/16 -> min-max: max(0, (x - 5) / 10)
         expected = np.maximum(0, (np.arange(16.0) - 5) / 10).reshape(4, 4)
     else:
-        # channel 1 has a negative gradient -> ReLU kills its weight; channel 0 weight > 0 -> map = x / 15
+        # channel 1 has a negative gradient -> ReLU kills its weight;
+        # channel 0 weight > 0 -> map = x / 15
         expected = (np.arange(16.0) / 15).reshape(4, 4)
     np.testing.assert_allclose(res.maps[0][0].numpy(), expected, atol=1e-6)
     assert res.outputs.shape == (1, 1) and abs(float(res.outputs[0, 0]) - (7.5 - 0.5 * 7.5)) < 1e-5

@@ -1,4 +1,4 @@
-"""Explainable-Framework-Comparison: method contracts on tiny nets, scoring functions on hand-made cases."""
+"""Explainable-Framework-Comparison: method contracts on tiny nets, scoring on hand-made cases."""
 
 from __future__ import annotations
 
@@ -166,7 +166,8 @@ def test_indicator_map_hits_everything_up_to_region_size_and_reversed_map_nothin
 def test_constant_map_scores_the_region_share_and_ties_split_in_expectation():
     r = _region()
     assert np.allclose(hit_curve(np.zeros((10, 10)), r, np.array([0.01, 0.3, 1.0])), 0.15)
-    # by hand: 4 pixels valued 2 (1 in the region), then 4 valued 1 (2 in the region), the rest 0 (none)
+    # by hand: 4 pixels valued 2 (1 in the region), then 4 valued 1 (2 in the region),
+    # the rest 0 (none)
     s = np.zeros((4, 4))
     reg = np.zeros((4, 4), bool)
     s.flat[[0, 1, 2, 3]] = 2.0
@@ -211,7 +212,8 @@ def test_first_crossing_eer_and_kfold_by_hand():
     assert first_crossing(fr, np.array([0.9, 0.8, 0.6, 0.6]), 0.5, above=False) is None
     labels = np.array([1, 1, 1, 0, 0, 0])
     scores = np.array([0.9, 0.8, 0.4, 0.5, 0.3, 0.1])
-    # t = 0.5: FAR = 1/3 (0.5 accepted), FRR = 1/3 (0.4 rejected) -> EER 1/3; no threshold balances better
+    # t = 0.5: FAR = 1/3 (0.5 accepted), FRR = 1/3 (0.4 rejected) -> EER 1/3;
+    # no threshold balances better
     thr, eer = eer_threshold(labels, scores)
     assert thr == pytest.approx(0.5) and eer == pytest.approx(1 / 3)
     acc, std = kfold_accuracy(

@@ -1,4 +1,4 @@
-"""Issue 9, crashes: a run killed with SIGKILL and resumed ends with exactly the outputs of an uninterrupted run.
+"""Issue 9, crashes: a run killed by SIGKILL and resumed ends with an uninterrupted run's outputs.
 
 Twenty face-world pairs (rendered here at 64 px) run through
 ``Multi_Identity_topk.py`` with tiny random-weight FaceWorld-architecture nets,
@@ -70,7 +70,10 @@ def world(tmp_path_factory):
 
 
 def outputs(run: Path) -> dict[str, bytes]:
-    """Visible result files of a run folder -> bytes (config.json without its output_dir; no summary)."""
+    """Visible result files of a run folder -> bytes.
+
+    config.json is taken without its output_dir; the summary is left out.
+    """
     out = {}
     for p in sorted(run.rglob("*")):
         rel = p.relative_to(run).as_posix()

@@ -1,4 +1,4 @@
-"""Tests of the face world (utils/face_world): determinism, labels and rules, regions, twins, sizes, files."""
+"""The face world (utils/face_world): determinism, labels, rules, regions, twins, sizes, files."""
 
 from __future__ import annotations
 

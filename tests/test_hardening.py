@@ -850,7 +850,7 @@ def test_evaluate_only_leaves_metrics_json_alone(tmp_path, monkeypatch):
 
 
 def test_missing_file_is_also_file_not_found(tmp_path):
-    """Callers that treat a missing file as 'absent' (config.json of a new run) can tell it apart."""
+    """Callers that treat a missing file as 'absent' (config.json of a new run) tell it apart."""
     from utils.base import safejson
     from utils.base.safefile import UnreadableFileError
 

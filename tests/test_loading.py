@@ -75,7 +75,7 @@ def _random_arrays(tensors: dict[str, list[int]], seed: int = 0) -> dict[str, np
 
 
 class _Py2StylePickler(pickle._Pickler):
-    """Writes ``bytes`` as Python 2 ``str`` (BINSTRING), as the Caffe-converted files were written."""
+    """Writes ``bytes`` as Python 2 ``str`` (BINSTRING), as in the Caffe-converted files."""
 
     dispatch = dict(pickle._Pickler.dispatch)
 

@@ -1,4 +1,4 @@
-"""Registry, architectures (against a functional re-implementation), preprocessing, target layers."""
+"""Registry, architectures (vs. a functional re-implementation), preprocessing, target layers."""
 
 from __future__ import annotations
 
@@ -314,7 +314,7 @@ def test_preprocess_rejects_bad_input():
         Preprocess((4, 4), "RGBA")
 
 
-# ----------------------------------------------------------------------------- architectures vs functional re-implementation
+# ------------------------------------------------ architectures vs functional re-implementation
 
 
 def _randomise(net: nn.Module) -> dict[str, torch.Tensor]:
@@ -346,7 +346,10 @@ def _bn(x, sd, p):
 
 
 def _ref_vggface2(sd, x, layers, se):
-    """Caffe ResNet from its description: stride in the 1x1 conv1, ceil-mode pool, SE before the addition."""
+    """Caffe ResNet from its description.
+
+    Stride in the 1x1 conv1, ceil-mode pool, SE before the addition.
+    """
     x = F.max_pool2d(
         F.relu(_bn(F.conv2d(x, sd["conv1.weight"], stride=2, padding=3), sd, "bn1")),
         3,
@@ -472,7 +475,7 @@ def test_cuda_device_matches_cpu():
 
 @pytest.mark.parametrize("shape", [(250, 180), (61, 83), (112, 112), (40, 30)])
 def test_iresnet_preprocess_equals_the_authors_pil_pipeline(shape):
-    """The iresnet family resizes like the authors' code: torchvision ``Resize`` on a PIL RGB image."""
+    """iresnet nets resize like the authors' code: torchvision ``Resize`` on a PIL RGB image."""
     from PIL import Image
     from torchvision import transforms
 
@@ -493,7 +496,7 @@ def test_iresnet_preprocess_equals_the_authors_pil_pipeline(shape):
 
 
 def test_vggface2_preprocess_keeps_opencv_resize():
-    """The VGGFace2 family resizes with cv2.INTER_LINEAR (the authors read and resize with OpenCV)."""
+    """VGGFace2 nets resize with cv2.INTER_LINEAR (the authors read and resize with OpenCV)."""
     from models.preprocess import vggface2_preprocess
 
     rng = np.random.default_rng(1)

@@ -1,4 +1,6 @@
-"""Issue 10: CSV pair lists, and real photos end to end (read_image -> align_faces.py -> Multi_Identity_topk.py).
+"""Issue 10: CSV pair lists, and real photos end to end.
+
+The pipeline: read_image -> align_faces.py -> Multi_Identity_topk.py.
 
 The end-to-end test copies three photos of ``shared/data/real_faces`` (two of
 one person, one WEBP file of another) into a temporary folder, aligns them with

@@ -1,4 +1,6 @@
-"""The engine (utils.explain.sim2word.explain_pair) gives the same records as the authors' way (benchmarks/reference.py).
+"""The engine gives the same records as the authors' way (benchmarks/reference.py).
+
+The engine is utils.explain.sim2word.explain_pair.
 
 Small face-world-architecture networks with random weights (BatchNorm statistics
 calibrated on the test images so that maps and embeddings depend on the input).

@@ -1,4 +1,4 @@
-"""Tests of the analysis of per-pair records (utils/experiments/analysis.py and the results/ scripts).
+"""Tests of the analysis of per-pair records (utils/experiments/analysis.py and results/ scripts).
 
 The hand-made records in tests/data/records (values chosen by hand) are:
 
@@ -8,10 +8,12 @@ The hand-made records in tests/data/records (values chosen by hand) are:
 | 2    | 1     | 0.5  | genuine |
 | 3    | 1     | 0.2  | genuine; an erased sim 0.95 that must NOT raise its score |
 | 20   | 1     | 0.6  | genuine |
-| 4    | 0     | 0.3  | 7 present attrs in image 1 (Smiling present but unrecorded), absent Brown Eyes 0.70 |
+| 4    | 0     | 0.3  | 7 present attrs in image 1 (+ Smiling, see below), absent Brown Eyes 0.70 |
 | 5    | 0     | 0.1  | image 1's erased sims below s; image 2 path missing on disk |
 | 6    | 0     | -0.2 | image 1 has no record at all; absent Big Nose 0.9 in image 2 |
 | 10   | 0     | 0.35 | |
+
+In record 4, Smiling is present in image 1 but unrecorded.
 
 Expected values are derived by hand in the comments, and AUC / TPR are also
 recomputed with an independent pairwise (Mann-Whitney) count and an explicit
@@ -116,10 +118,11 @@ def test_files_sorted_numerically():
 @pytest.mark.parametrize(
     "kind,builder,hand_auc",
     [
-        # Original: impostor s {0.3, 0.1, -0.2, 0.35}; genuine 0.9, 0.5, 0.6 beat all 4, 0.2 beats 2 -> 14/16.
+        # Original: impostor s {0.3, 0.1, -0.2, 0.35}; genuine 0.9, 0.5, 0.6 beat all 4,
+        # 0.2 beats 2 -> 14/16.
         ("original", A.original_samples, 0.875),
-        # After: impostors 0.55, 0.33 | 0.1, 0.6 | -0.2, 0.05 | 0.62, 0.58; genuine 0.9 -> 8, 0.5 -> 4,
-        # 0.6 -> 6 + tie 0.5, 0.2 -> 3: 21.5 / 32.
+        # After: impostors 0.55, 0.33 | 0.1, 0.6 | -0.2, 0.05 | 0.62, 0.58;
+        # genuine 0.9 -> 8, 0.5 -> 4, 0.6 -> 6 + tie 0.5, 0.2 -> 3: 21.5 / 32.
         ("after", A.after_samples, 21.5 / 32),
     ],
 )
@@ -143,15 +146,16 @@ def test_tpr_hand_values(records):
     # FPR 0 needs t > 0.35: genuine 0.9, 0.6, 0.5 pass -> 0.75; FPR <= 0.6 allows t = 0.2 -> 1.
     assert tpr["1e-6"] == tpr["0.4"] == 0.75 and tpr["0.6"] == tpr["1"] == 1.0
     tpr = A.roc_summary(*A.after_samples(records))["tpr_at_fpr"]
-    # After, FPR 0 needs t > 0.62: only 0.9 -> 0.25; FPR <= 0.4 admits 3 impostors (0.62, 0.6, 0.58) -> 0.9, 0.6 -> 0.5.
+    # After, FPR 0 needs t > 0.62: only 0.9 -> 0.25;
+    # FPR <= 0.4 admits 3 impostors (0.62, 0.6, 0.58) -> 0.9, 0.6 -> 0.5.
     assert tpr["0.1"] == 0.25 and tpr["0.4"] == 0.5
 
 
 @pytest.mark.parametrize(
     "j,hand_auc",
     [
-        # Gender: impostors 0.45, 0.25 | 0.05, 0.1 (unrecorded) | -0.2 (unrecorded), -0.1 | 0.40, 0.58;
-        # genuine 0.9 -> 8, 0.5 -> 7, 0.6 -> 8, 0.2 -> 4: 27 / 32.
+        # Gender: impostors 0.45, 0.25 | 0.05, 0.1 (unrecorded) | -0.2 (unrecorded), -0.1
+        # | 0.40, 0.58; genuine 0.9 -> 8, 0.5 -> 7, 0.6 -> 8, 0.2 -> 4: 27 / 32.
         (0, 27 / 32),
         (28, None),
         (1, None),
@@ -225,7 +229,8 @@ def test_top5_words_by_hand(records):
 
 
 def test_top1_statistics_by_hand(records):
-    # Impostor top-1s: 4 -> Big Nose, no beard; 5 -> Bald, Middle Aged; 6 -> (none), Young; 10 -> Big Nose, Female.
+    # Impostor top-1s: 4 -> Big Nose, no beard; 5 -> Bald, Middle Aged; 6 -> (none), Young;
+    # 10 -> Big Nose, Female.
     stats = top1_statistics(records, ties="flag")  # the paper's top-1
     assert (stats["n_pairs"], stats["n_images"], stats["n_without_word"]) == (4, 8, 1)
     by_attr = [(r["attribute"], r["count"]) for r in stats["by_attribute"] if r["count"]]

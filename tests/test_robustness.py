@@ -1,4 +1,4 @@
-"""Issue 9: hostile inputs, numerical edge cases and untrusted files never crash a run or reach a record.
+"""Issue 9: hostile inputs, numeric edge cases, untrusted files never crash a run or reach a record.
 
 The end-to-end part runs ``Multi_Identity_topk.py`` in a subprocess with tiny
 random-weight FaceWorld-architecture networks (saved to files and loaded through
@@ -63,7 +63,7 @@ def _rgb(bgr: np.ndarray) -> Image.Image:
 
 
 def make_images(root: Path) -> dict[str, np.ndarray]:
-    """Write the hostile images under ``root``; returns name -> the BGR array a correct reader must give.
+    """Write the hostile images under ``root``; returns name -> BGR array a correct reader gives.
 
     Expected arrays are worked out independently: lossless formats give the
     written pixels; grayscale repeats the gray level; RGBA is composited over
@@ -140,8 +140,8 @@ def make_images(root: Path) -> dict[str, np.ndarray]:
     return expected
 
 
-# Pair-list lines: (line, expectation). Expectation None: not a pair (blank/comment); ("ok", a, b, label);
-# ("fail", stage, text that the message must contain).
+# Pair-list lines: (line, expectation). Expectation None: not a pair (blank/comment);
+# ("ok", a, b, label); ("fail", stage, text that the message must contain).
 LIST = [
     ("# hostile pair list, Windows line endings", None),
     ("", None),
@@ -260,7 +260,7 @@ def test_summary_counts(hostile):
 
 
 def test_good_hostile_images_are_decoded_correctly(hostile):
-    """Each good record's similarity is V's cosine on the images as a correct reader decodes them."""
+    """Each good record's similarity is V's cosine on the images as a correct reader reads them."""
     root, expected, _, run, _ = hostile
     V = load_tiny_net(root / "nets", "verification")
     names = sorted(expected)
@@ -305,12 +305,12 @@ def test_cam_folders_for_odd_images(hostile):
     assert cv2.imread(str(mask)).shape[:2] == expected["exif_rotated.jpg"].shape[:2] == (64, 40)
 
 
-# --------------------------------------------------------------------------- usage errors and untrusted files
+# ---------------------------------------------------------------- usage errors and untrusted files
 
 
 @pytest.fixture(scope="module")
 def small(tmp_path_factory):
-    """Two tiny images, a one-pair list and the tiny nets, for in-process runs of the script's main()."""
+    """Two tiny images, a one-pair list and the tiny nets, for in-process runs of main()."""
     root = tmp_path_factory.mktemp("small")
     (root / "nets").mkdir()
     flags = save_tiny_nets(root / "nets")
@@ -380,7 +380,8 @@ def test_malicious_pickle_weights_refused_by_the_script(small, tmp_path, caplog)
     assert res.returncode == 2, res.stderr[-2000:]
     assert "cannot build the recognition net" in res.stderr and str(evil) in res.stderr
     assert re.search(r"(posix|nt)\.system", res.stderr), res.stderr[-2000:]
-    # the same through a .pth (torch.load(weights_only=True)), in-process (the script only calls main)
+    # the same through a .pth (torch.load(weights_only=True)), in-process
+    # (the script only calls main)
     evil_pth = tmp_path / "evil.pth"
     torch.save({"conv.weight": torch.zeros(3), "x": _TouchPayload(marker)}, evil_pth)
     with caplog.at_level(logging.ERROR):
@@ -490,7 +491,7 @@ PRE = Preprocess((4, 4), "BGR", (0.0, 0.0, 0.0), (1.0, 1.0, 1.0))
 
 
 class ZeroGradR(nn.Module):
-    """Classifier whose logits do not depend on the Grad-CAM layer: every gradient there is exactly 0."""
+    """Classifier whose logits ignore the Grad-CAM layer: every gradient there is exactly 0."""
 
     kind, num_classes, target_layer = "classifier", 3, "conv"
 
@@ -505,7 +506,10 @@ class ZeroGradR(nn.Module):
 
 
 class ConstantA(nn.Module):
-    """Attribute net whose Grad-CAM layer is spatially constant (zero conv weights, a bias): constant maps."""
+    """Attribute net whose Grad-CAM layer is spatially constant, so its maps are constant.
+
+    The layer has zero conv weights and a bias.
+    """
 
     kind, head_sizes, target_layer = "attribute", (2, 3), "conv"
 
@@ -524,7 +528,7 @@ class ConstantA(nn.Module):
 
 
 class MeanV(nn.Module):
-    """Embedding = per-channel mean of the un-normalised image times ``scale``: a black image has norm 0."""
+    """Embedding = ``scale`` * per-channel mean of the raw image: a black image has norm 0."""
 
     kind, embedding_size = "embedding", 3
 

@@ -1,4 +1,4 @@
-"""End-to-end runs of the experiment scripts on a tiny pair list with tiny random-weight networks."""
+"""End-to-end runs of the experiment scripts on a tiny pair list with tiny random-weight nets."""
 
 from __future__ import annotations
 
@@ -74,7 +74,10 @@ def setup(tmp_path_factory):
 
 @pytest.fixture(autouse=True, scope="module")
 def _one_thread():
-    """Tiny nets: one intra-op thread avoids OpenMP oversubscription on shared CI cores (30x faster here)."""
+    """Tiny nets: one intra-op thread avoids OpenMP oversubscription on shared CI cores.
+
+    That runs 30x faster here.
+    """
     old = torch.get_num_threads()
     torch.set_num_threads(1)
     yield

@@ -1,4 +1,6 @@
-"""Scale: a 2-process CPU torchrun gives exactly the single-process records; resume regenerates exactly what was deleted.
+"""Scale: a 2-process CPU torchrun gives exactly the single-process records.
+
+Resume regenerates exactly what was deleted.
 
 Face-world pairs rendered into tmp_path (utils.face_world), tiny random-weight
 networks of the face-world architectures saved to tmp .pth files. torchrun is
@@ -168,7 +170,10 @@ def test_resume_regenerates_exactly_the_deleted_records(runs, world):
 
 
 def test_rerun_of_finished_single_process_run_prints_the_report(runs, world, caplog):
-    """(The all-ranks report of a torchrun rerun comes from the same counts; a third launch would cost ~15 s.)"""
+    """A rerun of a finished single-process run prints the all-ranks report.
+
+    (The report of a torchrun rerun comes from the same counts; a third launch would cost ~15 s.)
+    """
     from utils.run.runner import main
 
     single, _, _, _ = runs

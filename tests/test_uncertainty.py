@@ -1,4 +1,7 @@
-"""Section 4 (METHOD.md section 6): evidential uncertainty, candidates, intersection erasing, end-to-end run."""
+"""Section 4 (METHOD.md section 6): evidential uncertainty, candidates, intersection erasing.
+
+Also one end-to-end run of the script.
+"""
 
 from __future__ import annotations
 
@@ -36,7 +39,7 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 class MeanLogits(nn.Module):
-    """Stub net: logits = per-channel mean of the raw uint8 image (preprocess keeps pixel values)."""
+    """Stub net: logits = per-channel mean of the raw uint8 image (preprocess keeps the pixels)."""
 
     kind = "evidential"
 
@@ -67,7 +70,8 @@ class AnyBlack(nn.Module):
 
 
 def test_evidential_uncertainty_by_hand():
-    # logits (2, -1, 0.5): evidence 100 * (2, 0, 0.5) = (200, 0, 50), alpha (201, 1, 51), u = 3 / 253.
+    # logits (2, -1, 0.5): evidence 100 * (2, 0, 0.5) = (200, 0, 50), alpha (201, 1, 51),
+    # u = 3 / 253.
     # logits (-3, -3, -3): no evidence, alpha (1, 1, 1), u = 3 / 3 = 1.
     a = np.empty((2, 2, 3), np.uint8)
     a[...] = (
@@ -104,7 +108,8 @@ def test_joint_maps_and_regions_by_hand():
         [[[1.0, 1.0], [0.5, 0.0]], [[0.3, 0.3], [0.3, 0.3]], [[1.0, 0.0], [0.0, 0.0]]]
     )
     J = identification_joint_maps(H_t, H_attr).numpy()
-    # products (0, .5, .5, 0) -> (0, 1, 1, 0); (0, .15, .3, .3) -> (0, .5, 1, 1); (0, 0, 0, 0) constant -> zeros
+    # products (0, .5, .5, 0) -> (0, 1, 1, 0); (0, .15, .3, .3) -> (0, .5, 1, 1);
+    # (0, 0, 0, 0) constant -> zeros
     np.testing.assert_allclose(
         J, [[[0, 1], [1, 0]], [[0, 0.5], [1, 1]], [[0, 0], [0, 0]]], atol=1e-6
     )
@@ -145,7 +150,7 @@ def test_ranking_intersection_and_random_choice():
 
 
 def _explanation(u_attr: list[float], masks: np.ndarray) -> ImageExplanation:
-    """Hand-made explanation of an 8x8 grey image; candidates 3, 5, 7, 9 with 4x4 masks (raw 8x8)."""
+    """Hand-made explanation of an 8x8 grey image: candidates 3, 5, 7, 9, 4x4 masks (raw 8x8)."""
     img = np.full((8, 8, 3), 200, np.uint8)
     k = len(u_attr)
     return ImageExplanation(
@@ -174,7 +179,8 @@ def test_quantity_experiment_rules():
     corner = np.zeros((4, 4), bool)
     corner[3, 3] = True
     empty = np.zeros((4, 4), bool)
-    # u: 3 -> 0.6 (raises), 5 -> 0.7 (raises most), 7 -> 0.4 (lowers), 9 -> 0.9 (raises, but its region is empty)
+    # u: 3 -> 0.6 (raises), 5 -> 0.7 (raises most), 7 -> 0.4 (lowers),
+    # 9 -> 0.9 (raises, but its region is empty)
     ex = _explanation([0.6, 0.7, 0.4, 0.9], np.stack([top, left, corner, empty]))
     R = AnyBlack()
     cfg = UncertaintyConfig(erase_nums=(1, 2, 3, 4), random_baseline=True, seed=3)
@@ -195,7 +201,8 @@ def test_quantity_experiment_rules():
         and q2[1]["mask-fraction"] == 0.5
         and q2[1]["predicted-identity"] == 1
     )
-    # N=2: top AND left = the 2x2 top-left quadrant of the 4x4 map = 4x4 raw pixels of 8x8 -> 1/4 erased
+    # N=2: top AND left = the 2x2 top-left quadrant of the 4x4 map = 4x4 raw pixels of 8x8
+    # -> 1/4 erased
     assert q2[2]["erased-attributes"] == [5, 3] and q2[2]["mask-fraction"] == 0.25
     # N=3 and N=4: only two qualify -> the intersection of those two (fewer than N)
     assert q2[3]["erased-attributes"] == q2[4]["erased-attributes"] == [5, 3]
@@ -247,7 +254,7 @@ def test_visualization_default_reads_the_scripts_default_output():
         assert action.help, f"flag {action.option_strings} has no help"
 
 
-# ------------------------------------------------------------------------------------------ end to end
+# ------------------------------------------------------------------------------ end to end
 ARCH = {
     "recognition": ("FaceWorld-recognition", {"width": 4, "num_classes": 5}),
     "attribute": ("FaceWorld-attribute", {"width": 4}),

@@ -59,7 +59,10 @@ def _check_fractions(fractions: np.ndarray, low_open: bool) -> np.ndarray:
 
 
 def pixel_counts(n_pixels: int, fractions: np.ndarray, at_least_one: bool = True) -> np.ndarray:
-    """Number of pixels ``round(f * n)`` for each fraction (at least 1 if ``at_least_one``). -> (K,) int."""
+    """Number of pixels ``round(f * n)`` for each fraction. -> (K,) int.
+
+    At least 1 if ``at_least_one``.
+    """
     k = np.rint(np.asarray(fractions, dtype=np.float64) * n_pixels).astype(np.int64)
     return np.clip(k, 1 if at_least_one else 0, n_pixels)
 
@@ -132,7 +135,7 @@ def pixel_order(saliency: np.ndarray, rng: np.random.Generator | None = None) ->
 def replace_top(
     base: np.ndarray, source: np.ndarray, order: np.ndarray, counts: np.ndarray
 ) -> np.ndarray:
-    """Images equal to ``base`` except that the first ``counts[k]`` pixels of ``order`` come from ``source``.
+    """``base`` with the first ``counts[k]`` pixels of ``order`` taken from ``source``, for each k.
 
     Deletion: ``replace_top(image, fill, ...)``; insertion: ``replace_top(fill, image, ...)``;
     decision flip: ``replace_top(probe, non_mate, ...)``.
@@ -166,7 +169,10 @@ def replace_top(
 def first_crossing(
     fractions: np.ndarray, scores: np.ndarray, threshold: float, above: bool = True
 ) -> float | None:
-    """First fraction at which ``scores >= threshold`` (``above``) or ``scores < threshold``; ``None`` if never."""
+    """First fraction at which ``scores >= threshold`` (``above``) or ``scores < threshold``.
+
+    ``None`` if never.
+    """
     f, y = np.asarray(fractions, np.float64), np.asarray(scores, np.float64)
     if f.shape != y.shape:
         raise ValueError(f"fractions {f.shape} and scores {y.shape} differ in shape")

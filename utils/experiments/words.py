@@ -208,10 +208,10 @@ def run_agreement(a: Sequence[PairRecord], b: Sequence[PairRecord], k: int = 3) 
     """How far two runs over the same pairs agree (e.g. a gallery with and without the probes).
 
     Pairs are matched by ``pair-index`` (else file name); per image of a matched pair: its top-1
-    word (:func:`record_top_words`, ties skipped) equal in both runs, the overlap of its top-``k`` attributes
-    (shared / k), its identity class set equal; per pair the absolute difference of
-    ``similarity``. Images with no present attribute in either run are left out of the word
-    measures.
+    word (:func:`record_top_words`, ties skipped) equal in both runs, the overlap of its
+    top-``k`` attributes (shared / k), its identity class set equal; per pair the absolute
+    difference of ``similarity``. Images with no present attribute in either run are left out
+    of the word measures.
 
     Returns:
         ``{"pairs", "images", "top1_word_agreement", "topk", "topk_overlap",

@@ -43,7 +43,7 @@ def resize_mask(mask: np.ndarray, raw_shape: tuple[int, int]) -> np.ndarray:
 
 
 def mask_from_map(joint: np.ndarray, thresh: float, raw_shape: tuple[int, int]) -> np.ndarray:
-    """``J > thresh`` at the map's size, resized (nearest) to ``raw_shape``. (h, w) -> (H, W) bool."""
+    """``J > thresh`` on the map, resized (nearest) to ``raw_shape``. (h, w) -> (H, W) bool."""
     return resize_mask(threshold_maps(joint, thresh), raw_shape)
 
 

@@ -181,7 +181,10 @@ class TrainConfig:
 
 
 def schedule(name: str, cfg: TrainConfig, input_size: int) -> tuple[int, int]:
-    """(epochs, epochs at ``cfg.low_res_size`` first) of network ``name`` whose input is ``input_size`` px."""
+    """(epochs, epochs at ``cfg.low_res_size`` first) of network ``name``.
+
+    ``input_size`` is the side of the network's input in pixels.
+    """
     epochs = cfg.epochs or DEFAULT_EPOCHS[name]
     fraction = cfg.low_res_fraction
     if fraction is None:
@@ -214,7 +217,10 @@ def _loss_fn(name: str, net: nn.Module, head: nn.Module | None) -> Callable:
 
 
 def render_pool(split: WorldSplit, cfg: TrainConfig) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """The training pool: ``cfg.images_per_identity`` images of every training identity (nuisance stream 0)."""
+    """The training pool: ``cfg.images_per_identity`` images of every training identity.
+
+    The nuisances come from stream 0.
+    """
     return split.render_images(split.identities(), cfg.images_per_identity, stream=0)
 
 

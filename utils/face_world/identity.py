@@ -276,7 +276,10 @@ def sample_identity(rng_or_seed: np.random.Generator | int | None = None) -> Ide
 
 
 def sample_nuisance(rng_or_seed: np.random.Generator | int | None = None) -> Nuisance:
-    """Draw the per-image variation: rotation +-8 deg, shift, scale, light, background, noise, blur, expression."""
+    """Draw the per-image variation.
+
+    Rotation +-8 deg, shift, scale, light, background, noise, blur, expression.
+    """
     rng = _rng(rng_or_seed)
     smiling = bool(rng.random() < 0.5)
     return Nuisance(

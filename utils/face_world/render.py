@@ -103,7 +103,10 @@ class Painter:
         return max(1, int(round(t * self.unit)))
 
     def _ints(self, polys: list[np.ndarray], offset=(0.0, 0.0)) -> list[np.ndarray]:
-        """Fixed-point (``_SHIFT`` bits) pixel coordinates of each polygon, transformed in one product."""
+        """Fixed-point (``_SHIFT`` bits) pixel coordinates of each polygon.
+
+        All polygons are transformed in one product.
+        """
         if not polys:
             return []
         allp = polys[0] if len(polys) == 1 else np.concatenate(polys)
@@ -135,7 +138,10 @@ class Painter:
         clip: np.ndarray | None = None,
         texture: np.ndarray | None = None,
     ) -> None:
-        """Fill polygons with ``colour`` (BGR), optionally translucent, clipped by a coverage map, textured."""
+        """Fill polygons with ``colour`` (BGR).
+
+        Optionally translucent, clipped by a coverage map, textured.
+        """
         self._draw(polys, colour, None, alpha, clip, texture)
 
     def line(
@@ -244,8 +250,11 @@ def _noise_bank(size: int) -> np.ndarray:
 
 
 def _noise(seed: int, size: int) -> np.ndarray:
-    """``(size, size, 3)`` standard normal noise picked by ``seed``: a window of a fixed bank, sign and axes
-    flipped by the seed (8 * size**2 distinct fields; generating fresh normals would double the render time)."""
+    """``(size, size, 3)`` standard normal noise picked by ``seed``.
+
+    A window of a fixed bank, sign and axes flipped by the seed (8 * size**2 distinct fields;
+    generating fresh normals would double the render time).
+    """
     oy, ox = seed % size, (seed // size) % size
     win = _noise_bank(size)[oy : oy + size, ox : ox + size]
     flip = (seed // (size * size)) % 8

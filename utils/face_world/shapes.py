@@ -78,7 +78,10 @@ def band(upper: np.ndarray, lower: np.ndarray) -> np.ndarray:
 
 
 def jaw_profile(shape: str, chubby: bool) -> np.ndarray:
-    """Half width of the lower face relative to the width at eye level, at the samples ``_T`` (0 eyes, 1 chin)."""
+    """Half width of the lower face relative to the width at eye level, at the samples ``_T``.
+
+    ``_T`` runs from 0 (eyes) to 1 (chin).
+    """
     t = _T
     if shape == "oval":
         f = np.sqrt(1 - t**2) * (1 - 0.16 * t)
@@ -111,7 +114,7 @@ def _memo(method):
 
 @lru_cache(maxsize=256)
 def layout_of(identity: Identity) -> FaceLayout:
-    """The (cached) :class:`FaceLayout` of an identity: the images of one person share their parts."""
+    """The (cached) :class:`FaceLayout` of an identity: one person's images share their parts."""
     return FaceLayout(identity)
 
 
@@ -222,7 +225,10 @@ class FaceLayout:
 
     @cached_property
     def wrinkles(self) -> list[np.ndarray]:
-        """Age lines: forehead (2 middle-aged, 3 senior), nasolabial, and for seniors crow's feet and marionette."""
+        """Age lines: forehead (2 middle-aged, 3 senior) and nasolabial.
+
+        Seniors also get crow's feet and marionette lines.
+        """
         age, g, out = self.i.age, self.g, []
         if age == 0:
             return out
@@ -434,8 +440,11 @@ class FaceLayout:
     def mouth(
         self, smiling: bool, mouth_open: bool, big_lips: bool | None = None
     ) -> dict[str, np.ndarray]:
-        """Mouth parts for an expression: ``upper``/``lower`` lip polygons, ``gap`` (open interior) and
-        ``teeth`` or ``None``, ``line``, ``corners``."""
+        """Mouth parts for an expression.
+
+        ``upper``/``lower`` lip polygons, ``gap`` (open interior) and ``teeth`` or ``None``,
+        ``line``, ``corners``.
+        """
         big_lips = self.i.big_lips if big_lips is None else big_lips
         g = self.g
         mw = g.mouth_w * (1.1 if smiling else 1.0)
@@ -622,7 +631,10 @@ class FaceLayout:
         )
 
     def landmarks(self, smiling: bool, mouth_open: bool) -> np.ndarray:
-        """``(5, 2)``: left eye, right eye, nose tip, left and right mouth corners (canonical units)."""
+        """``(5, 2)`` landmarks in canonical units.
+
+        Left eye, right eye, nose tip, left and right mouth corners.
+        """
         (lx, ly), (rx, ry) = self.eye_centres()
         c = self.mouth(smiling, mouth_open)["corners"]
         return np.array([[lx, ly], [rx, ry], [CX, self.tip_y], c[0], c[1]])

@@ -48,7 +48,7 @@ SHORT: dict[int, tuple[str, ...] | str] = {
 
 
 def caption_words(labels: np.ndarray) -> list[str]:
-    """Short words for an image's labels: the four class words, then the present binary attributes."""
+    """Short words for an image's labels: the four class words, then present binary attributes."""
     words = [SHORT[j][int(labels[j])] for j in sorted(CLASS_WORDS)]
     return words + [
         SHORT[j] for j in range(len(ATTRIBUTES)) if j not in CLASS_WORDS and labels[j] == 0
@@ -87,7 +87,10 @@ def _grid(tiles: list[np.ndarray], cols: int) -> np.ndarray:
 
 
 def contact_sheet(seed: int = 0, grid: int = 8, size: int = 112, cell: int = 224) -> np.ndarray:
-    """A ``grid x grid`` sheet of distinct identities (one image each) with short attribute captions."""
+    """A ``grid x grid`` sheet of distinct identities (one image each).
+
+    Each image is captioned with short attribute words.
+    """
     world = make_world(grid * grid, 1, seed, size)
     tiles = [
         _captioned(item.sample.image, caption_words(item.sample.labels), cell) for item in world
@@ -102,7 +105,7 @@ def twin_sheet(
     cell: int = 224,
     cols: int = 4,
 ) -> np.ndarray:
-    """Twin pairs side by side (source | twin), one per attribute, captioned ``attribute: old -> new``.
+    """Twin pairs (source | twin), one per attribute, captioned ``attribute: old -> new``.
 
     For each attribute, identities of the world of ``seed`` are tried in turn
     until one has that twin.

@@ -29,7 +29,8 @@ from .render import FaceSample, blur_radius, render
 
 TWINNABLE: tuple[int, ...] = tuple(range(NUM_ATTRIBUTES))
 #: Largest grey-level difference allowed between a twin and its source outside
-#: :func:`changed_region` (anti-aliasing of thin parts at small sizes; at 112 px it is 0 in practice).
+#: :func:`changed_region` (anti-aliasing of thin parts at small sizes; at 112 px it is 0
+#: in practice).
 TWIN_TOLERANCE = 8
 ALWAYS_TWINNABLE: tuple[int, ...] = (1, 2, 8, 16, 17, 18, 21, 22, 23, 24, 25, 26, 27, 28, 29)
 _FLAGS = {
@@ -187,12 +188,17 @@ def random_twin(
 
 
 def twin_margin(nuisance: Nuisance, size: int) -> int:
-    """Pixels by which a twin's changes may spill outside the region: 2 (anti-aliasing) + the blur radius."""
+    """Pixels by which a twin's changes may spill outside the region.
+
+    2 (anti-aliasing) + the blur radius.
+    """
     return 2 + blur_radius(nuisance, size)
 
 
 def changed_region(source: FaceSample, twin: FaceSample, j: int, grow: bool = True) -> np.ndarray:
-    """``(H, W)`` bool region where ``twin`` may differ from ``source`` (attribute ``j``'s region of both).
+    """``(H, W)`` bool region where ``twin`` may differ from ``source``.
+
+    It is attribute ``j``'s region of both images.
 
     Args:
         grow: dilate by :func:`twin_margin` (the documented tolerance).

@@ -220,7 +220,8 @@ def center_crop(image: np.ndarray, size: int = 112) -> np.ndarray:
         size: output side.
 
     Returns:
-        ``(size, size[, C])``; ``cv2.INTER_AREA`` when shrinking, ``cv2.INTER_LINEAR`` when enlarging.
+        ``(size, size[, C])``; ``cv2.INTER_AREA`` when shrinking, ``cv2.INTER_LINEAR`` when
+        enlarging.
     """
     image = _check_image(image)
     arcface_template(size)  # validates size
@@ -264,7 +265,11 @@ def _cascades():
 
 
 def ensure_detector() -> None:
-    """Load the Haar cascades now; raises :class:`DetectorUnavailableError` with the fix if they are missing."""
+    """Load the Haar cascades now.
+
+    Raises:
+        DetectorUnavailableError: they are missing (the message names the fix).
+    """
     _cascades()
 
 
@@ -328,7 +333,11 @@ def _rotated(gray: np.ndarray, degrees: float) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _detect_upright(gray: np.ndarray, face_cascade, eye_cascade):
-    """Faces and eyes in an (equalised) gray image: ``(box, eyes (2, 2), method, num_faces)`` or ``None``."""
+    """Faces and eyes in an (equalised) gray image.
+
+    Returns:
+        ``(box, eyes (2, 2), method, num_faces)`` or ``None``.
+    """
     h, w = gray.shape
     scale = min(1.0, _DETECT_MAX_SIDE / max(h, w))
     small = (

@@ -265,7 +265,9 @@ def read_list_text(path: Path, what: str, fix: str) -> str:
 
 
 def read_pair_list(path: str | Path, image_root: str | Path | None = None) -> list[PairItem]:
-    """Read and parse a pair list file (``.csv``: :func:`parse_pair_csv`; else :func:`parse_pair_lines`).
+    """Read and parse a pair list file.
+
+    ``.csv`` files go through :func:`parse_pair_csv`, others through :func:`parse_pair_lines`.
 
     Args:
         path: the list file.
