@@ -443,9 +443,9 @@ def format_metrics(metrics: dict) -> str:
             f"{metrics['heldout_identity_images']} images)"
         )
         lines.append(f"    {'head':<24s} {'seen ids':>8s} {'unseen ids':>10s}")
-        unseen = metrics["attribute_accuracy_unseen_identities"]
         for name, acc in metrics["attribute_accuracy"].items():
-            lines.append(f"    {name:<24s} {acc:8.4f} {unseen[name]:10.4f}")
+            unseen = metrics["attribute_accuracy_unseen_identities"][name]
+            lines.append(f"    {name:<24s} {acc:8.4f} {unseen:10.4f}")
     if "verification_auc" in metrics:
         p = metrics["verification_pairs"]
         lines.append(
