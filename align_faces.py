@@ -123,9 +123,8 @@ def build_parser() -> argparse.ArgumentParser:
         "others, then Haar; fallbacks flagged), yunet, dlib, haar, or none (central square "
         "crop, no landmarks); default: %(default)s",
     )
-    add(
-        "--no-align", dest="align", action="store_const", const="none", help=argparse.SUPPRESS
-    )  # older spelling of --align none
+    # older spelling of --align none
+    add("--no-align", dest="align", action="store_const", const="none", help=argparse.SUPPRESS)
     cli.add_progress(parser)
     return parser
 
@@ -198,9 +197,8 @@ def _inside(path: Path, root: Path) -> bool:
 def align_one(args, rel: str, landmark_table) -> tuple[np.ndarray, dict]:
     """Read and align one image; returns (aligned image, report row) or raises _Skip."""
     try:
-        image, read_info = read_image_info(
-            args.input_dir / rel
-        )  # > 2048 px: downscaled by read_info.scale
+        # > 2048 px: downscaled by read_info.scale
+        image, read_info = read_image_info(args.input_dir / rel)
     except ImageReadError as err:
         raise _Skip("read", "ImageReadError", f"{err.reason}. Fix: {err.hint}") from err
     points = None

@@ -234,9 +234,8 @@ def test_constant_and_zero_gradient_maps_are_zero_not_nan():
 
 
 def test_resize_is_bilinear_half_pixel():
-    m = torch.tensor(
-        [[[0.0, 1.0]]]
-    )  # (1, 1, 2) -> width 4: centres at -0.25, 0.25, 0.75, 1.25 -> clamp
+    # (1, 1, 2) -> width 4: centres at -0.25, 0.25, 0.75, 1.25 -> clamp
+    m = torch.tensor([[[0.0, 1.0]]])
     torch.testing.assert_close(resize_maps(m, (1, 4)), torch.tensor([[[0.0, 0.25, 0.75, 1.0]]]))
 
 

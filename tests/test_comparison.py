@@ -157,9 +157,8 @@ def test_indicator_map_hits_everything_up_to_region_size_and_reversed_map_nothin
     r = _region()
     fr = np.array([0.01, 0.05, 0.10, 0.15, 0.20, 0.50])
     assert np.allclose(hit_curve(r.astype(float), r, fr)[:4], 1.0)
-    assert np.allclose(
-        hit_curve(r.astype(float), r, fr)[4:], [15 / 20, 15 / 50]
-    )  # all 15 found, then diluted
+    # all 15 found, then diluted
+    assert np.allclose(hit_curve(r.astype(float), r, fr)[4:], [15 / 20, 15 / 50])
     assert np.allclose(hit_curve(1.0 - r, r, fr), 0.0)  # 85 outside pixels come first; 50 % < 85 %
 
 

@@ -213,7 +213,6 @@ def test_atomic_write_leaves_old_file_or_new_file_never_a_partial_one(tmp_path, 
     assert json.loads(target.read_text()) == {"old": 1}
     assert [p.name for p in tmp_path.iterdir()] == ["3.json"], "temporary file not cleaned up"
     with pytest.raises(ValueError, match="JSON compliant"):
-        atomic_write_json(
-            target, {"x": float("nan")}
-        )  # allow_nan=False: refused before any byte is written
+        # allow_nan=False: refused before any byte is written
+        atomic_write_json(target, {"x": float("nan")})
     assert json.loads(target.read_text()) == {"old": 1} and len(list(tmp_path.iterdir())) == 1

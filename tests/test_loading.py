@@ -66,9 +66,8 @@ def _random_arrays(tensors: dict[str, list[int]], seed: int = 0) -> dict[str, np
         elif name.endswith("running_var"):
             out[name] = values * 0.5 + 1.0
         elif len(shape) >= 2:
-            out[name] = values * np.float32(
-                np.sqrt(3.0 / np.prod(shape[1:]))
-            )  # unit-variance outputs
+            # unit-variance outputs
+            out[name] = values * np.float32(np.sqrt(3.0 / np.prod(shape[1:])))
         else:
             out[name] = values * np.float32(0.1)
     return out
@@ -138,9 +137,8 @@ def test_manifest_loads_strictly(manifest, shared_dir, tmp_path):
             assert tuple(out.shape) == (1, *out_shape), f"{name}: output {tuple(out.shape)}"
             assert torch.isfinite(out).all()
             outputs[name] = (net, out)
-    if (
-        manifest == "vggface2_resnet50_pkl"
-    ):  # 2048-d embedding + the file's fc == the classifier's logits
+    # 2048-d embedding + the file's fc == the classifier's logits
+    if manifest == "vggface2_resnet50_pkl":
         emb = outputs["VGGFace2-verification"][1]
         logits = F.linear(
             emb, torch.from_numpy(arrays["fc.weight"]), torch.from_numpy(arrays["fc.bias"])
@@ -204,9 +202,8 @@ def test_python2_style_pkl(tmp_path):
     path = tmp_path / "py2.pkl"
     buf = io.BytesIO()
     _Py2StylePickler(buf, protocol=2).dump(arrays)
-    data = buf.getvalue().replace(
-        b"numpy._core.multiarray", b"numpy.core.multiarray"
-    )  # numpy 1 names
+    # numpy 1 names
+    data = buf.getvalue().replace(b"numpy._core.multiarray", b"numpy.core.multiarray")
     assert b"numpy.core.multiarray\n_reconstruct" in data and b"_codecs" not in data
     path.write_bytes(data)
     state = read_checkpoint(path)
@@ -256,9 +253,8 @@ def test_malicious_pkl_refused(payload, tmp_path):
     path = tmp_path / "evil.pkl"
     data = pickle.dumps({"conv1.weight": np.zeros(3, np.float32), "x": payload(marker)}, protocol=2)
     globals_used = {arg for op, arg, _ in pickletools.genops(data) if op.name == "GLOBAL"}
-    assert any("open" in g or "system" in g for g in globals_used), (
-        globals_used
-    )  # the payload is live
+    # the payload is live
+    assert any("open" in g or "system" in g for g in globals_used), globals_used
     path.write_bytes(data)
     with pytest.raises(UnsafeCheckpointError) as err:
         get_network("FaceWorld-verification", weights=path)

@@ -267,9 +267,8 @@ def test_resolve_layer_default_override_and_error():
 
 
 def test_preprocess_hand_computed_values():
-    img = np.array(
-        [[[255, 0, 51], [10, 20, 30]], [[0, 0, 0], [255, 255, 255]]], np.uint8
-    )  # BGR, 2x2
+    # BGR, 2x2
+    img = np.array([[[255, 0, 51], [10, 20, 30]], [[0, 0, 0], [255, 255, 255]]], np.uint8)
     vgg = Preprocess((2, 2), "BGR", VGG_MEAN, (1, 1, 1))(img)
     assert vgg.dtype == torch.float32 and tuple(vgg.shape) == (1, 3, 2, 2)
     torch.testing.assert_close(vgg[0, :, 0, 0], torch.tensor([163.5047, -103.8827, -80.0912]))

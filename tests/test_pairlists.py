@@ -37,9 +37,8 @@ def test_max_counts_by_hand():
     assert max_pair_counts({"a": ["x"]}) == (0, 0)
 
 
-@pytest.mark.parametrize(
-    "n_gen, n_imp", [(20, 30), (40, 100), (0, 7), (9, 0)]
-)  # sparse and dense paths
+# sparse and dense paths
+@pytest.mark.parametrize("n_gen, n_imp", [(20, 30), (40, 100), (0, 7), (9, 0)])
 def test_counts_labels_no_duplicates(n_gen, n_imp):
     _check(generate_pairs(IDS, n_gen, n_imp, seed=1), n_gen, n_imp)
 

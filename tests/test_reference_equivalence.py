@@ -32,15 +32,15 @@ ARCH = {
 def setup():
     from models import get_network
 
-    torch.manual_seed(
-        4
-    )  # with this seed R gives pairs with the same and with different top-1 classes
+    # with this seed R gives pairs with the same and with different top-1 classes
+    torch.manual_seed(4)
     pairs = face_pairs(3, size=72, seed=1)
+    # non-square raw images of different sizes
     pairs[2] = (
         pairs[2][0][:, 5:65],
         pairs[2][1][3:70],
         pairs[2][2],
-    )  # non-square raw images of different sizes
+    )
     images = [im for p in pairs for im in p[:2]]
     nets = []
     for name, arch in ARCH.items():
@@ -123,9 +123,8 @@ def test_engine_runs_each_network_once_per_pair(setup):
     finally:
         for h in handles:
             h.remove()
-    assert calls == {"R": 1, "A": 1, "V": 1}, (
-        calls
-    )  # one batched forward each (CAM forward also gives the classes)
+    # one batched forward each (CAM forward also gives the classes)
+    assert calls == {"R": 1, "A": 1, "V": 1}, calls
     assert ex.n_verified <= 62
 
 

@@ -129,9 +129,8 @@ def make_images(root: Path) -> dict[str, np.ndarray]:
     img = _smooth(rng, 52, 48)
     put(NON_ASCII, cv2.imencode(".png", img)[1].tobytes(), img)
     img = _smooth(rng, 50, 54)
-    put(
-        "../outside.png", cv2.imencode(".png", img)[1].tobytes(), img
-    )  # reached with ../ from the list
+    # reached with ../ from the list
+    put("../outside.png", cv2.imencode(".png", img)[1].tobytes(), img)
     # unusable ones
     put("zero.jpg", b"", None)
     whole = cv2.imencode(".jpg", _smooth(rng, 128, 128))[1].tobytes()

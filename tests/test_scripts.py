@@ -300,9 +300,8 @@ def test_threshold_and_sameid_scripts(setup, tmp_path):
     )
     rec = strict_load(run / "json" / "0.json")
     assert rec["ablation"] == "no-attribute" and rec["topk"] == 1
-    assert (
-        len(set(map(tuple, rec["attributes-image1"].values()))) == 1
-    )  # one region for every attribute
+    # one region for every attribute
+    assert len(set(map(tuple, rec["attributes-image1"].values()))) == 1
 
 
 def test_ranking_and_discriminant_flags(setup, tmp_path):

@@ -155,9 +155,8 @@ def test_resume_regenerates_exactly_the_deleted_records(runs, world):
     deleted = ["1.json", "4.json"]  # one of each rank
     for name in deleted:
         (multi / "json" / name).unlink()
-    (multi / "json" / "2.json").write_text(
-        '{"truncated": '
-    )  # a half-written file does not count as done
+    # a half-written file does not count as done
+    (multi / "json" / "2.json").write_text('{"truncated": ')
     _, report = torchrun(flags, multi.parent)
     assert report == (7, 3, 3, 1, 1), report
     assert records(multi) == before, "resumed records are not byte-identical"

@@ -74,11 +74,12 @@ def test_evidential_uncertainty_by_hand():
     # u = 3 / 253.
     # logits (-3, -3, -3): no evidence, alpha (1, 1, 1), u = 3 / 3 = 1.
     a = np.empty((2, 2, 3), np.uint8)
+    # channel means 2, 0, 1 -> evidence (200, 0, 100), alpha (201, 1, 101), u = 3 / 303
     a[...] = (
         2,
         0,
         1,
-    )  # channel means 2, 0, 1 -> evidence (200, 0, 100), alpha (201, 1, 101), u = 3 / 303
+    )
     b = np.zeros((2, 2, 3), np.uint8)  # all zero logits: u = 1
     u, top = evidential_uncertainty(MeanLogits(), [a, b, a], evidence_scale=100, batch_size=2)
     np.testing.assert_allclose(u, [3 / 303, 1.0, 3 / 303], rtol=1e-12)
@@ -437,9 +438,8 @@ def test_resume_and_usage_errors(face_world_run, tmp_path, caplog):
 
 def test_visualization_one_chart_per_image(face_world_run, tmp_path, capsys):
     _, _, run, _ = face_world_run
-    (run / "json" / "9.json").write_text(
-        '{"uncertainty-original": NaN}'
-    )  # a bad file is skipped, not fatal
+    # a bad file is skipped, not fatal
+    (run / "json" / "9.json").write_text('{"uncertainty-original": NaN}')
     try:
         res = _run(
             "results/uncertainty_visualization.py",

@@ -87,9 +87,8 @@ def hit_curve(
             f"region shape {r.shape} differs from the map's {s.shape}; resize one to the other"
         )
     f = _check_fractions(fractions, low_open=True)
-    values, inverse = np.unique(
-        -s.ravel(), return_inverse=True
-    )  # groups of equal value, most salient first
+    # groups of equal value, most salient first
+    values, inverse = np.unique(-s.ravel(), return_inverse=True)
     size = np.bincount(inverse, minlength=len(values)).astype(np.float64)
     inside = np.bincount(inverse, weights=r.ravel().astype(np.float64), minlength=len(values))
     cum_size, cum_inside = np.cumsum(size), np.cumsum(inside)
@@ -231,9 +230,8 @@ def kfold_accuracy(
     for k in range(folds):
         train = fold_of != k
         u = np.unique(s[train])
-        t = np.concatenate(
-            [[u[0] - 1.0], (u[1:] + u[:-1]) / 2, [u[-1] + 1.0]]
-        )  # midpoints of training scores
+        # midpoints of training scores
+        t = np.concatenate([[u[0] - 1.0], (u[1:] + u[:-1]) / 2, [u[-1] + 1.0]])
         acc = ((s[train][None, :] >= t[:, None]) == y[train][None, :]).mean(axis=1)
         best = np.flatnonzero(acc == acc.max())
         thr = t[best[len(best) // 2]]  # the middle of the best range, not its edge

@@ -194,9 +194,8 @@ def schedule(name: str, cfg: TrainConfig, input_size: int) -> tuple[int, int]:
 
 def _batches(n: int, batch_size: int, rng: np.random.Generator) -> Iterator[np.ndarray]:
     order = rng.permutation(n)
-    for start in range(
-        0, n - batch_size + 1, batch_size
-    ):  # drop the last partial batch (BatchNorm1d)
+    # drop the last partial batch (BatchNorm1d)
+    for start in range(0, n - batch_size + 1, batch_size):
         yield order[start : start + batch_size]
 
 

@@ -42,11 +42,12 @@ HAIR_BGR = (
     (30.0, 62.0, 176.0),
 )
 IRIS_BROWN_BGR = (28.0, 62.0, 112.0)
+# blue, green, grey
 IRIS_OTHER_BGR = (
     (178.0, 126.0, 52.0),
     (84.0, 150.0, 82.0),
     (150.0, 148.0, 136.0),
-)  # blue, green, grey
+)
 LIPSTICK_BGR = ((52.0, 30.0, 196.0), (128.0, 86.0, 224.0))  # red, pink
 
 

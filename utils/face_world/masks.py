@@ -74,9 +74,8 @@ def attribute_masks(  # noqa: PLR0915 (one straight block per attribute region, 
         "band": r.poly([lay.headband]),
         "none": np.zeros_like(face),
     }
-    on_top = r.shrink(
-        cover[i.forehead_cover], 2.0
-    )  # keep the cover's anti-aliased rim in the regions
+    # keep the cover's anti-aliased rim in the regions
+    on_top = r.shrink(cover[i.forehead_cover], 2.0)
 
     # hair ------------------------------------------------------------------------
     back, locks = lay.long_hair()

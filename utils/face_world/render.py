@@ -124,9 +124,8 @@ class Painter:
     def coverage(self, polys: list[np.ndarray], aa: bool = True) -> np.ndarray:
         """``(H, W)`` uint8 coverage (0..255) of filled polygons."""
         cov = np.zeros((self.h, self.w), np.uint8)
-        for q in self._ints(
-            polys
-        ):  # one call per polygon: a multi-polygon call fills even-odd, not the union
+        # one call per polygon: a multi-polygon call fills even-odd, not the union
+        for q in self._ints(polys):
             cv2.fillPoly(cov, [q], 255, cv2.LINE_AA if aa else cv2.LINE_8, _SHIFT)
         return cov
 

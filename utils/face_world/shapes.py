@@ -47,10 +47,11 @@ def ellipse(
 @lru_cache(maxsize=16)
 def _catmull_rom_basis(n: int) -> np.ndarray:
     t = np.linspace(0.0, 1.0, n, endpoint=False)
+    # (n, 4): weights of p0..p3
     basis = 0.5 * np.stack(
         [-t + 2 * t**2 - t**3, 2 - 5 * t**2 + 3 * t**3, t + 4 * t**2 - 3 * t**3, -(t**2) + t**3],
         axis=1,
-    )  # (n, 4): weights of p0..p3
+    )
     basis.setflags(write=False)
     return basis
 
@@ -587,9 +588,8 @@ class FaceLayout:
         """Texture lines inside the scalp hair: from the crown towards the hairline."""
         wavy = self.i.wavy if wavy is None else wavy
         crown = np.array([CX, self.ey - self.g.skull_h + 2.0])
-        line = self.hairline(
-            True
-        )  # end above the receding line too, so Receding Hairline leaves them alone
+        # end above the receding line too, so Receding Hairline leaves them alone
+        line = self.hairline(True)
         out = []
         for k in lin(0.08, 0.92, 7):
             end = line[int(round(k * (len(line) - 1)))] + np.array([0.0, -2.5])
