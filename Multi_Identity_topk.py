@@ -1,4 +1,4 @@
-"""Sim2Word with the top-k class-set strategy (paper Section 3 with --topk 1, Section 5.5 otherwise).
+"""Sim2Word with the top-k class-set strategy (paper Section 3 with --topk 1, else Section 5.5).
 
 Thin entry point: all flags and the run loop live in utils/run/cli.py and
 utils/run/runner.py. Run `python Multi_Identity_topk.py --help` for the flags.
@@ -6,6 +6,7 @@ utils/run/runner.py. Run `python Multi_Identity_topk.py --help` for the flags.
 Example:
     python Multi_Identity_topk.py --Datasets FaceWorld --limit 10
 """
+
 import sys
 
 from utils.base.memory import keep_freed_memory

@@ -6,6 +6,7 @@ utils/run/runner.py. Run `python Multi_identity_thresh.py --help` for the flags.
 Example:
     python Multi_identity_thresh.py --Datasets FaceWorld --limit 10
 """
+
 import sys
 
 from utils.base.memory import keep_freed_memory

@@ -1,4 +1,4 @@
-"""Sim2Word with top-1 identities; the discriminant is H_t alone when both images share the top-1 identity.
+"""Sim2Word with top-1 identities; the discriminant is H_t alone when both images share one.
 
 Thin entry point: all flags and the run loop live in utils/run/cli.py and
 utils/run/runner.py. Run `python Scores-sameid.py --help` for the flags.
@@ -6,6 +6,7 @@ utils/run/runner.py. Run `python Scores-sameid.py --help` for the flags.
 Example:
     python Scores-sameid.py --Datasets FaceWorld --limit 10
 """
+
 import sys
 
 from utils.base.memory import keep_freed_memory

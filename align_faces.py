@@ -31,6 +31,7 @@ Example:
     python align_faces.py --input-dir ../shared/data/real_faces --output-dir aligned/real_faces \\
         --for-net dlib-ResNet29
 """
+
 from __future__ import annotations
 
 import argparse
@@ -63,33 +64,67 @@ def build_parser() -> argparse.ArgumentParser:
     parser = cli.make_parser(
         __doc__.split("\n\n")[0],
         "Exit status: 0 every image aligned, 3 some images skipped (see skipped.csv), 2 usage "
-        "error.")
+        "error.",
+    )
     add = parser.add_argument
-    add("--input-dir", type=Path, required=True,
-        help="folder of images (may hold one sub-folder per identity)")
-    add("--output-dir", type=Path, required=True,
-        help="where aligned images and the CSV reports go (must not be inside --input-dir)")
-    add("--template", choices=TEMPLATES, default=None,
+    add(
+        "--input-dir",
+        type=Path,
+        required=True,
+        help="folder of images (may hold one sub-folder per identity)",
+    )
+    add(
+        "--output-dir",
+        type=Path,
+        required=True,
+        help="where aligned images and the CSV reports go (must not be inside --input-dir)",
+    )
+    add(
+        "--template",
+        choices=TEMPLATES,
+        default=None,
         help="face template: arcface-112 (ArcFace/CosFace/SFace nets), vggface2-224 (VGGFace2 "
-             "nets), dlib-chip-150 (dlib-ResNet29); default: from --for-net, else from --size")
-    add("--for-net", default=None, metavar="NAME",
+        "nets), dlib-chip-150 (dlib-ResNet29); default: from --for-net, else from --size",
+    )
+    add(
+        "--for-net",
+        default=None,
+        metavar="NAME",
         help="use the template of this registered network (e.g. SFace, dlib-ResNet29, "
-             "ArcFace-r100)")
-    add("--size", type=int, choices=tuple(SIZE_TEMPLATES), default=None,
+        "ArcFace-r100)",
+    )
+    add(
+        "--size",
+        type=int,
+        choices=tuple(SIZE_TEMPLATES),
+        default=None,
         help="112 = --template arcface-112, 224 = --template vggface2-224 (default 112 when "
-             "neither --template nor --for-net is given)")
-    add("--landmarks", type=Path, default=None,
+        "neither --template nor --for-net is given)",
+    )
+    add(
+        "--landmarks",
+        type=Path,
+        default=None,
         help="landmark file (paths in it relative to --input-dir); needed unless "
-             "--landmark-format detect or --align none")
-    add("--landmark-format", choices=("celeba", "vggface2", "csv", "detect"), default=None,
+        "--landmark-format detect or --align none",
+    )
+    add(
+        "--landmark-format",
+        choices=("celeba", "vggface2", "csv", "detect"),
+        default=None,
         help="format of --landmarks, or 'detect' to find the landmarks with --align's detector; "
-             "default: detect without --landmarks, else required")
-    add("--align", choices=ALIGN_METHODS, default="auto",
+        "default: detect without --landmarks, else required",
+    )
+    add(
+        "--align",
+        choices=ALIGN_METHODS,
+        default="auto",
         help="landmarker for photos without a landmark file: auto (the template's own, then the "
-             "others, then Haar; fallbacks flagged), yunet, dlib, haar, or none (central square "
-             "crop, no landmarks); default: %(default)s")
-    add("--no-align", dest="align", action="store_const", const="none",
-        help=argparse.SUPPRESS)  # older spelling of --align none
+        "others, then Haar; fallbacks flagged), yunet, dlib, haar, or none (central square "
+        "crop, no landmarks); default: %(default)s",
+    )
+    # older spelling of --align none
+    add("--no-align", dest="align", action="store_const", const="none", help=argparse.SUPPRESS)
     cli.add_progress(parser)
     return parser
 
@@ -106,14 +141,17 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         if args.landmarks is None:
             parser.error(f"--landmark-format {args.landmark_format} needs --landmarks FILE")
         if args.align != "auto":
-            parser.error(f"--align {args.align} detects landmarks; with a landmark file use "
-                         "--align auto")
+            parser.error(
+                f"--align {args.align} detects landmarks; with a landmark file use --align auto"
+            )
     if not args.input_dir.is_dir():
         parser.error(f"--input-dir {str(args.input_dir)!r} is not a folder")
     inp, out = args.input_dir.resolve(), args.output_dir.resolve()
     if out == inp or inp in out.parents:
-        parser.error(f"--output-dir {str(args.output_dir)!r} must not be --input-dir or inside it "
-                     "(its outputs would be read as inputs next time)")
+        parser.error(
+            f"--output-dir {str(args.output_dir)!r} must not be --input-dir or inside it "
+            "(its outputs would be read as inputs next time)"
+        )
     return args
 
 
@@ -128,13 +166,16 @@ def _template(parser: argparse.ArgumentParser, args: argparse.Namespace) -> str:
         except ValueError as err:
             parser.error(f"--for-net: {err}")
         if from_net is None:
-            parser.error(f"--for-net {args.for_net}: this network declares no face template (it "
-                         "takes images as "
-                         "they are); choose --template")
+            parser.error(
+                f"--for-net {args.for_net}: this network declares no face template (it "
+                "takes images as "
+                "they are); choose --template"
+            )
     named = [t for t in (args.template, from_net, SIZE_TEMPLATES.get(args.size)) if t is not None]
     if len(set(named)) > 1:
-        parser.error("--template, --for-net and --size name different templates: "
-                     f"{sorted(set(named))}")
+        parser.error(
+            f"--template, --for-net and --size name different templates: {sorted(set(named))}"
+        )
     return named[0] if named else SIZE_TEMPLATES[112]
 
 
@@ -156,7 +197,8 @@ def _inside(path: Path, root: Path) -> bool:
 def align_one(args, rel: str, landmark_table) -> tuple[np.ndarray, dict]:
     """Read and align one image; returns (aligned image, report row) or raises _Skip."""
     try:
-        image, read_info = read_image_info(args.input_dir / rel)  # > 2048 px: downscaled by read_info.scale
+        # > 2048 px: downscaled by read_info.scale
+        image, read_info = read_image_info(args.input_dir / rel)
     except ImageReadError as err:
         raise _Skip("read", "ImageReadError", f"{err.reason}. Fix: {err.hint}") from err
     points = None
@@ -170,12 +212,17 @@ def align_one(args, rel: str, landmark_table) -> tuple[np.ndarray, dict]:
     except FaceNotFoundError as err:
         raise _Skip("detect", "NoFaceFound", err.reason) from err
     method = args.landmark_format if info.method == "file" else info.method
-    row = {"path": rel, "template": info.template, "method": method,
-           "fallback": str(info.fallback).lower(),
-           "estimated": str(info.estimated).lower() if info.landmarks is not None else "",
-           "score": "" if info.score is None else f"{info.score:.3f}",
-           "num_faces": info.num_faces if info.method not in ("file", "none") else "",
-           "convention": info.convention or "", "notes": "; ".join(info.notes)}
+    row = {
+        "path": rel,
+        "template": info.template,
+        "method": method,
+        "fallback": str(info.fallback).lower(),
+        "estimated": str(info.estimated).lower() if info.landmarks is not None else "",
+        "score": "" if info.score is None else f"{info.score:.3f}",
+        "num_faces": info.num_faces if info.method not in ("file", "none") else "",
+        "convention": info.convention or "",
+        "notes": "; ".join(info.notes),
+    }
     if info.landmarks is not None:
         for i, (x, y) in enumerate(info.landmarks, 1):
             row[f"x{i}"], row[f"y{i}"] = f"{x:.2f}", f"{y:.2f}"
@@ -222,8 +269,9 @@ def main(argv: list[str] | None = None) -> int:
         out_path = args.output_dir / rel
         try:
             if Path(rel).is_absolute() or not _inside(out_path, args.output_dir):
-                raise _Skip("output", "UnsafePath",
-                            f"{rel!r} would be written outside --output-dir")
+                raise _Skip(
+                    "output", "UnsafePath", f"{rel!r} would be written outside --output-dir"
+                )
             aligned, row = align_one(args, rel, landmark_table)
             try:
                 atomic_write_image(out_path, aligned)
@@ -231,17 +279,29 @@ def main(argv: list[str] | None = None) -> int:
                 raise _Skip("write", type(err).__name__, f"cannot write {out_path}: {err}") from err
             done.append(row)
         except _Skip as skip:
-            skipped.append({"path": rel, "stage": skip.stage, "error_type": skip.error_type,
-                            "message": skip.message})
+            skipped.append(
+                {
+                    "path": rel,
+                    "stage": skip.stage,
+                    "error_type": skip.error_type,
+                    "message": skip.message,
+                }
+            )
 
-    columns = (["path", "template", "method", "fallback", "estimated", "score", "num_faces",
-                "convention"]
-               + [f"{a}{i}" for i in range(1, 6) for a in "xy"] + ["notes"])
+    columns = (
+        ["path", "template", "method", "fallback", "estimated", "score", "num_faces", "convention"]
+        + [f"{a}{i}" for i in range(1, 6) for a in "xy"]
+        + ["notes"]
+    )
     atomic_write_text(args.output_dir / "alignment.csv", _csv_text(done, columns))
-    atomic_write_text(args.output_dir / "skipped.csv",
-                      _csv_text(skipped, ["path", "stage", "error_type", "message"]))
-    atomic_write_text(args.output_dir / "failures.jsonl",
-                      "".join(json.dumps(s, ensure_ascii=False) + "\n" for s in skipped))
+    atomic_write_text(
+        args.output_dir / "skipped.csv",
+        _csv_text(skipped, ["path", "stage", "error_type", "message"]),
+    )
+    atomic_write_text(
+        args.output_dir / "failures.jsonl",
+        "".join(json.dumps(s, ensure_ascii=False) + "\n" for s in skipped),
+    )
     methods = {}
     for row in done:
         methods[row["method"]] = methods.get(row["method"], 0) + 1
@@ -249,9 +309,11 @@ def main(argv: list[str] | None = None) -> int:
     for row in skipped:
         by_stage[row["stage"]] = by_stage.get(row["stage"], 0) + 1
     fallbacks = sum(row["fallback"] == "true" for row in done)
-    print(f"aligned {len(done)} of {len(items)} images to {args.template} in {args.output_dir} "
-          f"(by method: {methods or 'none'}; fallbacks: {fallbacks}); skipped {len(skipped)} "
-          f"(by stage: {by_stage or 'none'})")
+    print(
+        f"aligned {len(done)} of {len(items)} images to {args.template} in {args.output_dir} "
+        f"(by method: {methods or 'none'}; fallbacks: {fallbacks}); skipped {len(skipped)} "
+        f"(by stage: {by_stage or 'none'})"
+    )
     for row in skipped:
         print(f"  skipped {row['path']}: [{row['stage']}] {row['message']}")
     return EXIT_SOME_FAILED if skipped else EXIT_OK

@@ -1,4 +1,8 @@
-"""Put the repository root and this folder on ``sys.path`` (the folder name has hyphens, so it is no package)."""
+"""Put the repository root and this folder on ``sys.path``.
+
+The folder name has hyphens, so it is no package.
+"""
+
 from __future__ import annotations
 
 import sys

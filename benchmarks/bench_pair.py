@@ -1,4 +1,4 @@
-"""Seconds per pair: our engine vs the authors' way vs the forward-pass floor, at paper size.
+r"""Seconds per pair: our engine vs the authors' way vs the forward-pass floor, at paper size.
 
 Networks (random weights, BatchNorm statistics calibrated on the benchmark
 images, see ``benchmarks/common.py``): R = VGGFace2 ResNet-50 (224), A = the
@@ -25,7 +25,8 @@ pair; any mismatch is printed and the script exits 1 without a speed table.
 
 Example:
     OMP_NUM_THREADS=2 nice -n 10 python benchmarks/bench_pair.py --pairs 2
-    python benchmarks/bench_pair.py --pairs 2 --threads 1 --clock cpu --verification-net dlib-ResNet29 SFace
+    python benchmarks/bench_pair.py --pairs 2 --threads 1 --clock cpu \
+        --verification-net dlib-ResNet29 SFace
 """
 
 from __future__ import annotations

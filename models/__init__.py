@@ -12,12 +12,24 @@ Example:
     >>> len(net(net.preprocess([np.zeros((60, 50, 3), np.uint8)])))
     30
 """
+
 import importlib
 
-_EXPORTS = {"Preprocess": "models.preprocess", "get_network": "models.registry", "list_networks": "models.registry",
-            "register_network": "models.registry", "resolve_layer": "models.registry"}
+_EXPORTS = {
+    "Preprocess": "models.preprocess",
+    "get_network": "models.registry",
+    "list_networks": "models.registry",
+    "register_network": "models.registry",
+    "resolve_layer": "models.registry",
+}
 
-__all__ = sorted(_EXPORTS)
+__all__ = [  # the names of _EXPORTS, spelled out for static tools
+    "Preprocess",
+    "get_network",
+    "list_networks",
+    "register_network",
+    "resolve_layer",
+]
 
 
 def __getattr__(name: str):

@@ -17,6 +17,7 @@ State-dict format (ours; no public checkpoint exists):
 Save it with ``torch.save(net.state_dict(), path)``; ``get_network`` loads it
 with ``torch.load(weights_only=True)``.
 """
+
 from __future__ import annotations
 
 from collections.abc import Sequence
@@ -57,9 +58,17 @@ class AttributeNet(nn.Module):
     ) -> None:
         super().__init__()
         if not head_sizes or min(head_sizes) < 2:
-            raise ValueError(f"head_sizes must be a non-empty list of ints >= 2, got {tuple(head_sizes)}")
+            raise ValueError(
+                f"head_sizes must be a non-empty list of ints >= 2, got {tuple(head_sizes)}"
+            )
         self.backbone = VGGFace2ResNet(
-            layers, width, se=se, include_top=False, input_size=input_size, stem_pool=stem_pool, strides=strides
+            layers,
+            width,
+            se=se,
+            include_top=False,
+            input_size=input_size,
+            stem_pool=stem_pool,
+            strides=strides,
         )
         feat = self.backbone.feature_size
         self.heads = nn.ModuleList(nn.Linear(feat, int(n)) for n in head_sizes)

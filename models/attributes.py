@@ -217,8 +217,18 @@ REAL_FACES_AGE_GROUPS: tuple[tuple[str, int, int], ...] = (
 REAL_FACES = register_vocabulary(
     Vocabulary(
         name="real-faces",
-        attributes=("Gender", "Age", "Eyes", "Eyebrows", "Nose", "Mouth", "Chin", "Cheeks",
-                    "Forehead", "Hair"),
+        attributes=(
+            "Gender",
+            "Age",
+            "Eyes",
+            "Eyebrows",
+            "Nose",
+            "Mouth",
+            "Chin",
+            "Cheeks",
+            "Forehead",
+            "Hair",
+        ),
         class_words={0: ("Male", "Female"), 1: tuple(w for w, _, _ in REAL_FACES_AGE_GROUPS)},
         region_heads=frozenset(range(2, 10)),
         description="real photos: gender and age (dlib's networks) and 8 facial-part regions "

@@ -388,8 +388,9 @@ def read_dlib_net(source: str | os.PathLike | bytes, stack: Sequence[str]) -> Dl
     if r.int("loss layer (version)") != 1:
         raise r.error("loss layer", "add_loss_layer version is not 1 (not a dlib DNN file)")
     loss = _read_loss(r)
-    versions = [_read_wrapper_version(r, i, kind, i == len(stack) - 1)
-                for i, kind in enumerate(stack)]
+    versions = [
+        _read_wrapper_version(r, i, kind, i == len(stack) - 1) for i, kind in enumerate(stack)
+    ]
     net_input = _read_input(r)
     layers = []
     for i in reversed(range(len(stack))):

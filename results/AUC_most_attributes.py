@@ -50,8 +50,10 @@ def main(argv: list[str] | None = None) -> int:
     table = A.sample_table(records)
     samples = {"Original": A.original_samples(table), "After": A.after_samples(table)}
     n_genuine = int(table.match.sum())
-    print(f"\n{len(records)} pairs ({n_genuine} genuine, {len(records) - n_genuine} impostor), "
-          "2 samples per pair")
+    print(
+        f"\n{len(records)} pairs ({n_genuine} genuine, {len(records) - n_genuine} impostor), "
+        "2 samples per pair"
+    )
     A.write_roc_report(
         out,
         STEM,

@@ -51,8 +51,11 @@ def main(argv: list[str] | None = None) -> int:
     failures += skipped
     out = A.output_dir(args)
     if not records:
-        print(f"error: none of the {n_files} files in {args.json_fold} is a usable record of the "
-              "no-attribute ablation", file=sys.stderr)
+        print(
+            f"error: none of the {n_files} files in {args.json_fold} is a usable record of the "
+            "no-attribute ablation",
+            file=sys.stderr,
+        )
         return A.finish(out, STEM, failures, n_files)
     samples = {"Original": A.original_samples(records), AFTER: no_attribute_samples(records)}
     print(f"\n{len(records)} pairs, 2 samples per pair")

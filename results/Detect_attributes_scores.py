@@ -46,9 +46,13 @@ def main(argv: list[str] | None = None) -> int:
     records, failures, n_files = A.load_from_args(args)
     out = A.output_dir(args)
     entries = [
-        {"name": r.name, "file": str(r.path), "match": r.match,
-         "image_paths": list(r.image_paths),
-         **{f"image{i}": detected_attributes(r, i) for i in (1, 2)}}
+        {
+            "name": r.name,
+            "file": str(r.path),
+            "match": r.match,
+            "image_paths": list(r.image_paths),
+            **{f"image{i}": detected_attributes(r, i) for i in (1, 2)},
+        }
         for r in records
     ]
     n_figures = 0
@@ -59,17 +63,23 @@ def main(argv: list[str] | None = None) -> int:
         for i in (1, 2):
             img, note = load_rgb(rec.image_paths[i - 1], roots)
             images.append(img)
-            head = f"image {i}: {Path(rec.image_paths[i - 1] or '?').name}" + (f" ({note})" if note
-                                                                              else "")
+            head = f"image {i}: {Path(rec.image_paths[i - 1] or '?').name}" + (
+                f" ({note})" if note else ""
+            )
             captions.append("\n".join([head, *detected_caption(entry[f"image{i}"])]))
-        title = (f"pair {rec.name}: attributes detected by the attribute net (present ones: "
-                 "predicted class, softmax confidence)")
+        title = (
+            f"pair {rec.name}: attributes detected by the attribute net (present ones: "
+            "predicted class, softmax confidence)"
+        )
         fig = pair_figure(images, captions, title, figsize=tuple(args.figsize), caption_height=3.0)
-        save_figure(fig, out / "images-attributes" / f"{rec.name}.{args.image_format}",
-                    dpi=args.dpi)
+        save_figure(
+            fig, out / "images-attributes" / f"{rec.name}.{args.image_format}", dpi=args.dpi
+        )
         n_figures += 1
-    atomic_write_json(out / f"{STEM}.json",
-                      {**A.report_header(args, records, failures, n_files), "pairs": entries})
+    atomic_write_json(
+        out / f"{STEM}.json",
+        {**A.report_header(args, records, failures, n_files), "pairs": entries},
+    )
     print(f"wrote {out / STEM}.json and {n_figures} figures under {out / 'images-attributes'}")
     return A.finish(out, STEM, failures, n_files)
 

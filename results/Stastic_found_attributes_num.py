@@ -56,12 +56,15 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {err}", file=sys.stderr)
         return 2
     last = max((n for n, c in enumerate(stats["histogram"]) if c), default=0)
-    hist = [[n, c, A.fmt(c / stats["n_images"], 3) if stats["n_images"] else "n/a"]
-            for n, c in enumerate(stats["histogram"][: last + 1])]
+    hist = [
+        [n, c, A.fmt(c / stats["n_images"], 3) if stats["n_images"] else "n/a"]
+        for n, c in enumerate(stats["histogram"][: last + 1])
+    ]
     found = [r for r in stats["by_attribute"] if r["count"]]
     table = A.format_table(["attributes found", "images", "fraction"], hist)
-    attrs = A.format_table(["Attribute", "images where found"],
-                           [[r["attribute"], r["count"]] for r in found])
+    attrs = A.format_table(
+        ["Attribute", "images where found"], [[r["attribute"], r["count"]] for r in found]
+    )
     mean = "n/a" if stats["mean_found"] is None else f"{stats['mean_found']:.3f}"
     print(
         f"\n{stats['n_pairs']} {args.pairs} pairs, {stats['n_images']} images; attributes whose "
@@ -69,21 +72,33 @@ def main(argv: list[str] | None = None) -> int:
         f"{stats['images_with_any']} images with at least one\n{table}\n{attrs}"
     )
     atomic_write_text(out / f"{STEM}.md", f"{table}\n{attrs}")
-    atomic_write_text(out / f"{STEM}.csv", A.csv_text(["found", "images"],
-                                                      list(enumerate(stats["histogram"]))))
-    atomic_write_json(out / f"{STEM}.json", {**A.report_header(args, records, failures, n_files),
-                                             "pairs": args.pairs, **stats})
+    atomic_write_text(
+        out / f"{STEM}.csv", A.csv_text(["found", "images"], list(enumerate(stats["histogram"])))
+    )
+    atomic_write_json(
+        out / f"{STEM}.json",
+        {**A.report_header(args, records, failures, n_files), "pairs": args.pairs, **stats},
+    )
     fig = bar_figure(
         [
-            (f"images by number of attributes found ({stats['n_images']} images, {args.pairs} "
-             "pairs)", [str(r[0]) for r in hist], [r[1] for r in hist]),
-            ("attributes found most often", [r["attribute"] for r in found],
-             [r["count"] for r in found]),
+            (
+                f"images by number of attributes found ({stats['n_images']} images, {args.pairs} "
+                "pairs)",
+                [str(r[0]) for r in hist],
+                [r[1] for r in hist],
+            ),
+            (
+                "attributes found most often",
+                [r["attribute"] for r in found],
+                [r["count"] for r in found],
+            ),
         ],
         figsize=tuple(args.figsize),
     )
-    print(f"wrote {save_figure(fig, out / f'{STEM}.png', dpi=args.dpi)} and "
-          f"{out / STEM}.json/.md/.csv")
+    print(
+        f"wrote {save_figure(fig, out / f'{STEM}.png', dpi=args.dpi)} and "
+        f"{out / STEM}.json/.md/.csv"
+    )
     return A.finish(out, STEM, failures, n_files)
 
 

@@ -56,13 +56,19 @@ def main(argv: list[str] | None = None) -> int:
     others, other_failures, n_other = A.load_from_args(other_args)
     out = A.output_dir(args)
     result = W.run_agreement(records, others, args.topk)
-    rows = [[name, A.fmt(value) if isinstance(value, float) else value]
-            for name, value in result.items()]
+    rows = [
+        [name, A.fmt(value) if isinstance(value, float) else value]
+        for name, value in result.items()
+    ]
     print(A.format_table(["measure", "value"], rows))
     atomic_write_json(
         out / f"{STEM}.json",
-        {**A.report_header(args, records, failures, n_files), "other": str(args.other),
-         "other_n_files": n_other, **result},
+        {
+            **A.report_header(args, records, failures, n_files),
+            "other": str(args.other),
+            "other_n_files": n_other,
+            **result,
+        },
     )
     return A.finish(out, STEM, failures + other_failures, n_files + n_other)
 

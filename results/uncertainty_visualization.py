@@ -105,8 +105,13 @@ def main(argv: list[str] | None = None) -> int:
         root = None if args.image_root is None else Path(args.image_root)
         image, note = load_rgb(data["path"], [root, path.parent, Path.cwd()])
         name = Path(str(data["path"] or "?"))
-        fig = uncertainty_chart(data, image, uncertainty_title(data), tuple(args.figsize),
-                                note or f"{name.parent.name}/{name.name}".lstrip("/"))
+        fig = uncertainty_chart(
+            data,
+            image,
+            uncertainty_title(data),
+            tuple(args.figsize),
+            note or f"{name.parent.name}/{name.name}".lstrip("/"),
+        )
         save_figure(fig, out / f"{path.stem}.png", dpi=args.dpi)
     return finish(out, SCRIPT, failures, len(paths))
 

@@ -1,4 +1,5 @@
 """Shared pytest setup: the repo root on sys.path, CPU by default, seeded."""
+
 from __future__ import annotations
 
 import os

@@ -1,7 +1,9 @@
-"""Shared helpers of the end-to-end tests: tiny random-weight networks saved to files, script runs, strict JSON.
+"""Helpers of the end-to-end tests: tiny random-weight nets in files, script runs, strict JSON.
 
-Import as ``from tests.helpers import ...`` (the repo root is on ``sys.path``, see ``tests/conftest.py``).
+Import as ``from tests.helpers import ...`` (the repo root is on ``sys.path``, see
+``tests/conftest.py``).
 """
+
 from __future__ import annotations
 
 import json
@@ -18,12 +20,19 @@ REPO = Path(__file__).resolve().parents[1]
 TINY_ARCH = {
     "recognition": ("FaceWorld-recognition", {"width": 4, "num_classes": 7, "input_size": 64}),
     "attribute": ("FaceWorld-attribute", {"width": 4, "input_size": 64}),
-    "verification": ("FaceWorld-verification", {"width": 4, "embedding_size": 16, "input_size": 32}),
+    "verification": (
+        "FaceWorld-verification",
+        {"width": 4, "embedding_size": 16, "input_size": 32},
+    ),
 }
 
 
 def save_tiny_nets(folder: Path, arch: dict = TINY_ARCH, seed: int = 0) -> list[str]:
-    """Save seeded random-weight nets as ``<role>.pth`` in ``folder``; returns the script flags that load them."""
+    """Save seeded random-weight nets as ``<role>.pth`` in ``folder``.
+
+    Returns:
+        The script flags that load them.
+    """
     import torch
 
     from models import get_network
@@ -33,7 +42,12 @@ def save_tiny_nets(folder: Path, arch: dict = TINY_ARCH, seed: int = 0) -> list[
         torch.manual_seed(seed * 100 + k)
         net = get_network(name, weights=False, **overrides)
         torch.save(net.state_dict(), folder / f"{role}.pth")
-        flags += [f"--{role}-weights", str(folder / f"{role}.pth"), f"--{role}-arch", json.dumps(overrides)]
+        flags += [
+            f"--{role}-weights",
+            str(folder / f"{role}.pth"),
+            f"--{role}-arch",
+            json.dumps(overrides),
+        ]
     return flags
 
 
@@ -49,16 +63,30 @@ def script_env() -> dict[str, str]:
     return {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONIOENCODING": "utf-8"}
 
 
-def run_script(script: str, args: list[str], cwd: Path, timeout: float = 900) -> subprocess.CompletedProcess:
+def run_script(
+    script: str, args: list[str], cwd: Path, timeout: float = 900
+) -> subprocess.CompletedProcess:
     """Run a top-level script of the repo with this interpreter; captures text output."""
-    return subprocess.run([sys.executable, str(REPO / script), *args], cwd=cwd, capture_output=True, text=True,
-                          timeout=timeout, env=script_env())
+    return subprocess.run(
+        [sys.executable, str(REPO / script), *args],
+        check=False,
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=script_env(),
+    )
 
 
 def strict_load(path: Path):
-    """``json.load`` that refuses NaN/Infinity constants (what ``allow_nan=False`` writers never produce)."""
+    """``json.load`` that refuses NaN/Infinity constants.
+
+    ``allow_nan=False`` writers never produce them.
+    """
+
     def bad(c):
         raise ValueError(f"non-finite constant {c} in {path}")
+
     return json.loads(Path(path).read_text(encoding="utf-8"), parse_constant=bad)
 
 
@@ -73,7 +101,11 @@ def all_numbers(obj) -> list[float]:
 
 def files_under(root: Path) -> dict[str, int]:
     """Relative path -> size of every file under ``root`` (hidden ones included)."""
-    return {p.relative_to(root).as_posix(): p.stat().st_size for p in Path(root).rglob("*") if p.is_file()}
+    return {
+        p.relative_to(root).as_posix(): p.stat().st_size
+        for p in Path(root).rglob("*")
+        if p.is_file()
+    }
 
 
 def cosine(a: np.ndarray, b: np.ndarray) -> float:

@@ -1,4 +1,5 @@
 """Five-point alignment, landmark readers, the Haar fallback and align_faces.py."""
+
 from __future__ import annotations
 
 import csv
@@ -11,21 +12,50 @@ import pytest
 
 import align_faces
 from utils.faces import align
-from utils.faces.align import (ARCFACE_TEMPLATE_112, DetectorUnavailableError, align_face, arcface_template,
-                         center_crop, detect_landmarks, haar_available, landmarks_from_eyes,
-                         similarity_to_template, umeyama)
-from utils.faces.landmarks import read_celeba_landmarks, read_csv_landmarks, read_landmarks, read_vggface2_landmarks
+from utils.faces.align import (
+    ARCFACE_TEMPLATE_112,
+    DetectorUnavailableError,
+    align_face,
+    arcface_template,
+    center_crop,
+    detect_landmarks,
+    haar_available,
+    landmarks_from_eyes,
+    similarity_to_template,
+    umeyama,
+)
+from utils.faces.landmarks import (
+    read_celeba_landmarks,
+    read_csv_landmarks,
+    read_landmarks,
+    read_vggface2_landmarks,
+)
 
-needs_haar = pytest.mark.skipif(not haar_available(), reason=(
-    f"OpenCV {cv2.__version__} has no Haar cascades (OpenCV 5 removed them); install opencv-python-headless<5"))
+needs_haar = pytest.mark.skipif(
+    not haar_available(),
+    reason=(
+        f"OpenCV {cv2.__version__} has no Haar cascades (OpenCV 5 removed them); "
+        "install opencv-python-headless<5"
+    ),
+)
 
-COLOURS = [(0, 0, 255), (0, 255, 0), (255, 0, 0), (0, 255, 255), (255, 0, 255)]  # one BGR colour per landmark
+COLOURS = [
+    (0, 0, 255),
+    (0, 255, 0),
+    (255, 0, 0),
+    (0, 255, 255),
+    (255, 0, 255),
+]  # one BGR colour per landmark
 
 
 def _similarity(scale: float, degrees: float, shift: tuple[float, float]) -> np.ndarray:
     a = math.radians(degrees)
-    return np.array([[scale * math.cos(a), -scale * math.sin(a), shift[0]],
-                     [scale * math.sin(a), scale * math.cos(a), shift[1]]])
+    return np.array(
+        [
+            [scale * math.cos(a), -scale * math.sin(a), shift[0]],
+            [scale * math.sin(a), scale * math.cos(a), shift[1]],
+        ]
+    )
 
 
 def _apply(matrix: np.ndarray, points: np.ndarray) -> np.ndarray:
@@ -33,10 +63,10 @@ def _apply(matrix: np.ndarray, points: np.ndarray) -> np.ndarray:
 
 
 def _dot_face(points: np.ndarray, shape=(300, 300), sigma: float = 2.5) -> np.ndarray:
-    """A gray (60) canvas with one coloured Gaussian dot per landmark, centred at sub-pixel precision."""
+    """A gray (60) canvas with one coloured Gaussian dot per landmark, at sub-pixel precision."""
     ys, xs = np.mgrid[: shape[0], : shape[1]].astype(np.float64)
     img = np.full((*shape, 3), 60.0)
-    for (x, y), colour in zip(points, COLOURS):
+    for (x, y), colour in zip(points, COLOURS, strict=True):
         blob = np.exp(-((xs - x) ** 2 + (ys - y) ** 2) / (2 * sigma**2))
         img += blob[..., None] * (np.array(colour, dtype=np.float64) - 60.0)
     return np.clip(np.rint(img), 0, 255).astype(np.uint8)
@@ -66,6 +96,7 @@ def _dot_centres(img: np.ndarray) -> np.ndarray:
 
 # ---------------------------------------------------------------- transforms
 
+
 @pytest.mark.parametrize("size", [112, 224])
 def test_landmarks_on_template_give_identity(size):
     matrix = similarity_to_template(arcface_template(size), size)
@@ -85,8 +116,11 @@ def test_umeyama_recovers_a_known_similarity_exactly():
     dst = _apply(known, ARCFACE_TEMPLATE_112)
     np.testing.assert_allclose(umeyama(ARCFACE_TEMPLATE_112, dst), known, atol=1e-9)
     rigid = _similarity(1.0, -35.0, (2.0, 7.0))
-    np.testing.assert_allclose(umeyama(ARCFACE_TEMPLATE_112, _apply(rigid, ARCFACE_TEMPLATE_112),
-                                       estimate_scale=False), rigid, atol=1e-9)
+    np.testing.assert_allclose(
+        umeyama(ARCFACE_TEMPLATE_112, _apply(rigid, ARCFACE_TEMPLATE_112), estimate_scale=False),
+        rigid,
+        atol=1e-9,
+    )
 
 
 def test_umeyama_matches_opencv_least_squares_on_noisy_points():
@@ -96,7 +130,9 @@ def test_umeyama_matches_opencv_least_squares_on_noisy_points():
     ours = umeyama(src, dst)
     # Oracle: OpenCV's 4-DOF estimate; a huge RANSAC threshold keeps every point an
     # inlier, and its Levenberg-Marquardt refinement then minimises the same squared error.
-    oracle, inliers = cv2.estimateAffinePartial2D(src, dst, ransacReprojThreshold=1e4, refineIters=100)
+    oracle, inliers = cv2.estimateAffinePartial2D(
+        src, dst, ransacReprojThreshold=1e4, refineIters=100
+    )
     assert inliers.all()
     np.testing.assert_allclose(ours, oracle, atol=1e-4)
     residual = lambda m: ((_apply(m, src) - dst) ** 2).sum()  # noqa: E731
@@ -114,17 +150,24 @@ def test_umeyama_never_reflects():
     assert np.linalg.det(matrix[:, :2]) > 0
 
 
-@pytest.mark.parametrize("bad, match", [
-    (np.zeros((5, 2)), "coincide"), (np.ones((4, 2)), "shape"), (np.full((5, 2), np.nan), "NaN"),
-    (np.ones((5, 3)), r"\(N, 2\)"),
-])
+@pytest.mark.parametrize(
+    "bad, match",
+    [
+        (np.zeros((5, 2)), "coincide"),
+        (np.ones((4, 2)), "shape"),
+        (np.full((5, 2), np.nan), "NaN"),
+        (np.ones((5, 3)), r"\(N, 2\)"),
+    ],
+)
 def test_bad_landmarks_raise(bad, match):
     with pytest.raises(ValueError, match=match):
         similarity_to_template(bad, 112)
 
 
 @pytest.mark.parametrize("size", [112, 224])
-@pytest.mark.parametrize("degrees, scale, shift", [(20.0, 1.6, (40.0, -25.0)), (-33.0, 0.8, (-10.0, 60.0))])
+@pytest.mark.parametrize(
+    "degrees, scale, shift", [(20.0, 1.6, (40.0, -25.0)), (-33.0, 0.8, (-10.0, 60.0))]
+)
 def test_rotated_scaled_shifted_face_aligns_back_within_1px(size, degrees, scale, shift):
     # A "face": dots at template-shaped landmarks placed in a 300x300 photo.
     base_points = ARCFACE_TEMPLATE_112 * 1.5 + [70, 60]
@@ -133,7 +176,9 @@ def test_rotated_scaled_shifted_face_aligns_back_within_1px(size, degrees, scale
     # Rotate/scale/shift photo and landmarks with the same known similarity about the centre.
     centre = cv2.getRotationMatrix2D((150, 150), degrees, scale)
     centre[:, 2] += shift
-    moved = cv2.warpAffine(base, centre, (300, 300), flags=cv2.INTER_LINEAR, borderValue=(60, 60, 60))
+    moved = cv2.warpAffine(
+        base, centre, (300, 300), flags=cv2.INTER_LINEAR, borderValue=(60, 60, 60)
+    )
     moved_points = _apply(centre, base_points)
     aligned = align_face(moved, moved_points, size)
     assert aligned.shape == (size, size, 3) and aligned.dtype == np.uint8
@@ -142,6 +187,7 @@ def test_rotated_scaled_shifted_face_aligns_back_within_1px(size, degrees, scale
 
 
 # ---------------------------------------------------------------- fallbacks
+
 
 def test_center_crop_exact():
     img = np.arange(4 * 6).reshape(4, 6).astype(np.uint8)
@@ -156,17 +202,23 @@ def test_center_crop_exact():
 
 
 def test_landmarks_from_eyes_follow_the_template():
-    np.testing.assert_allclose(landmarks_from_eyes(ARCFACE_TEMPLATE_112[:2]), ARCFACE_TEMPLATE_112, atol=1e-9)
+    np.testing.assert_allclose(
+        landmarks_from_eyes(ARCFACE_TEMPLATE_112[:2]), ARCFACE_TEMPLATE_112, atol=1e-9
+    )
     known = _similarity(3.0, 15.0, (200.0, 100.0))
     eyes = _apply(known, ARCFACE_TEMPLATE_112[:2])
-    np.testing.assert_allclose(landmarks_from_eyes(eyes), _apply(known, ARCFACE_TEMPLATE_112), atol=1e-9)
+    np.testing.assert_allclose(
+        landmarks_from_eyes(eyes), _apply(known, ARCFACE_TEMPLATE_112), atol=1e-9
+    )
 
 
 def test_detector_unavailable_says_what_to_do(monkeypatch):
     monkeypatch.setattr(align, "haar_available", lambda: False)
     align._cascades.cache_clear()
     try:
-        with pytest.raises(DetectorUnavailableError, match="opencv-python-headless>=4.8,<5.*--no-align"):
+        with pytest.raises(
+            DetectorUnavailableError, match="opencv-python-headless>=4.8,<5.*--no-align"
+        ):
             detect_landmarks(np.zeros((64, 64, 3), np.uint8))
     finally:
         align._cascades.cache_clear()
@@ -207,7 +259,7 @@ lefteye_x lefteye_y righteye_x righteye_y nose_x nose_y leftmouth_x leftmouth_y 
 000001.jpg 69  109  106  113   77  142   73  152  108  154
 000002.jpg 69  110  107  112   81  135   70  151  108  153
 000003.jpg 76  112  104  106  108  128   74  156   98  158
-"""
+"""  # noqa: E501 (a verbatim CelebA landmark file: its header line is 105 characters)
 
 VGGFACE2 = """NAME_ID,P1X,P1Y,P2X,P2Y,P3X,P3Y,P4X,P4Y,P5X,P5Y
 "n000002/0001_01",161.8,207.2,241.6,207.5,198.4,260.4,168.0,303.0,231.8,303.8
@@ -221,19 +273,24 @@ def test_celeba_reader(tmp_path, newline):
     path.write_bytes(CELEBA.replace("\n", newline).encode())
     table = read_celeba_landmarks(path)
     assert list(table) == ["000001.jpg", "000002.jpg", "000003.jpg"]
-    np.testing.assert_array_equal(table["000001.jpg"], [[69, 109], [106, 113], [77, 142], [73, 152], [108, 154]])
+    np.testing.assert_array_equal(
+        table["000001.jpg"], [[69, 109], [106, 113], [77, 142], [73, 152], [108, 154]]
+    )
     assert read_landmarks(path, "celeba").keys() == table.keys()
 
 
-@pytest.mark.parametrize("text, match", [
-    (CELEBA.replace("3\n", "4\n", 1), "announces 4 images but 3"),
-    (CELEBA.replace("nose_x", "noze_x"), "expected header"),
-    (CELEBA.replace("000002.jpg 69  110", "000002.jpg 69"), "expected 11 fields"),
-    (CELEBA.replace("000003.jpg 76", "000003.jpg x7"), "expected 10 numbers"),
-    (CELEBA.replace("000003.jpg", "000001.jpg"), "listed twice"),
-    ("lefteye_x\nlefteye_y\n", "number of images"),
-    ("3\n", "count line and a header line"),
-])
+@pytest.mark.parametrize(
+    "text, match",
+    [
+        (CELEBA.replace("3\n", "4\n", 1), "announces 4 images but 3"),
+        (CELEBA.replace("nose_x", "noze_x"), "expected header"),
+        (CELEBA.replace("000002.jpg 69  110", "000002.jpg 69"), "expected 11 fields"),
+        (CELEBA.replace("000003.jpg 76", "000003.jpg x7"), "expected 10 numbers"),
+        (CELEBA.replace("000003.jpg", "000001.jpg"), "listed twice"),
+        ("lefteye_x\nlefteye_y\n", "number of images"),
+        ("3\n", "count line and a header line"),
+    ],
+)
 def test_celeba_reader_rejects_malformed(tmp_path, text, match):
     path = tmp_path / "l.txt"
     path.write_text(text)
@@ -247,7 +304,7 @@ def test_vggface2_reader(tmp_path):
     table = read_vggface2_landmarks(path)
     assert list(table) == ["n000002/0001_01.jpg", "n000002/0002_01.jpg"]
     np.testing.assert_allclose(table["n000002/0001_01.jpg"][2], [198.4, 260.4])
-    assert list(read_vggface2_landmarks(path, extension=".png")) [0] == "n000002/0001_01.png"
+    assert list(read_vggface2_landmarks(path, extension=".png"))[0] == "n000002/0001_01.png"
     (tmp_path / "bad.csv").write_text(VGGFACE2.replace("NAME_ID", "NAME"))
     with pytest.raises(ValueError, match="expected header"):
         read_vggface2_landmarks(tmp_path / "bad.csv")
@@ -272,6 +329,7 @@ def test_generic_csv_reader_with_and_without_header(tmp_path):
 
 # ---------------------------------------------------------------- align_faces.py
 
+
 def _make_dataset(root):
     """Two identities of dot faces with known landmarks, one hostile file; returns the CSV text."""
     rows = []
@@ -293,8 +351,20 @@ def test_align_faces_script_with_csv_landmarks(tmp_path, capsys):
     escape_bytes = cv2.imencode(".png", _dot_face(ARCFACE_TEMPLATE_112))[1].tobytes()
     (tmp_path / "escape.png").write_bytes(escape_bytes)
     (tmp_path / "lm.csv").write_text(_make_dataset(inp))
-    code = align_faces.main(["--input-dir", str(inp), "--output-dir", str(out), "--size", "224",
-                             "--landmarks", str(tmp_path / "lm.csv"), "--landmark-format", "csv"])
+    code = align_faces.main(
+        [
+            "--input-dir",
+            str(inp),
+            "--output-dir",
+            str(out),
+            "--size",
+            "224",
+            "--landmarks",
+            str(tmp_path / "lm.csv"),
+            "--landmark-format",
+            "csv",
+        ]
+    )
     assert code == align_faces.EXIT_SOME_FAILED
     for name in ("id_a/1.png", "id b é/1.png"):
         aligned = cv2.imread(str(out / name))
@@ -302,9 +372,14 @@ def test_align_faces_script_with_csv_landmarks(tmp_path, capsys):
         assert np.linalg.norm(_dot_centres(aligned) - arcface_template(224), axis=1).max() < 1.0
     rows = list(csv.DictReader((out / "alignment.csv").open()))
     assert [(r["path"], r["method"], r["estimated"]) for r in rows] == [
-        ("id b é/1.png", "csv", "false"), ("id_a/1.png", "csv", "false")]
+        ("id b é/1.png", "csv", "false"),
+        ("id_a/1.png", "csv", "false"),
+    ]
     skipped = {r["path"]: r for r in csv.DictReader((out / "skipped.csv").open())}
-    assert skipped["id_a/2.jpg"]["stage"] == "read" and "not an image" in skipped["id_a/2.jpg"]["message"]
+    assert (
+        skipped["id_a/2.jpg"]["stage"] == "read"
+        and "not an image" in skipped["id_a/2.jpg"]["message"]
+    )
     assert skipped["../escape.png"]["error_type"] == "UnsafePath"
     assert (tmp_path / "escape.png").read_bytes() == escape_bytes, "wrote outside --output-dir"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["escape.png", "in", "lm.csv", "out"]
@@ -325,12 +400,16 @@ def test_align_faces_no_align_and_usage_errors(tmp_path, monkeypatch):
         align_faces.main(["--input-dir", str(inp), "--output-dir", str(inp / "sub")])
     assert info.value.code == 2
     with pytest.raises(SystemExit):
-        align_faces.main(["--input-dir", str(inp), "--output-dir", str(out), "--landmark-format", "csv"])
+        align_faces.main(
+            ["--input-dir", str(inp), "--output-dir", str(out), "--landmark-format", "csv"]
+        )
     monkeypatch.setattr(align, "haar_available", lambda: False)
     align._cascades.cache_clear()
     try:
-        assert align_faces.main(["--input-dir", str(inp), "--output-dir", str(out),
-                                 "--align", "haar"]) == align_faces.EXIT_USAGE
+        assert (
+            align_faces.main(["--input-dir", str(inp), "--output-dir", str(out), "--align", "haar"])
+            == align_faces.EXIT_USAGE
+        )
     finally:
         align._cascades.cache_clear()
     from utils.faces import detect
@@ -338,14 +417,19 @@ def test_align_faces_no_align_and_usage_errors(tmp_path, monkeypatch):
     monkeypatch.setattr("models.packages.package_dir", lambda module: None)
     detect._yunet.cache_clear()
     try:  # a landmarker asked for by name must exist: usage error, not 3 skipped images
-        assert align_faces.main(["--input-dir", str(inp), "--output-dir", str(out),
-                                 "--align", "yunet"]) == align_faces.EXIT_USAGE
+        assert (
+            align_faces.main(
+                ["--input-dir", str(inp), "--output-dir", str(out), "--align", "yunet"]
+            )
+            == align_faces.EXIT_USAGE
+        )
     finally:
         detect._yunet.cache_clear()
 
 
-@pytest.mark.parametrize("align,method,estimated",
-                         [("auto", "yunet", "false"), ("haar", "haar-eyes", "true")])
+@pytest.mark.parametrize(
+    "align,method,estimated", [("auto", "yunet", "false"), ("haar", "haar-eyes", "true")]
+)
 def test_align_faces_detect_mode_on_real_photo(tmp_path, shared_dir, align, method, estimated):
     from models.packages import package_dir
 
@@ -361,15 +445,19 @@ def test_align_faces_detect_mode_on_real_photo(tmp_path, shared_dir, align, meth
     (inp / "person" / "face.png").write_bytes(src.read_bytes())
     noise = np.random.default_rng(0).integers(0, 256, (160, 160, 3), dtype=np.uint8)
     cv2.imwrite(str(inp / "person" / "noise.png"), noise)
-    code = align_faces.main(["--input-dir", str(inp), "--output-dir", str(out), "--size", "224",
-                             "--align", align])
+    code = align_faces.main(
+        ["--input-dir", str(inp), "--output-dir", str(out), "--size", "224", "--align", align]
+    )
     assert code == align_faces.EXIT_SOME_FAILED
     rows = list(csv.DictReader((out / "alignment.csv").open()))
     assert [(r["path"], r["method"], r["estimated"], r["fallback"]) for r in rows] == [
-        ("person/face.png", method, estimated, "false")]
+        ("person/face.png", method, estimated, "false")
+    ]
     assert cv2.imread(str(out / "person" / "face.png")).shape == (224, 224, 3)
     skipped = list(csv.DictReader((out / "skipped.csv").open()))
-    assert [(r["path"], r["stage"], r["error_type"]) for r in skipped] == [("person/noise.png", "detect", "NoFaceFound")]
+    assert [(r["path"], r["stage"], r["error_type"]) for r in skipped] == [
+        ("person/noise.png", "detect", "NoFaceFound")
+    ]
 
 
 @needs_haar

@@ -1,4 +1,5 @@
-"""Grad-CAM / Grad-CAM++ engine: equal to a plain full backward, to pytorch-grad-cam, and to hand values."""
+"""Grad-CAM / Grad-CAM++ engine against a plain full backward, pytorch-grad-cam and hand values."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -44,7 +45,9 @@ def reference_map(net, layer_name, x, score_fn, method, out_size):
     rng = raw.max() - raw.min()
     norm = (raw - raw.min()) / rng if rng > 0 else np.zeros_like(raw)
     norm_t = torch.from_numpy(norm).float()[None, None]
-    resized = F.interpolate(norm_t, size=out_size, mode="bilinear", align_corners=False)[0, 0].numpy()
+    resized = F.interpolate(norm_t, size=out_size, mode="bilinear", align_corners=False)[
+        0, 0
+    ].numpy()
     return raw, resized
 
 
@@ -81,11 +84,17 @@ def test_batched_tail_gradient_equals_full_backward(tiny_nets, method, which):
     n_varied = 0
     for i, ts in enumerate(targets):
         for k, t in enumerate(ts):
-            raw, ref = reference_map(net, net.target_layer, x[i : i + 1], lambda out, t=t: t(out)[0], method, (40, 52))
+            raw, ref = reference_map(
+                net, net.target_layer, x[i : i + 1], lambda out, t=t: t(out)[0], method, (40, 52)
+            )
             got = res.maps[i][k].numpy()
-            assert np.abs(got - ref).max() < 1e-5, f"image {i} target {t}: max diff {np.abs(got - ref).max()}"
+            assert np.abs(got - ref).max() < 1e-5, (
+                f"image {i} target {t}: max diff {np.abs(got - ref).max()}"
+            )
             scale = max(1.0, float(raw.max()))
-            assert np.abs(res.raw[i][k].numpy() - raw).max() < 1e-5 * scale, f"raw map of {t} differs"
+            assert np.abs(res.raw[i][k].numpy() - raw).max() < 1e-5 * scale, (
+                f"raw map of {t} differs"
+            )
             n_varied += ref.max() > 0.5
     assert n_varied >= 3, "test is vacuous: almost every map is constant"
     # outputs come back too (no second forward needed)
@@ -93,7 +102,9 @@ def test_batched_tail_gradient_equals_full_backward(tiny_nets, method, which):
     if which == "identity":
         assert torch.allclose(res.outputs, direct, atol=1e-5)
     else:
-        assert all(torch.allclose(a, b, atol=1e-5) for a, b in zip(res.outputs, direct))
+        assert all(
+            torch.allclose(a, b, atol=1e-5) for a, b in zip(res.outputs, direct, strict=True)
+        )
 
 
 class _SameResNet(nn.Module):
@@ -122,8 +133,9 @@ def test_matches_pytorch_grad_cam(method):
     lib = {"GradCAM": GradCAM, "GradCAM++": GradCAMPlusPlus}[method]
     checked = 0
     for c in range(4):
-        # pytorch-grad-cam: min-max with +1e-7 in the denominator, cv2 resize (identity here: same size),
-        # then min-max again; ours: min-max, bilinear resize (identity). Same resolution -> like with like.
+        # pytorch-grad-cam: min-max with +1e-7 in the denominator, cv2 resize (identity here:
+        # same size), then min-max again; ours: min-max, bilinear resize (identity).
+        # Same resolution -> like with like.
         with lib(model=net, target_layers=[net.conv2]) as ref_cam:
             ref = ref_cam(input_tensor=x, targets=[ClassifierOutputTarget(c)])[0]
         with CAMExplainer(net, "conv2", method) as cam:
@@ -134,7 +146,7 @@ def test_matches_pytorch_grad_cam(method):
 
 
 class _HandNet(nn.Module):
-    """x (1 channel, 4x4) -> A = [x, 15 - x] (1x1 conv) -> GAP -> logit = A0_mean - 0.5 * A1_mean."""
+    """x (1 ch, 4x4) -> A = [x, 15 - x] (1x1 conv) -> GAP -> logit = A0_mean - 0.5 * A1_mean."""
 
     def __init__(self):
         super().__init__()
@@ -160,7 +172,8 @@ def test_hand_computed_maps(method):
         # map = ReLU(x/16 - 0.5 (15 - x)/16) = ReLU(1.5 x - 7.5)/16 -> min-max: max(0, (x - 5) / 10)
         expected = np.maximum(0, (np.arange(16.0) - 5) / 10).reshape(4, 4)
     else:
-        # channel 1 has a negative gradient -> ReLU kills its weight; channel 0 weight > 0 -> map = x / 15
+        # channel 1 has a negative gradient -> ReLU kills its weight;
+        # channel 0 weight > 0 -> map = x / 15
         expected = (np.arange(16.0) / 15).reshape(4, 4)
     np.testing.assert_allclose(res.maps[0][0].numpy(), expected, atol=1e-6)
     assert res.outputs.shape == (1, 1) and abs(float(res.outputs[0, 0]) - (7.5 - 0.5 * 7.5)) < 1e-5
@@ -175,9 +188,9 @@ def test_hooks_released_and_params_restored(tiny_nets):
         with CAMExplainer(rec, rec.target_layer) as cam:
             cam(x, [[ClassLogit(0)]])
         assert len(layer._forward_hooks) == 0
-    with pytest.raises(IndexError):  # a failing target: hooks still released
-        with CAMExplainer(rec, rec.target_layer) as cam:
-            cam(x, [[ClassLogit(99)]])
+    # a failing target: hooks still released
+    with pytest.raises(IndexError), CAMExplainer(rec, rec.target_layer) as cam:
+        cam(x, [[ClassLogit(99)]])
     assert len(layer._forward_hooks) == 0
     assert [p.requires_grad for p in rec.parameters()] == flags
     assert not any(len(m._forward_hooks) or len(m._backward_hooks) for m in rec.modules())
@@ -187,7 +200,9 @@ def test_no_graph_before_target_layer(tiny_nets):
     rec, _ = tiny_nets
     cam = CAMExplainer(rec, rec.target_layer)
     seen = {}
-    handle = rec.conv1.register_forward_hook(lambda m, i, o: seen.__setitem__("grad", o.requires_grad))
+    handle = rec.conv1.register_forward_hook(
+        lambda m, i, o: seen.__setitem__("grad", o.requires_grad)
+    )
     try:
         outputs, leaf = cam.forward(torch.randn(1, 3, 96, 96))
     finally:
@@ -197,7 +212,9 @@ def test_no_graph_before_target_layer(tiny_nets):
 
 
 def test_constant_and_zero_gradient_maps_are_zero_not_nan():
-    m = torch.stack([torch.full((3, 3), 2.0), torch.zeros(3, 3), torch.tensor([[0.0, 1.0, 2.0]] * 3)])
+    m = torch.stack(
+        [torch.full((3, 3), 2.0), torch.zeros(3, 3), torch.tensor([[0.0, 1.0, 2.0]] * 3)]
+    )
     out = minmax_normalise(m)
     assert torch.isfinite(out).all()
     assert out[0].abs().max() == 0 and out[1].abs().max() == 0
@@ -217,7 +234,8 @@ def test_constant_and_zero_gradient_maps_are_zero_not_nan():
 
 
 def test_resize_is_bilinear_half_pixel():
-    m = torch.tensor([[[0.0, 1.0]]])  # (1, 1, 2) -> width 4: centres at -0.25, 0.25, 0.75, 1.25 -> clamp
+    # (1, 1, 2) -> width 4: centres at -0.25, 0.25, 0.75, 1.25 -> clamp
+    m = torch.tensor([[[0.0, 1.0]]])
     torch.testing.assert_close(resize_maps(m, (1, 4)), torch.tensor([[[0.0, 0.25, 0.75, 1.0]]]))
 
 

@@ -1,5 +1,6 @@
 """CAM_visualization.py (utils/experiments/cam_figures.py): the maps of each mode, drawn on the
 image they were computed on, and the run loop's resume."""
+
 from __future__ import annotations
 
 import json
@@ -22,8 +23,14 @@ def setup(tmp_path_factory):
         img = cv2.GaussianBlur(rng.integers(0, 256, (h, w, 3), dtype=np.uint8), (0, 0), 3)
         cv2.imwrite(str(root / f"f{i}.png"), img)
     (root / "pairs.txt").write_text("f0.png f1.png 1\nf2.png f0.png 0\n")
-    return root, ["--pair-list", str(root / "pairs.txt"), "--device", "cpu", "--no-progress",
-                  *flags]
+    return root, [
+        "--pair-list",
+        str(root / "pairs.txt"),
+        "--device",
+        "cpu",
+        "--no-progress",
+        *flags,
+    ]
 
 
 def test_modes_draw_the_maps_of_the_explanation(setup, tmp_path):
@@ -39,8 +46,9 @@ def test_modes_draw_the_maps_of_the_explanation(setup, tmp_path):
     assert rec["modes"] == ["identity", "attribute", "counterfactual"] and rec["match"] == 0
     assert len(rec["files"]) == 2 * (1 + 30 + 4) and all((run / f).is_file() for f in rec["files"])
 
-    nets = Sim2WordNets(load_tiny_net(root, "recognition", ROLES),
-                        load_tiny_net(root, "attribute", ROLES))
+    nets = Sim2WordNets(
+        load_tiny_net(root, "recognition", ROLES), load_tiny_net(root, "attribute", ROLES)
+    )
     img2, img0 = read_image(root / "f2.png"), read_image(root / "f0.png")
     ex = explain_pair(img2, img0, nets, Sim2WordConfig(calculate_similarity=False))
     d = ex.directions[0]
@@ -66,13 +74,31 @@ def test_present_only_attribute_mode(setup, tmp_path):
     from utils.faces.image_io import read_image
 
     root, common = setup
-    assert main([*common, "--output-dir", str(tmp_path), "--mode", "attribute", "--present-only",
-                 "--limit", "1"]) == 0
+    assert (
+        main(
+            [
+                *common,
+                "--output-dir",
+                str(tmp_path),
+                "--mode",
+                "attribute",
+                "--present-only",
+                "--limit",
+                "1",
+            ]
+        )
+        == 0
+    )
     run = tmp_path / "CAM-pairs-FaceWorld-recognition-topk-1-attribute-present"
-    nets = Sim2WordNets(load_tiny_net(root, "recognition", ROLES),
-                        load_tiny_net(root, "attribute", ROLES))
-    ex = explain_pair(read_image(root / "f0.png"), read_image(root / "f1.png"), nets,
-                      Sim2WordConfig(calculate_similarity=False))
+    nets = Sim2WordNets(
+        load_tiny_net(root, "recognition", ROLES), load_tiny_net(root, "attribute", ROLES)
+    )
+    ex = explain_pair(
+        read_image(root / "f0.png"),
+        read_image(root / "f1.png"),
+        nets,
+        Sim2WordConfig(calculate_similarity=False),
+    )
     for i, d in enumerate(ex.directions, start=1):
         present = {j for j, c in enumerate(d.attr_class) if ex.vocabulary.is_present(j, int(c))}
         drawn = {int(p.name[:2]) for p in (run / "attribute" / f"0-{i}").iterdir()}

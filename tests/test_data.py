@@ -1,4 +1,5 @@
 """Pair lists and the datasets config."""
+
 from __future__ import annotations
 
 import json
@@ -7,23 +8,30 @@ from pathlib import Path
 
 import pytest
 
-from utils.faces.data import (DataConfigError, load_datasets_config, parse_pair_lines, read_pair_list,
-                        resolve_dataset)
+from utils.faces.data import (
+    DataConfigError,
+    load_datasets_config,
+    parse_pair_lines,
+    read_pair_list,
+    resolve_dataset,
+)
 
 
 def test_pair_list_edge_cases(tmp_path, caplog):
-    text = ("# a comment\r\n"
-            "a.jpg b.jpg 1\r\n"
-            "\r\n"
-            "   \n"
-            "c.jpg\td.jpg\t0\n"
-            "only_two.jpg fields.jpg\n"
-            "e.jpg f.jpg 2\n"
-            "/abs/x.jpg y.jpg 0\n"
-            "a.jpg b.jpg 1\n"
-            '"with space.jpg" z.jpg 1\n'
-            "sp ace.jpg\tz2.jpg\t1\n"
-            "a.jpg b.jpg 1 extra\n")
+    text = (
+        "# a comment\r\n"
+        "a.jpg b.jpg 1\r\n"
+        "\r\n"
+        "   \n"
+        "c.jpg\td.jpg\t0\n"
+        "only_two.jpg fields.jpg\n"
+        "e.jpg f.jpg 2\n"
+        "/abs/x.jpg y.jpg 0\n"
+        "a.jpg b.jpg 1\n"
+        '"with space.jpg" z.jpg 1\n'
+        "sp ace.jpg\tz2.jpg\t1\n"
+        "a.jpg b.jpg 1 extra\n"
+    )
     lst = tmp_path / "pairs.txt"
     lst.write_bytes(text.encode("utf-8"))
     with caplog.at_level(logging.WARNING):
@@ -31,7 +39,11 @@ def test_pair_list_edge_cases(tmp_path, caplog):
     root = tmp_path / "root"
     assert [it.index for it in items] == list(range(9))
     assert [it.line_no for it in items] == [2, 5, 6, 7, 8, 9, 10, 11, 12]
-    assert (items[0].path1, items[0].path2, items[0].label) == (str(root / "a.jpg"), str(root / "b.jpg"), 1)
+    assert (items[0].path1, items[0].path2, items[0].label) == (
+        str(root / "a.jpg"),
+        str(root / "b.jpg"),
+        1,
+    )
     assert items[1].path2 == str(root / "d.jpg") and items[1].label == 0 and items[1].error is None
     assert items[2].error and "expected 3 fields" in items[2].error and ":6:" in items[2].error
     assert items[3].error and "label must be 0 or 1" in items[3].error
@@ -60,8 +72,18 @@ def test_datasets_config(tmp_path, monkeypatch):
     lst = tmp_path / "p.txt"
     lst.write_text("a b 1\n")
     cfg = tmp_path / "datasets.json"
-    cfg.write_text(json.dumps({"_comment": "x", "Mine": {"pair_list": str(lst), "image_root": str(tmp_path / "img")},
-                               "Placeholder": {"pair_list": "data/nowhere/pairs.txt", "image_root": "data/nowhere"}}))
+    cfg.write_text(
+        json.dumps(
+            {
+                "_comment": "x",
+                "Mine": {"pair_list": str(lst), "image_root": str(tmp_path / "img")},
+                "Placeholder": {
+                    "pair_list": "data/nowhere/pairs.txt",
+                    "image_root": "data/nowhere",
+                },
+            }
+        )
+    )
     monkeypatch.setenv("SIM2WORD_DATASETS", str(cfg))
     assert set(load_datasets_config()) == {"Mine", "Placeholder"}
     assert resolve_dataset("Mine") == (lst, tmp_path / "img")
@@ -78,7 +100,10 @@ def test_repo_config_has_the_documented_entries():
     repo = Path(__file__).resolve().parents[1]
     cfg = load_datasets_config(repo / "configs" / "datasets.json")
     assert {"FaceWorld", "VGGFace2-train", "VGGFace2-test", "Celeb-A"} <= set(cfg)
-    assert cfg["FaceWorld"] == {"pair_list": "data/face_world/pairs.txt", "image_root": "data/face_world"}
+    assert cfg["FaceWorld"] == {
+        "pair_list": "data/face_world/pairs.txt",
+        "image_root": "data/face_world",
+    }
 
 
 def test_parse_lines_without_root():

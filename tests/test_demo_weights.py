@@ -1,4 +1,5 @@
 """The committed face-world demo weights load and give the documented accuracies."""
+
 from __future__ import annotations
 
 import json
@@ -8,8 +9,13 @@ import pytest
 
 from models import get_network
 from models.registry import REPO_ROOT
-from utils.face_world.demo_training import (DEMO_NETWORKS, TrainConfig, WorldSplit, schedule,
-                                            small_batch_metrics)
+from utils.face_world.demo_training import (
+    DEMO_NETWORKS,
+    TrainConfig,
+    WorldSplit,
+    schedule,
+    small_batch_metrics,
+)
 
 METRICS = REPO_ROOT / "pre-trained" / "face_world" / "metrics.json"
 
@@ -38,7 +44,8 @@ def test_documented_full_evaluation_is_finite_and_consistent():
     assert 0.95 <= m["identification_top1"] <= 1.0
     assert m["attribute_min_accuracy"] <= m["attribute_mean_accuracy"] <= 1.0
     assert m["attribute_mean_accuracy"] >= 0.90
-    assert m["attribute_min_accuracy"] >= 0.75  # every head (issue 14); Mouth Closed was 0.735 at 64 px
+    # every head (issue 14); Mouth Closed was 0.735 at 64 px
+    assert m["attribute_min_accuracy"] >= 0.75
     assert 0.98 <= m["verification_auc"] <= 1.0
 
 

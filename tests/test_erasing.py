@@ -1,10 +1,18 @@
 """Erasing: thresholds, nearest resize to the raw size, fills, seeded random fill."""
+
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from utils.explain.erasing import Eraser, erase, mask_from_map, noise_image, resize_mask, threshold_maps
+from utils.explain.erasing import (
+    Eraser,
+    erase,
+    mask_from_map,
+    noise_image,
+    resize_mask,
+    threshold_maps,
+)
 
 
 def test_threshold_is_strict():
@@ -41,8 +49,11 @@ def test_random_fill_seeded_and_uniform():
     a = Eraser(img, "random", seed=0, pair_index=5, side=0)(mask)
     b = Eraser(img, "random", seed=0, pair_index=5, side=0)(mask)
     np.testing.assert_array_equal(a, b)
-    for other in (Eraser(img, "random", seed=1, pair_index=5, side=0), Eraser(img, "random", seed=0, pair_index=6, side=0),
-                  Eraser(img, "random", seed=0, pair_index=5, side=1)):
+    for other in (
+        Eraser(img, "random", seed=1, pair_index=5, side=0),
+        Eraser(img, "random", seed=0, pair_index=6, side=0),
+        Eraser(img, "random", seed=0, pair_index=5, side=1),
+    ):
         assert (other(mask) != a).mean() > 0.9
     # uniform integers over [0, 255]: both ends reached, mean close to 127.5
     assert a.min() == 0 and a.max() == 255 and abs(a.mean() - 127.5) < 3

@@ -1,5 +1,6 @@
 """One pair explained: words with ties, the composite figure (texts, panels, size), explain.py and
 its Python API ``explain_images``."""
+
 from __future__ import annotations
 
 import json
@@ -29,9 +30,15 @@ SCORE = {0.3: 0.596987, 0.6: 0.704833, 0.5: 0.666667, 0.2: 0.564094, 0.7: 0.7468
 
 def _rank(values, original, regions=None, unchanged=()):
     """rank_candidates with words w<j>, unknown areas, unchanged ones last (not the paper order)."""
-    return rank_candidates(sorted(values), values, original, words={j: f"w{j}" for j in values},
-                           areas={j: float("nan") for j in values},
-                           regions=regions or {j: j for j in values}, unchanged=unchanged)[0]
+    return rank_candidates(
+        sorted(values),
+        values,
+        original,
+        words={j: f"w{j}" for j in values},
+        areas={j: float("nan") for j in values},
+        regions=regions or {j: j for j in values},
+        unchanged=unchanged,
+    )[0]
 
 
 def test_rank_words_by_hand():
@@ -39,8 +46,13 @@ def test_rank_words_by_hand():
     regions = {0: "a", 1: "b", 2: "c", 3: "a", 4: "d"}  # heads 0 and 3 erase the same region
     words = _rank(values, 0.2, regions, unchanged=[4])
     got = [(w.attribute, w.rank, w.tie) for w in words]
-    assert got == [(2, 1, None), (0, 2, SAME_REGION), (3, 2, SAME_REGION), (1, None, UNCHANGED),
-                   (4, None, UNCHANGED)]
+    assert got == [
+        (2, 1, None),
+        (0, 2, SAME_REGION),
+        (3, 2, SAME_REGION),
+        (1, None, UNCHANGED),
+        (4, None, UNCHANGED),
+    ]
     top = words[0]
     assert top.score == pytest.approx(SCORE[0.7], abs=1e-6)
     assert top.score_change == pytest.approx(SCORE[0.7] - SCORE[0.2], abs=1e-6)
@@ -64,42 +76,60 @@ def _hand_explanation():
     rng = np.random.default_rng(0)
     images = [rng.integers(0, 256, (16, 12, 3), dtype=np.uint8) for _ in range(2)]
     dirs = []
-    for side, (cls, sims) in enumerate((([1, 0, 0, 1], [0.5, 0.6, 0.3, 0.9]),
-                                        ([0, 0, 0, 0], [0.35, 0.4, 0.45, 0.31]))):
+    for side, (cls, sims) in enumerate(
+        (([1, 0, 0, 1], [0.5, 0.6, 0.3, 0.9]), ([0, 0, 0, 0], [0.35, 0.4, 0.45, 0.31]))
+    ):
         J = np.zeros((4, 8, 8), np.float32)
-        J[0, :, 6:] = 0.9   # right columns
+        J[0, :, 6:] = 0.9  # right columns
         J[1, :3, :3] = 0.8  # top-left corner
-        J[2] = 0.5          # below theta everywhere: an empty region in image 1 ...
+        J[2] = 0.5  # below theta everywhere: an empty region in image 1 ...
         if side == 1:
             J[2, 4:, 4:] = 0.95  # ... but not in image 2
         J[3, 5:, :] = 0.7
-        dirs.append(DirectionExplanation(
-            side=side, H_t=np.full((8, 8), 0.5, np.float32), H_f=np.zeros((8, 8), np.float32),
-            H_d=np.linspace(0, 1, 64, dtype=np.float32).reshape(8, 8), H_attr=J.copy(), J=J,
-            masks=J > 0.6, attr_class=np.array(cls), attr_conf=np.ones(4),
-            eraser=Eraser(images[side], "black"), sim_own=np.zeros(4),
-            sim_other=np.array([0.3 if (side == 0 and j == 2) else v for j, v in enumerate(sims)]),
-        ))
-    return PairExplanation([0], [1], (dirs[0], dirs[1]), similarity=0.3, both_masked=np.zeros(4),
-                           vocabulary=vocab)
+        dirs.append(
+            DirectionExplanation(
+                side=side,
+                H_t=np.full((8, 8), 0.5, np.float32),
+                H_f=np.zeros((8, 8), np.float32),
+                H_d=np.linspace(0, 1, 64, dtype=np.float32).reshape(8, 8),
+                H_attr=J.copy(),
+                J=J,
+                masks=J > 0.6,
+                attr_class=np.array(cls),
+                attr_conf=np.ones(4),
+                eraser=Eraser(images[side], "black"),
+                sim_own=np.zeros(4),
+                sim_other=np.array(
+                    [0.3 if (side == 0 and j == 2) else v for j, v in enumerate(sims)]
+                ),
+            )
+        )
+    return PairExplanation(
+        [0], [1], (dirs[0], dirs[1]), similarity=0.3, both_masked=np.zeros(4), vocabulary=vocab
+    )
 
 
 def test_composite_of_a_hand_made_explanation(tmp_path):
     from utils.base.atomic import atomic_write_figure
     from utils.explain.composite import composite_captions, composite_figure
+
     ex = _hand_explanation()
     ranked = rank_pair(ex, (None, None), None)  # the paper ranking needs no image nor V
     words = [ranked.image1, ranked.image2]
     # image 1: Smiling (class 1, absent) never appears although its similarity 0.9 is the largest;
     # Big Nose's region is empty, so it is an unchanged tie
     assert [(w.word, w.rank, w.tie) for w in words[0]] == [
-        ("Bangs", 1, None), ("Female", 2, None), ("Big Nose", None, UNCHANGED)]
+        ("Bangs", 1, None),
+        ("Female", 2, None),
+        ("Big Nose", None, UNCHANGED),
+    ]
     assert [w.word for w in words[1]] == ["Big Nose", "Bangs", "Male", "Smiling"]
     # the area is the share of R's 8x8 input grid: Bangs' region is the 3x3 corner
     assert words[0][0].area == pytest.approx(9 / 64)
 
-    text = composite_captions(words, similarity=0.3, vocabulary="hand", names=("a.png", "b.png"),
-                              k=3, match=0)
+    text = composite_captions(
+        words, similarity=0.3, vocabulary="hand", names=("a.png", "b.png"), k=3, match=0
+    )
     assert "cos s = 0.3000" in text.title and f"{SCORE[0.3]:.4f}" in text.title
     assert "'hand'" in text.title and "different identities" in text.title
     row = text.rows[0]
@@ -141,7 +171,9 @@ def demo_pair(tmp_path_factory):
     from utils.run.explain_one import explain_images
 
     out = tmp_path_factory.mktemp("explain")
-    return out, explain_images(f"{FW}/049/1202-0.png", f"{FW}/156/1202-0.png", output_dir=out, match=0)
+    return out, explain_images(
+        f"{FW}/049/1202-0.png", f"{FW}/156/1202-0.png", output_dir=out, match=0
+    )
 
 
 def test_explain_images_returns_words_maps_figure_and_record(demo_pair):
@@ -178,8 +210,17 @@ def test_explain_script_prints_json_and_refuses_bad_input(demo_pair, tmp_path, c
     from utils.run.explain_one import main
 
     _, pw = demo_pair
-    argv = [f"{FW}/049/1202-0.png", f"{FW}/156/1202-0.png", "--output-dir", str(tmp_path), "--words", "2",
-            "--json", "--name", "p"]
+    argv = [
+        f"{FW}/049/1202-0.png",
+        f"{FW}/156/1202-0.png",
+        "--output-dir",
+        str(tmp_path),
+        "--words",
+        "2",
+        "--json",
+        "--name",
+        "p",
+    ]
     assert main(argv) == 0
     shown = json.loads(capsys.readouterr().out)
     assert [w["word"] for w in shown["image2"]["words"]] == [w.word for w in pw.top(2, 2)]
@@ -187,7 +228,10 @@ def test_explain_script_prints_json_and_refuses_bad_input(demo_pair, tmp_path, c
     missing = [f"{FW}/049/1202-0.png", str(tmp_path / "missing.png"), "--output-dir", str(tmp_path)]
     assert main(missing) == 2
     assert "missing.png" in caplog.text and "file not found" in caplog.text
-    assert main([f"{FW}/049/1202-0.png", f"{FW}/156/1202-0.png", "--recognition-net", "SFace-gallery"]) == 2
+    assert (
+        main([f"{FW}/049/1202-0.png", f"{FW}/156/1202-0.png", "--recognition-net", "SFace-gallery"])
+        == 2
+    )
     assert "needs --gallery DIR" in caplog.text
 
 
@@ -217,13 +261,43 @@ def real_pair(tmp_path_factory):
     out = tmp_path_factory.mktemp("real")
     (out / "pairs.csv").write_text(f"img1,img2,same\n{REAL[0]},{REAL[1]},0\n")
     flags = ["--verification-net", "SFace", "--ranking", "both-shared", "--device", "cpu"]
-    assert run_main("topk", ["--pair-list", str(out / "pairs.csv"), "--image-root", str(root),
-                             "--Datasets", "real", "--output-dir", str(out / "runs"),
-                             "--no-progress", "--visualization", "none", *flags]) == 0
+    assert (
+        run_main(
+            "topk",
+            [
+                "--pair-list",
+                str(out / "pairs.csv"),
+                "--image-root",
+                str(root),
+                "--Datasets",
+                "real",
+                "--output-dir",
+                str(out / "runs"),
+                "--no-progress",
+                "--visualization",
+                "none",
+                *flags,
+            ],
+        )
+        == 0
+    )
     run = out / "runs" / "scores-group-real-SFace-topk-1-erase-black-ranking-both-shared"
     run_rec = json.loads((run / "json" / "0.json").read_text())
-    assert main([str(root / REAL[0]), str(root / REAL[1]), *flags, "--output-dir", str(out / "cli"),
-                 "--name", "p", "--json"]) == 0
+    assert (
+        main(
+            [
+                str(root / REAL[0]),
+                str(root / REAL[1]),
+                *flags,
+                "--output-dir",
+                str(out / "cli"),
+                "--name",
+                "p",
+                "--json",
+            ]
+        )
+        == 0
+    )
     cli_rec = json.loads((out / "cli" / "p.json").read_text())
     pw = explain_images(root / REAL[0], root / REAL[1], {"verification": "SFace"})
     return root, run_rec, cli_rec, pw
@@ -234,8 +308,14 @@ def test_explain_gives_the_run_loops_words_for_the_same_pair(real_pair):
     pair of Multi_Identity_topk.py agree on canvases, similarity and every ranked word."""
     _, run_rec, cli_rec, _ = real_pair
     assert cli_rec["ranking"] == run_rec["ranking"] == "both-shared"
-    for key in ("similarity", "align-template", "align-method", "words-image1", "words-image2",
-                "words-pair"):
+    for key in (
+        "similarity",
+        "align-template",
+        "align-method",
+        "words-image1",
+        "words-image2",
+        "words-pair",
+    ):
         assert cli_rec[key] == run_rec[key], key
     assert len(run_rec["words-image1"]) > 0
 
@@ -273,8 +353,14 @@ def test_explain_refuses_a_photo_without_a_face_and_a_stray_gallery_flag(
 
     root = real_pair[0]
     _faceless(tmp_path / "nobody.png")
-    argv = [str(root / REAL[0]), str(tmp_path / "nobody.png"), "--verification-net", "SFace",
-            "--output-dir", str(tmp_path)]
+    argv = [
+        str(root / REAL[0]),
+        str(tmp_path / "nobody.png"),
+        "--verification-net",
+        "SFace",
+        "--output-dir",
+        str(tmp_path),
+    ]
     assert main(argv) == 2  # no traceback: the error names the file and the cause
     assert "nobody.png" in caplog.text and "no face found" in caplog.text
     assert main([*argv[:1], str(root / REAL[1]), "--gallery-exclude-pair"]) == 2
@@ -295,11 +381,22 @@ def test_explain_with_a_gallery_and_leave_pair_out(real_pair, tmp_path):
     for rel in (*REAL, "deepface_01/2.jpg"):
         (gallery / rel).parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(root / rel, gallery / rel)
-    base = [str(gallery / REAL[0]), str(gallery / REAL[1]), "--verification-net", "SFace",
-            "--recognition-net", "SFace-gallery", "--gallery", str(gallery), "--json"]
+    base = [
+        str(gallery / REAL[0]),
+        str(gallery / REAL[1]),
+        "--verification-net",
+        "SFace",
+        "--recognition-net",
+        "SFace-gallery",
+        "--gallery",
+        str(gallery),
+        "--json",
+    ]
     assert main([*base, "--output-dir", str(tmp_path / "a"), "--name", "p"]) == 0
-    assert main([*base, "--output-dir", str(tmp_path / "b"), "--name", "p",
-                 "--gallery-exclude-pair"]) == 0
+    assert (
+        main([*base, "--output-dir", str(tmp_path / "b"), "--name", "p", "--gallery-exclude-pair"])
+        == 0
+    )
     a, b = (json.loads((tmp_path / d / "p.json").read_text()) for d in ("a", "b"))
     assert (a["class1"], a["class2"]) == ([0], [1])
     assert (b["class1"], b["class2"]) == ([0], [0])
@@ -318,14 +415,20 @@ def test_canvas_plan_of_built_nets_takes_vs_template_and_refuses_another_geometr
     from utils.run.pipeline import plan_nets
 
     adapts = NS(alignment="dlib-chip-150", set_canvas_template=lambda t: None)
-    nets = NS(verification=NS(alignment="arcface-112"), recognition=NS(alignment="vggface2-224"),
-              attribute=adapts)
+    nets = NS(
+        verification=NS(alignment="arcface-112"),
+        recognition=NS(alignment="vggface2-224"),
+        attribute=adapts,
+    )
     plan = plan_nets(nets)
     assert plan.template == "arcface-112" and plan.source.startswith("verification net")
     assert plan.aligner().template == "arcface-112"
     assert plan_nets(nets, "none").aligner().template is None  # --align none: images as read
-    plain = NS(verification=NS(alignment=None), recognition=NS(alignment=None),
-               attribute=NS(alignment=None))
+    plain = NS(
+        verification=NS(alignment=None),
+        recognition=NS(alignment=None),
+        attribute=NS(alignment=None),
+    )
     assert plan_nets(plain).template is None
     nets.recognition = NS(alignment="dlib-chip-150", network_name="dlib-ResNet29-gallery")
     with pytest.raises(UsageError, match="dlib-chip-150.*arcface-112"):

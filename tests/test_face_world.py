@@ -1,4 +1,5 @@
-"""Tests of the face world (utils/face_world): determinism, labels and rules, regions, twins, sizes, files."""
+"""The face world (utils/face_world): determinism, labels, rules, regions, twins, sizes, files."""
+
 from __future__ import annotations
 
 import csv
@@ -9,9 +10,23 @@ import numpy as np
 import pytest
 
 from models.attributes import ATTRIBUTES, HEAD_SIZES, index_of
-from utils.face_world import (TWIN_TOLERANCE, TWINNABLE, Identity, Nuisance, changed_region, labels_of, make_twin,
-                              make_world, render, rule_violations, sample_identity, sample_nuisance, twin_classes,
-                              twin_of, write_pair_dataset)
+from utils.face_world import (
+    TWIN_TOLERANCE,
+    TWINNABLE,
+    Identity,
+    Nuisance,
+    changed_region,
+    labels_of,
+    make_twin,
+    make_world,
+    render,
+    rule_violations,
+    sample_identity,
+    sample_nuisance,
+    twin_classes,
+    twin_of,
+    write_pair_dataset,
+)
 from utils.face_world.__main__ import main as cli_main
 from utils.face_world.shapes import spline
 
@@ -44,12 +59,39 @@ def test_world_items_do_not_depend_on_world_size():
 
 
 def test_labels_of_a_hand_built_identity():
-    ident = Identity(gender=1, age=2, race=0, hair_color=1, wavy=True, bangs=True, face_shape="round",
-                     chubby=True, brown_eyes=False, big_nose=True, forehead_cover="none")
+    ident = Identity(
+        gender=1,
+        age=2,
+        race=0,
+        hair_color=1,
+        wavy=True,
+        bangs=True,
+        face_shape="round",
+        chubby=True,
+        brown_eyes=False,
+        big_nose=True,
+        forehead_cover="none",
+    )
     labels = labels_of(ident, Nuisance(smiling=True, mouth_open=True))
-    expected = {"Gender": 1, "Age": 2, "Race": 0, "Hair color": 1, "Wavy Hair": 0, "Bangs": 0, "Round Face": 0,
-                "Chubby": 0, "Big Nose": 0, "Smiling": 0, "no beard": 0, "Obstructed Forehead": 0,
-                "Mouth Closed": 1, "Fully Visible Forehead": 1, "Brown Eyes": 1, "Oval Face": 1, "Bald": 1}
+    expected = {
+        "Gender": 1,
+        "Age": 2,
+        "Race": 0,
+        "Hair color": 1,
+        "Wavy Hair": 0,
+        "Bangs": 0,
+        "Round Face": 0,
+        "Chubby": 0,
+        "Big Nose": 0,
+        "Smiling": 0,
+        "no beard": 0,
+        "Obstructed Forehead": 0,
+        "Mouth Closed": 1,
+        "Fully Visible Forehead": 1,
+        "Brown Eyes": 1,
+        "Oval Face": 1,
+        "Bald": 1,
+    }
     for name, cls in expected.items():
         assert labels[index_of(name)] == cls, name
     assert sum(labels[j] == 0 for j in range(30) if j not in (0, 1, 2, 8)) == 8
@@ -61,7 +103,9 @@ def test_sampled_identities_follow_the_rules():
         assert rule_violations(ident) == [], seed
         lab = labels_of(ident, nuis)
         assert lab.dtype == np.int64 and all(0 <= lab[j] < HEAD_SIZES[j] for j in range(30))
-        beard = [lab[index_of(n)] == 0 for n in ("Sideburns", "Mustache", "5 o Clock Shadow", "Goatee")]
+        beard = [
+            lab[index_of(n)] == 0 for n in ("Sideburns", "Mustache", "5 o Clock Shadow", "Goatee")
+        ]
         if lab[index_of("no beard")] == 0:
             assert not any(beard)
         if lab[0] == 1:  # Female
@@ -77,7 +121,9 @@ def test_sampled_identities_follow_the_rules():
 def test_rule_violations_are_named():
     bad = Identity(gender=1, mustache=True, bald=True, wavy=True)
     text = "; ".join(rule_violations(bad))
-    assert "Female with facial hair" in text and "Female and Bald" in text and "Bald with Wavy" in text
+    assert (
+        "Female with facial hair" in text and "Female and Bald" in text and "Bald with Wavy" in text
+    )
 
 
 def test_masks_nonempty_and_cover_their_parts():
@@ -108,13 +154,21 @@ def test_landmarks_equal_canonical_points_without_nuisance():
     # A 128-pixel render with no rotation/shift/scale is the canonical frame itself.
     ident = sample_identity(11)
     g = ident.geometry
-    s = render(ident, replace(sample_nuisance(1), smiling=False, mouth_open=False, **CLEAN), size=128)
+    s = render(
+        ident, replace(sample_nuisance(1), smiling=False, mouth_open=False, **CLEAN), size=128
+    )
     tip = g.eye_y + g.nose_len
-    assert np.allclose(s.landmarks[:3], [[64 - g.eye_dx, g.eye_y], [64 + g.eye_dx, g.eye_y], [64, tip]])
+    assert np.allclose(
+        s.landmarks[:3], [[64 - g.eye_dx, g.eye_y], [64 + g.eye_dx, g.eye_y], [64, tip]]
+    )
     assert np.allclose(s.landmarks[3:, 0], [64 - g.mouth_w, 64 + g.mouth_w])
     # rotating by +90 degrees about the centre maps (x, y) -> (y, 128 - x) in image coordinates
-    rot = render(ident, replace(sample_nuisance(1), smiling=False, mouth_open=False, **{**CLEAN, "rotation": 90.0}),
-                 size=128, with_masks=False)
+    rot = render(
+        ident,
+        replace(sample_nuisance(1), smiling=False, mouth_open=False, **{**CLEAN, "rotation": 90.0}),
+        size=128,
+        with_masks=False,
+    )
     x, y = s.landmarks[:, 0], s.landmarks[:, 1]
     assert np.allclose(rot.landmarks, np.stack([y, 128 - x], 1), atol=1e-6)
 
@@ -129,7 +183,10 @@ def test_any_size_draws_the_same_face(size):
     back = cv2.resize(s.image, (112, 112), interpolation=cv2.INTER_AREA)
     assert np.abs(back.astype(int) - ref.image).mean() < 8
     other = render(sample_identity(6), nuis, 112).image
-    assert np.abs(other.astype(int) - ref.image).mean() > 2 * np.abs(back.astype(int) - ref.image).mean()
+    assert (
+        np.abs(other.astype(int) - ref.image).mean()
+        > 2 * np.abs(back.astype(int) - ref.image).mean()
+    )
 
 
 @pytest.mark.parametrize("size,seeds", [(112, range(10)), (64, range(4))])
@@ -145,7 +202,12 @@ def test_twin_changes_only_its_attribute_region(size, seeds):
                 assert changed.tolist() == [j] and twin.labels[j] == c
                 diff = np.abs(src.image.astype(int) - twin.image).max(2)
                 outside = diff[~changed_region(src, twin, j)]
-                assert outside.max(initial=0) <= TWIN_TOLERANCE, (seed, ATTRIBUTES[j], c, outside.max())
+                assert outside.max(initial=0) <= TWIN_TOLERANCE, (
+                    seed,
+                    ATTRIBUTES[j],
+                    c,
+                    outside.max(),
+                )
                 assert (outside > 0).mean() < 1e-3, (seed, ATTRIBUTES[j], c)
                 checked += 1
     assert checked > 20 * len(seeds)
@@ -193,8 +255,9 @@ def test_spline_matches_the_catmull_rom_formula():
 
 
 def test_make_pairs_writes_a_consistent_dataset(tmp_path):
-    paths = write_pair_dataset(tmp_path, num_identities=4, num_pairs=6, seed=2, images_per_identity=3,
-                               progress=False)
+    paths = write_pair_dataset(
+        tmp_path, num_identities=4, num_pairs=6, seed=2, images_per_identity=3, progress=False
+    )
     lines = paths["pairs"].read_text().splitlines()
     assert len(lines) == 6 and [ln.split()[2] for ln in lines] == ["1", "0"] * 3
     for ln in lines:
@@ -213,13 +276,28 @@ def test_make_pairs_writes_a_consistent_dataset(tmp_path):
 
 def test_make_pairs_refuses_too_many_pairs(tmp_path):
     with pytest.raises(ValueError, match="at most"):
-        write_pair_dataset(tmp_path, num_identities=2, num_pairs=20, images_per_identity=2, progress=False)
+        write_pair_dataset(
+            tmp_path, num_identities=2, num_pairs=20, images_per_identity=2, progress=False
+        )
 
 
 def test_cli_contact_sheet_and_pairs(tmp_path):
     assert cli_main(["contact-sheet", "--out", str(tmp_path / "sheet.png"), "--grid", "2"]) == 0
     sheet = cv2.imread(str(tmp_path / "sheet.png"))
     assert sheet is not None and sheet.shape[1] == 2 * (224 + 4)
-    assert cli_main(["make-pairs", "--out", str(tmp_path / "d"), "--num-identities", "3", "--pairs", "4",
-                     "--no-progress"]) == 0
+    assert (
+        cli_main(
+            [
+                "make-pairs",
+                "--out",
+                str(tmp_path / "d"),
+                "--num-identities",
+                "3",
+                "--pairs",
+                "4",
+                "--no-progress",
+            ]
+        )
+        == 0
+    )
     assert len((tmp_path / "d" / "pairs.txt").read_text().splitlines()) == 4

@@ -135,8 +135,14 @@ def read_capped_child(path: Path, cap_mb: int, warm: list[str], kwargs: str = ""
         repo=str(REPO), warm=warm, cap_mb=cap_mb, path=str(path), kwargs=kwargs
     )
     env = {**script_env(), "MALLOC_ARENA_MAX": "1", "OPENBLAS_NUM_THREADS": "1"}
-    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
-                         env=env, check=False)
+    res = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=env,
+        check=False,
+    )
     assert res.returncode == 0, f"child failed under a {cap_mb} MiB cap:\n{res.stderr[-2000:]}"
     return json.loads(res.stdout.strip().splitlines()[-1])
 
@@ -747,8 +753,14 @@ def test_eps_named_jpg_never_reaches_ghostscript(tmp_path):
         f"try:\n    read_image({str(eps)!r})\nexcept ImageReadError as e:\n    print(e.reason)\n"
     )
     env = {**script_env(), "PATH": f"{fake}{os.pathsep}{os.environ.get('PATH', '')}"}
-    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60,
-                         env=env, check=False)
+    res = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=env,
+        check=False,
+    )
     assert res.returncode == 0, res.stderr[-2000:]
     assert "PostScript/EPS document" in res.stdout
     assert not marker.exists(), "Ghostscript was run on EPS content named .jpg"
@@ -838,7 +850,7 @@ def test_evaluate_only_leaves_metrics_json_alone(tmp_path, monkeypatch):
 
 
 def test_missing_file_is_also_file_not_found(tmp_path):
-    """Callers that treat a missing file as 'absent' (config.json of a new run) can tell it apart."""
+    """Callers that treat a missing file as 'absent' (config.json of a new run) tell it apart."""
     from utils.base import safejson
     from utils.base.safefile import UnreadableFileError
 

@@ -3,6 +3,7 @@
 Every file is generated in ``tmp_path``; expected pixels are worked out by hand
 (or by an independent formulation such as ``np.rot90``) for small inputs.
 """
+
 from __future__ import annotations
 
 import pickle
@@ -44,7 +45,9 @@ def test_png_rgb_exact_values_read_back_as_bgr(tmp_path):
     assert img[0, 0].tolist() == [0, 0, 255]  # red in BGR
 
 
-@pytest.mark.parametrize("fmt, name", [("PNG", "x.jpg"), ("BMP", "x.png"), ("WEBP", "x.jpg"), ("TIFF", "x.bmp")])
+@pytest.mark.parametrize(
+    "fmt, name", [("PNG", "x.jpg"), ("BMP", "x.png"), ("WEBP", "x.jpg"), ("TIFF", "x.bmp")]
+)
 def test_content_decides_not_extension(tmp_path, fmt, name):
     if fmt == "WEBP" and not features.check("webp"):
         pytest.skip("this Pillow build has no WEBP support")
@@ -74,14 +77,18 @@ def test_missing_zero_byte_directory_and_text(tmp_path):
 @pytest.mark.parametrize("keep", [0.3, 0.6, 0.95])
 def test_truncated_jpeg_is_refused(tmp_path, monkeypatch, keep):
     rng = np.random.default_rng(0)
-    full = _save(rng.integers(0, 256, (64, 64, 3), dtype=np.uint8), tmp_path / "full.jpg", quality=95)
+    full = _save(
+        rng.integers(0, 256, (64, 64, 3), dtype=np.uint8), tmp_path / "full.jpg", quality=95
+    )
     data = full.read_bytes()
     cut = tmp_path / "cut.jpg"
     cut.write_bytes(data[: int(len(data) * keep)])
     # Even if some other code switched Pillow to accept truncated files, we refuse.
     monkeypatch.setattr(ImageFile, "LOAD_TRUNCATED_IMAGES", True)
     _assert_reason(cut, "truncated or corrupt")
-    assert ImageFile.LOAD_TRUNCATED_IMAGES is True, "read_image must restore Pillow's global setting"
+    assert ImageFile.LOAD_TRUNCATED_IMAGES is True, (
+        "read_image must restore Pillow's global setting"
+    )
     assert read_image(full).shape == (64, 64, 3)
 
 
@@ -167,7 +174,9 @@ def test_exif_orientation_applied(tmp_path, orientation, k):
         h, w = img.shape[:2]
         assert (h, w) == (64, 32)
         corners = [img[4, 4], img[4, w - 5], img[h - 5, 4], img[h - 5, w - 5]]
-        for got, want in zip(corners, [(0, 255, 0), (255, 0, 0), (255, 255, 255), (0, 0, 255)]):
+        for got, want in zip(
+            corners, [(0, 255, 0), (255, 0, 0), (255, 255, 255), (0, 0, 255)], strict=True
+        ):
             assert np.abs(got - np.array(want)).max() < 12, (got, want)
 
 
@@ -194,11 +203,19 @@ def test_huge_image_is_fine(tmp_path):
 
 def _png_header_only(path, width, height):
     """A PNG that declares width x height RGB but carries a tiny (empty) stream."""
+
     def chunk(kind, body):
-        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+        return (
+            struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+        )
+
     ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
-    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b""))
-                     + chunk(b"IEND", b""))
+    path.write_bytes(
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", ihdr)
+        + chunk(b"IDAT", zlib.compress(b""))
+        + chunk(b"IEND", b"")
+    )
     return path
 
 
@@ -222,7 +239,12 @@ def test_cmyk_jpeg_converted(tmp_path):
 def test_error_pickles_with_fields(tmp_path):
     err = ImageReadError(tmp_path / "x.jpg", "empty file (0 bytes)", "re-export")
     back = pickle.loads(pickle.dumps(err))
-    assert (back.path, back.reason, back.hint, str(back)) == (err.path, err.reason, err.hint, str(err))
+    assert (back.path, back.reason, back.hint, str(back)) == (
+        err.path,
+        err.reason,
+        err.hint,
+        str(err),
+    )
 
 
 def test_resolve_image_path_reads_what_it_names(tmp_path):

@@ -4,6 +4,7 @@ For each manifest a random checkpoint with exactly its names, shapes and
 serialisation is written, loaded strictly through ``get_network`` and run on
 one image. Malicious files must be refused before their payload runs.
 """
+
 from __future__ import annotations
 
 import io
@@ -31,8 +32,16 @@ from models.loading import (
 MANIFESTS = {
     "vggface2_resnet50_pkl": [("VGGFace2", (8631,)), ("VGGFace2-verification", (2048,))],
     "vggface2_senet50_pkl": [("VGGFace2-Se", (8631,))],
-    "insightface_iresnet50_pth": [("ArcFace-r50", (512,)), ("CosFace-r50", None), ("iresnet50", None)],
-    "insightface_iresnet100_pth": [("ArcFace-r100", (512,)), ("CosFace-r100", None), ("iresnet100", None)],
+    "insightface_iresnet50_pth": [
+        ("ArcFace-r50", (512,)),
+        ("CosFace-r50", None),
+        ("iresnet50", None),
+    ],
+    "insightface_iresnet100_pth": [
+        ("ArcFace-r100", (512,)),
+        ("CosFace-r100", None),
+        ("iresnet100", None),
+    ],
     "evidential_iresnet50_pth": [("VGGFace2-evidential", (8631,))],
     "vggface2_arcface_iresnet50_pth": [("VGGFace2-ArcFace", (8631,))],
 }
@@ -51,26 +60,31 @@ def _random_arrays(tensors: dict[str, list[int]], seed: int = 0) -> dict[str, np
     for name, shape in tensors.items():
         size = int(np.prod(shape))
         start = int(rng.integers(0, pool.size - size + 1))
-        values = pool[start:start + size].reshape(shape)
+        values = pool[start : start + size].reshape(shape)
         if name.endswith("num_batches_tracked"):
             out[name] = np.array(7, dtype=np.int64)
         elif name.endswith("running_var"):
             out[name] = values * 0.5 + 1.0
         elif len(shape) >= 2:
-            out[name] = values * np.float32(np.sqrt(3.0 / np.prod(shape[1:])))  # unit-variance outputs
+            # unit-variance outputs
+            out[name] = values * np.float32(np.sqrt(3.0 / np.prod(shape[1:])))
         else:
             out[name] = values * np.float32(0.1)
     return out
 
 
 class _Py2StylePickler(pickle._Pickler):
-    """Writes ``bytes`` as Python 2 ``str`` (BINSTRING), as the Caffe-converted files were written."""
+    """Writes ``bytes`` as Python 2 ``str`` (BINSTRING), as in the Caffe-converted files."""
 
     dispatch = dict(pickle._Pickler.dispatch)
 
     def _save_py2_str(self, obj: bytes) -> None:
         n = len(obj)
-        head = pickle.SHORT_BINSTRING + bytes([n]) if n < 256 else pickle.BINSTRING + struct.pack("<i", n)
+        head = (
+            pickle.SHORT_BINSTRING + bytes([n])
+            if n < 256
+            else pickle.BINSTRING + struct.pack("<i", n)
+        )
         self.write(head + obj)
         self.memoize(obj)
 
@@ -81,7 +95,9 @@ def _write(arrays: dict[str, np.ndarray], path, prefix: str = "") -> None:
     """``.pkl``: Python 2 style latin1 pickle (as the Caffe conversions); else ``torch.save``."""
     if path.suffix == ".pkl":
         with open(path, "wb") as f:
-            _Py2StylePickler(f, protocol=2).dump({(prefix + k).encode("latin1"): v for k, v in arrays.items()})
+            _Py2StylePickler(f, protocol=2).dump(
+                {(prefix + k).encode("latin1"): v for k, v in arrays.items()}
+            )
     else:
         torch.save({prefix + k: torch.from_numpy(v) for k, v in arrays.items()}, path)
 
@@ -112,16 +128,21 @@ def test_manifest_loads_strictly(manifest, shared_dir, tmp_path):
         state = net.state_dict()
         for key, value in arrays.items():
             if key in state:  # VGGFace2-verification drops fc.*
-                assert torch.equal(state[key], torch.from_numpy(value)), f"{name}: {key} not loaded from file"
+                assert torch.equal(state[key], torch.from_numpy(value)), (
+                    f"{name}: {key} not loaded from file"
+                )
         if out_shape is not None:
             with torch.no_grad():
                 out = net(net.preprocess([_face()]))
             assert tuple(out.shape) == (1, *out_shape), f"{name}: output {tuple(out.shape)}"
             assert torch.isfinite(out).all()
             outputs[name] = (net, out)
-    if manifest == "vggface2_resnet50_pkl":  # 2048-d embedding + the file's fc == the classifier's logits
+    # 2048-d embedding + the file's fc == the classifier's logits
+    if manifest == "vggface2_resnet50_pkl":
         emb = outputs["VGGFace2-verification"][1]
-        logits = F.linear(emb, torch.from_numpy(arrays["fc.weight"]), torch.from_numpy(arrays["fc.bias"]))
+        logits = F.linear(
+            emb, torch.from_numpy(arrays["fc.weight"]), torch.from_numpy(arrays["fc.bias"])
+        )
         torch.testing.assert_close(logits, outputs["VGGFace2"][1], rtol=1e-4, atol=1e-4)
     if manifest == "vggface2_arcface_iresnet50_pth":  # cosine logits, independent formula
         net, logits = outputs["VGGFace2-ArcFace"]
@@ -135,8 +156,10 @@ def test_manifest_loads_strictly(manifest, shared_dir, tmp_path):
         _write(arrays, prefixed, prefix="module.")
         name = MANIFESTS[manifest][0][0]
         state = get_network(name, weights=prefixed).state_dict()
-        assert torch.equal(state["fc2.weight" if "evidential" in manifest else "weight"],
-                           torch.from_numpy(arrays["fc2.weight" if "evidential" in manifest else "weight"]))
+        assert torch.equal(
+            state["fc2.weight" if "evidential" in manifest else "weight"],
+            torch.from_numpy(arrays["fc2.weight" if "evidential" in manifest else "weight"]),
+        )
 
 
 @pytest.mark.slow
@@ -159,8 +182,10 @@ def test_attribute_net_own_format_roundtrip(tmp_path):
 
 
 def test_half_precision_file_gives_float32_network(tmp_path):
-    state = {k: v.half() if v.is_floating_point() else v
-             for k, v in get_network("FaceWorld-verification", weights=False).state_dict().items()}
+    state = {
+        k: v.half() if v.is_floating_point() else v
+        for k, v in get_network("FaceWorld-verification", weights=False).state_dict().items()
+    }
     path = tmp_path / "fp16.pth"
     torch.save(state, path)
     net = get_network("FaceWorld-verification", weights=path)
@@ -170,16 +195,22 @@ def test_half_precision_file_gives_float32_network(tmp_path):
 
 
 def test_python2_style_pkl(tmp_path):
-    arrays = {b"conv1.weight": np.arange(24, dtype=np.float32).reshape(2, 3, 2, 2), b"bn1.bias": np.ones(300, np.float32)}
+    arrays = {
+        b"conv1.weight": np.arange(24, dtype=np.float32).reshape(2, 3, 2, 2),
+        b"bn1.bias": np.ones(300, np.float32),
+    }
     path = tmp_path / "py2.pkl"
     buf = io.BytesIO()
     _Py2StylePickler(buf, protocol=2).dump(arrays)
-    data = buf.getvalue().replace(b"numpy._core.multiarray", b"numpy.core.multiarray")  # numpy 1 names
+    # numpy 1 names
+    data = buf.getvalue().replace(b"numpy._core.multiarray", b"numpy.core.multiarray")
     assert b"numpy.core.multiarray\n_reconstruct" in data and b"_codecs" not in data
     path.write_bytes(data)
     state = read_checkpoint(path)
     assert set(state) == {"conv1.weight", "bn1.bias"}
-    assert torch.equal(state["conv1.weight"], torch.arange(24, dtype=torch.float32).reshape(2, 3, 2, 2))
+    assert torch.equal(
+        state["conv1.weight"], torch.arange(24, dtype=torch.float32).reshape(2, 3, 2, 2)
+    )
 
 
 def test_python3_protocol2_pkl(tmp_path):
@@ -222,7 +253,8 @@ def test_malicious_pkl_refused(payload, tmp_path):
     path = tmp_path / "evil.pkl"
     data = pickle.dumps({"conv1.weight": np.zeros(3, np.float32), "x": payload(marker)}, protocol=2)
     globals_used = {arg for op, arg, _ in pickletools.genops(data) if op.name == "GLOBAL"}
-    assert any("open" in g or "system" in g for g in globals_used), globals_used  # the payload is live
+    # the payload is live
+    assert any("open" in g or "system" in g for g in globals_used), globals_used
     path.write_bytes(data)
     with pytest.raises(UnsafeCheckpointError) as err:
         get_network("FaceWorld-verification", weights=path)
@@ -235,7 +267,9 @@ def test_malicious_pth_refused(tmp_path):
     marker = tmp_path / "pwned"
     path = tmp_path / "evil.pth"
     torch.save({"conv1.weight": torch.zeros(3), "x": _SystemPayload(marker)}, path)
-    with pytest.raises(UnsafeCheckpointError, match=r"weights_only=True.*global (posix|nt)\.system") as err:
+    with pytest.raises(
+        UnsafeCheckpointError, match=r"weights_only=True.*global (posix|nt)\.system"
+    ) as err:
         get_network("FaceWorld-verification", weights=path)
     assert str(path) in str(err.value)
     assert not marker.exists()
@@ -251,7 +285,9 @@ def test_pth_with_non_tensor_entry(tmp_path):
 def test_pth_whole_module_refused(tmp_path):
     path = tmp_path / "model.pth"
     torch.save(torch.nn.Linear(2, 2), path)
-    with pytest.raises(UnsafeCheckpointError, match=r"torch\.nn\.modules\.linear\.Linear.*state_dict"):
+    with pytest.raises(
+        UnsafeCheckpointError, match=r"torch\.nn\.modules\.linear\.Linear.*state_dict"
+    ):
         read_checkpoint(path)
 
 
@@ -288,7 +324,11 @@ def test_mismatch_names_the_lookalike(tmp_path):
 
 def test_module_prefix_and_missing_num_batches_tracked(tmp_path):
     net = get_network("FaceWorld-evidential", weights=False)
-    state = {"module." + k: v.clone() for k, v in net.state_dict().items() if not k.endswith("num_batches_tracked")}
+    state = {
+        "module." + k: v.clone()
+        for k, v in net.state_dict().items()
+        if not k.endswith("num_batches_tracked")
+    }
     state["module.fc2.bias"].fill_(0.25)
     path = tmp_path / "dp.pth"
     torch.save(state, path)

@@ -1,4 +1,5 @@
 """Training losses checked against hand-computed values and a second formulation."""
+
 from __future__ import annotations
 
 import math
@@ -25,7 +26,11 @@ def test_arcface_margin_only_on_the_label():
         head.weight.copy_(torch.tensor([[1.0, 0.0], [0.0, 2.0], [-1.0, 0.0]]))
     emb = torch.tensor([[math.cos(0.3), math.sin(0.3)]]) * 5  # angle 0.3 rad to class 0
     logits = head(emb, torch.tensor([0]))
-    expected = [10 * math.cos(0.3 + 0.5), 10 * math.cos(math.pi / 2 - 0.3), 10 * math.cos(math.pi - 0.3)]
+    expected = [
+        10 * math.cos(0.3 + 0.5),
+        10 * math.cos(math.pi / 2 - 0.3),
+        10 * math.cos(math.pi - 0.3),
+    ]
     torch.testing.assert_close(logits, torch.tensor([expected]), rtol=0, atol=1e-5)
 
 
@@ -42,7 +47,7 @@ def test_arcface_fallback_keeps_logit_monotonic():
 def _edl_numpy(logits: np.ndarray, labels: np.ndarray, kl_weight: float) -> float:
     """Sensoy et al. 2018 Eq. 4 + KL term, written independently with scipy."""
     out = []
-    for z, y in zip(logits, labels):
+    for z, y in zip(logits, labels, strict=True):
         alpha = np.maximum(z, 0) + 1
         k = len(alpha)
         s = alpha.sum()
@@ -50,7 +55,12 @@ def _edl_numpy(logits: np.ndarray, labels: np.ndarray, kl_weight: float) -> floa
         at = alpha.copy()
         at[y] = 1.0
         st = at.sum()
-        kl = gammaln(st) - gammaln(k) - gammaln(at).sum() + ((at - 1) * (digamma(at) - digamma(st))).sum()
+        kl = (
+            gammaln(st)
+            - gammaln(k)
+            - gammaln(at).sum()
+            + ((at - 1) * (digamma(at) - digamma(st))).sum()
+        )
         out.append(nll + kl_weight * kl)
     return float(np.mean(out))
 
@@ -68,4 +78,6 @@ def test_edl_kl_vanishes_without_misleading_evidence():
     # evidence only on the label: alpha_tilde = (1, ..., 1) and the KL term is 0
     logits = torch.tensor([[0.0, 4.0, -2.0]])
     labels = torch.tensor([1])
-    assert float(edl_loss(logits, labels, 1.0)) == pytest.approx(float(edl_loss(logits, labels, 0.0)), abs=1e-12)
+    assert float(edl_loss(logits, labels, 1.0)) == pytest.approx(
+        float(edl_loss(logits, labels, 0.0)), abs=1e-12
+    )

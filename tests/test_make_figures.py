@@ -1,5 +1,6 @@
 """make_figures.py (utils/experiments/regenerate.py): every input recognised by its content, the
 README tables regenerated with the values worked out by hand for the hand-made inputs."""
+
 from __future__ import annotations
 
 import json
@@ -15,25 +16,56 @@ RECORDS = Path(__file__).resolve().parent / "data" / "records"  # the hand-made 
 # tests/test_results.py: mask game AUC Original 0.875 (28 of 32 pairs), After 21.5 / 32; top-1
 # attributes over the 4 impostor pairs: Age 2, Big Nose 2, Gender 1, Bald 1, no beard 1 (of 7)
 
-ROW = {"mode": "paper", "discriminant": "classes", "regions": "J > theta", "top1": 0.086,
-       "top3": 0.291, "chance_top1": 0.083, "chance_top3": 0.248, "jmass": 0.342, "pairs": 93,
-       "pairs_total": 100, "region_share": 0.155, "unchanged": 0.45, "per_attribute": {"3": 0.5}}
-COMPARISON = {"settings": {"pairs": 3},
-              "table": {"Sim2Word-top1": {"game.hit_area": {"mean": 0.5, "sem": 0.01, "n": 3},
-                                          "seconds": {"mean": 0.25, "sem": 0.0, "n": 3}}},
-              "mean_region_share": 0.3}
+ROW = {
+    "mode": "paper",
+    "discriminant": "classes",
+    "regions": "J > theta",
+    "top1": 0.086,
+    "top3": 0.291,
+    "chance_top1": 0.083,
+    "chance_top3": 0.248,
+    "jmass": 0.342,
+    "pairs": 93,
+    "pairs_total": 100,
+    "region_share": 0.155,
+    "unchanged": 0.45,
+    "per_attribute": {"3": 0.5},
+}
+COMPARISON = {
+    "settings": {"pairs": 3},
+    "table": {
+        "Sim2Word-top1": {
+            "game.hit_area": {"mean": 0.5, "sem": 0.01, "n": 3},
+            "seconds": {"mean": 0.25, "sem": 0.0, "n": 3},
+        }
+    },
+    "mean_region_share": 0.3,
+}
 
 
 def _uncertainty_record(i: int, correct_after: bool, area: float) -> dict:
     return {
-        "index": i, "image-path": f"id{i}/0.png", "label": i, "predicted-identity": i,
-        "predicted-score": 0.9, "correct": True, "uncertainty-original": 0.2,
-        "candidates": [0, 6], "uncertainty-attributes": [{"word": "Bangs", "uncertainty": 0.4},
-                                                         {"word": "Male", "uncertainty": 0.1}],
-        "quantity": {"1": {"correct": correct_after, "mask-fraction": area, "qualifying": 1,
-                           "intersection-empty": False,
-                           "random": {"correct": True, "mask-fraction": 0.1,
-                                      "intersection-empty": False}}},
+        "index": i,
+        "image-path": f"id{i}/0.png",
+        "label": i,
+        "predicted-identity": i,
+        "predicted-score": 0.9,
+        "correct": True,
+        "uncertainty-original": 0.2,
+        "candidates": [0, 6],
+        "uncertainty-attributes": [
+            {"word": "Bangs", "uncertainty": 0.4},
+            {"word": "Male", "uncertainty": 0.1},
+        ],
+        "quantity": {
+            "1": {
+                "correct": correct_after,
+                "mask-fraction": area,
+                "qualifying": 1,
+                "intersection-empty": False,
+                "random": {"correct": True, "mask-fraction": 0.1, "intersection-empty": False},
+            }
+        },
     }
 
 
@@ -43,12 +75,14 @@ def inputs(tmp_path_factory):
     shutil.copytree(RECORDS, root / "pair-run" / "json")
     (root / "unc-run" / "json").mkdir(parents=True)
     for i, (ok, area) in enumerate(((False, 0.2), (True, 0.4))):
-        (root / "unc-run" / "json" / f"{i}.json").write_text(json.dumps(_uncertainty_record(i, ok,
-                                                                                            area)))
+        (root / "unc-run" / "json" / f"{i}.json").write_text(
+            json.dumps(_uncertainty_record(i, ok, area))
+        )
     (root / "gt").mkdir()
     (root / "gt" / "ground_truth.json").write_text(json.dumps({"args": {}, "rows": [ROW]}))
-    (root / "rows.json").write_text(json.dumps([{"mode": "paper", "top1": 0.12345, "pairs": 93,
-                                                 "per_attribute": {}}]))
+    (root / "rows.json").write_text(
+        json.dumps([{"mode": "paper", "top1": 0.12345, "pairs": 93, "per_attribute": {}}])
+    )
     (root / "cmp").mkdir()
     (root / "cmp" / "comparison.json").write_text(json.dumps(COMPARISON))
     return root
@@ -72,12 +106,14 @@ def test_inputs_are_recognised_by_content(inputs):
 
 def test_every_section_regenerated_with_hand_values(inputs, tmp_path, capsys):
     out = tmp_path / "figs"
-    argv = [str(inputs / p) for p in ("pair-run", "unc-run", "gt", "rows.json",
-                                      "cmp/comparison.json")]
+    argv = [
+        str(inputs / p) for p in ("pair-run", "unc-run", "gt", "rows.json", "cmp/comparison.json")
+    ]
     assert main([*argv, "--output-dir", str(out), "--top5", "2"]) == 0
     printed = capsys.readouterr().out
-    assert all(f"{out / k}.md" in printed for k in ("analysis", "uncertainty", "twin-check",
-                                                     "comparison"))
+    assert all(
+        f"{out / k}.md" in printed for k in ("analysis", "uncertainty", "twin-check", "comparison")
+    )
     analysis = _read(out / "analysis.md")
     assert "regenerated by `python make_figures.py" in analysis
     assert "| Original | 0.8750 |" in analysis and "| After | 0.6719 |" in analysis
@@ -95,10 +131,14 @@ def test_every_section_regenerated_with_hand_values(inputs, tmp_path, capsys):
     assert charts == ["0.png", "1.png"]
 
     twin = _read(out / "twin-check.md")
-    cells = [[c.strip() for c in line.strip("|").split("|")] for line in twin.splitlines()
-             if line.startswith("|")]
+    cells = [
+        [c.strip() for c in line.strip("|").split("|")]
+        for line in twin.splitlines()
+        if line.startswith("|")
+    ]
     assert ["paper", "J > theta", "93/100", "0.086", "0.083", "0.291", "0.248"] in [
-        c[:7] for c in cells]
+        c[:7] for c in cells
+    ]
     assert "| paper | 0.123 | 93 |" in twin and "per_attribute" not in twin
     comparison = _read(out / "comparison.md")
     assert "| Sim2Word-top1 | 0.500 ± 0.010 | 0.250 |" in comparison

@@ -1,4 +1,5 @@
-"""Registry, architectures (against a functional re-implementation), preprocessing, target layers."""
+"""Registry, architectures (vs. a functional re-implementation), preprocessing, target layers."""
+
 from __future__ import annotations
 
 import cv2
@@ -13,37 +14,90 @@ from models.attributes import HEAD_SIZES
 from models.registry import PRETRAINED_ENV, REPO_ROOT, build_network
 
 CONTRACT_NAMES = [
-    "VGGFace2", "VGGFace2-Se", "VGGFace2-verification", "ArcFace-r50", "ArcFace-r100", "CosFace-r50",
-    "CosFace-r100", "iresnet18", "iresnet34", "iresnet50", "iresnet100", "iresnet200", "VGGFace2-ArcFace",
-    "VGGFace2-evidential", "attribute-net", "FaceWorld-recognition", "FaceWorld-attribute",
-    "FaceWorld-verification", "FaceWorld-evidential",
+    "VGGFace2",
+    "VGGFace2-Se",
+    "VGGFace2-verification",
+    "ArcFace-r50",
+    "ArcFace-r100",
+    "CosFace-r50",
+    "CosFace-r100",
+    "iresnet18",
+    "iresnet34",
+    "iresnet50",
+    "iresnet100",
+    "iresnet200",
+    "VGGFace2-ArcFace",
+    "VGGFace2-evidential",
+    "attribute-net",
+    "FaceWorld-recognition",
+    "FaceWorld-attribute",
+    "FaceWorld-verification",
+    "FaceWorld-evidential",
 ]
 VGG_MEAN = (91.4953, 103.8827, 131.0912)
 # name -> (kind, size attribute, value, input size, channel order, target layer)
 EXPECTED = {
     "VGGFace2": ("classifier", "num_classes", 8631, (224, 224), "BGR", "layer4.2.conv3"),
     "VGGFace2-Se": ("classifier", "num_classes", 8631, (224, 224), "BGR", "layer4.2.conv3"),
-    "VGGFace2-verification": ("embedding", "embedding_size", 2048, (224, 224), "BGR", "layer4.2.conv3"),
+    "VGGFace2-verification": (
+        "embedding",
+        "embedding_size",
+        2048,
+        (224, 224),
+        "BGR",
+        "layer4.2.conv3",
+    ),
     "ArcFace-r50": ("embedding", "embedding_size", 512, (112, 112), "RGB", "layer4.2.conv2"),
     "CosFace-r100": ("embedding", "embedding_size", 512, (112, 112), "RGB", "layer4.2.conv2"),
     "iresnet200": ("embedding", "embedding_size", 512, (112, 112), "RGB", "layer4.5.conv2"),
     "VGGFace2-ArcFace": ("classifier", "num_classes", 8631, (112, 112), "RGB", "layer4.2.conv2"),
     "VGGFace2-evidential": ("evidential", "num_classes", 8631, (112, 112), "RGB", "layer4.2.conv2"),
-    "attribute-net": ("attribute", "head_sizes", HEAD_SIZES, (224, 224), "BGR", "backbone.layer4.2.conv3"),
-    "FaceWorld-recognition": ("classifier", "num_classes", 200, (128, 128), "BGR",
-                              "layer4.0.conv3"),
-    "FaceWorld-attribute": ("attribute", "head_sizes", HEAD_SIZES, (128, 128), "BGR",
-                            "backbone.layer4.0.conv3"),
-    "FaceWorld-verification": ("embedding", "embedding_size", 128, (64, 64), "RGB", "layer4.0.conv2"),
+    "attribute-net": (
+        "attribute",
+        "head_sizes",
+        HEAD_SIZES,
+        (224, 224),
+        "BGR",
+        "backbone.layer4.2.conv3",
+    ),
+    "FaceWorld-recognition": (
+        "classifier",
+        "num_classes",
+        200,
+        (128, 128),
+        "BGR",
+        "layer4.0.conv3",
+    ),
+    "FaceWorld-attribute": (
+        "attribute",
+        "head_sizes",
+        HEAD_SIZES,
+        (128, 128),
+        "BGR",
+        "backbone.layer4.0.conv3",
+    ),
+    "FaceWorld-verification": (
+        "embedding",
+        "embedding_size",
+        128,
+        (64, 64),
+        "RGB",
+        "layer4.0.conv2",
+    ),
     "FaceWorld-evidential": ("evidential", "num_classes", 200, (64, 64), "RGB", "layer4.0.conv2"),
     "dlib-ResNet29": ("embedding", "embedding_size", 128, (150, 150), "RGB", "layer3.2.conv2"),
     "SFace": ("embedding", "embedding_size", 128, (112, 112), "RGB", "blocks.12.pw.conv"),
 }
 # name -> the face template of its input (BRIEF interface 3); None: images as they are.
 ALIGNMENT = {
-    "VGGFace2": "vggface2-224", "ArcFace-r100": "arcface-112", "CosFace-r50": "arcface-112",
-    "VGGFace2-ArcFace": "arcface-112", "attribute-net": "vggface2-224",
-    "dlib-ResNet29": "dlib-chip-150", "SFace": "arcface-112", "FaceWorld-verification": None,
+    "VGGFace2": "vggface2-224",
+    "ArcFace-r100": "arcface-112",
+    "CosFace-r50": "arcface-112",
+    "VGGFace2-ArcFace": "arcface-112",
+    "attribute-net": "vggface2-224",
+    "dlib-ResNet29": "dlib-chip-150",
+    "SFace": "arcface-112",
+    "FaceWorld-verification": None,
     "FaceWorld-recognition": None,
 }
 
@@ -65,7 +119,12 @@ def test_unknown_name_lists_valid_names():
     with pytest.raises(ValueError) as err:
         get_network("VGGFace3", weights=False)
     msg = str(err.value)
-    assert "'VGGFace3'" in msg and "attribute-net" in msg and "CosFace-r100" in msg and "Did you mean" in msg
+    assert (
+        "'VGGFace3'" in msg
+        and "attribute-net" in msg
+        and "CosFace-r100" in msg
+        and "Did you mean" in msg
+    )
 
 
 def test_duplicate_registration_fails():
@@ -123,17 +182,24 @@ def test_declared_alignment(name):
     assert _meta(name).alignment == network_alignment(name) == ALIGNMENT[name]
 
 
-@pytest.mark.parametrize("depth,layers", [(18, (2, 2, 2, 2)), (34, (3, 4, 6, 3)), (200, (6, 26, 60, 6))])
+@pytest.mark.parametrize(
+    "depth,layers", [(18, (2, 2, 2, 2)), (34, (3, 4, 6, 3)), (200, (6, 26, 60, 6))]
+)
 def test_iresnet_depths(depth, layers):
     net = _meta(f"iresnet{depth}")
     assert tuple(len(getattr(net, f"layer{i}")) for i in range(1, 5)) == layers
     assert net.fc.in_features == 512 * 7 * 7
 
 
-@pytest.mark.parametrize("name,grid", [
-    ("FaceWorld-recognition", (16, 16)), ("FaceWorld-attribute", (16, 16)),
-    ("FaceWorld-verification", (8, 8)), ("FaceWorld-evidential", (4, 4)),
-])
+@pytest.mark.parametrize(
+    "name,grid",
+    [
+        ("FaceWorld-recognition", (16, 16)),
+        ("FaceWorld-attribute", (16, 16)),
+        ("FaceWorld-verification", (8, 8)),
+        ("FaceWorld-evidential", (4, 4)),
+    ],
+)
 def test_faceworld_gradcam_layer_resolution(name, grid):
     """The demo nets' Grad-CAM layer (last conv) is 16x16 for R and A, 8x8 for V (issue 14)."""
     net = get_network(name, weights=False)
@@ -161,14 +227,23 @@ def test_faceworld_forward_shapes_eval_mode():
 
 
 def test_overrides_change_architecture():
-    net = get_network("FaceWorld-evidential", weights=False, num_classes=7, embedding_size=32, input_size=(64, 48))
+    net = get_network(
+        "FaceWorld-evidential", weights=False, num_classes=7, embedding_size=32, input_size=(64, 48)
+    )
     assert tuple(net(torch.zeros(1, 3, 64, 48)).shape) == (1, 7)
     assert net.fc.in_features == 128 * 4 * 3 and net.preprocess.input_size == (64, 48)
 
 
 def test_arcface_logits_are_scaled_cosines():
-    net = get_network("VGGFace2-ArcFace", weights=False, layers=(1, 1, 1, 1), width=8, num_classes=5,
-                      embedding_size=16, logit_scale=4.0)
+    net = get_network(
+        "VGGFace2-ArcFace",
+        weights=False,
+        layers=(1, 1, 1, 1),
+        width=8,
+        num_classes=5,
+        embedding_size=16,
+        logit_scale=4.0,
+    )
     x = torch.randn(3, 3, 112, 112)
     with torch.no_grad():
         emb, logits = net.forward_embedding(x), net(x)
@@ -192,7 +267,8 @@ def test_resolve_layer_default_override_and_error():
 
 
 def test_preprocess_hand_computed_values():
-    img = np.array([[[255, 0, 51], [10, 20, 30]], [[0, 0, 0], [255, 255, 255]]], np.uint8)  # BGR, 2x2
+    # BGR, 2x2
+    img = np.array([[[255, 0, 51], [10, 20, 30]], [[0, 0, 0], [255, 255, 255]]], np.uint8)
     vgg = Preprocess((2, 2), "BGR", VGG_MEAN, (1, 1, 1))(img)
     assert vgg.dtype == torch.float32 and tuple(vgg.shape) == (1, 3, 2, 2)
     torch.testing.assert_close(vgg[0, :, 0, 0], torch.tensor([163.5047, -103.8827, -80.0912]))
@@ -209,11 +285,17 @@ def test_preprocess_bilinear_resize():
     torch.testing.assert_close(out[0, 0, 0], torch.tensor([0.0, 25.0, 75.0, 100.0]))
 
 
-@pytest.mark.parametrize("name,expected", [
-    ("FaceWorld-recognition", [10 - 91.4953, 20 - 103.8827, 30 - 131.0912]),  # B, G, R - mean
-    ("VGGFace2", [10 - 91.4953, 20 - 103.8827, 30 - 131.0912]),
-    ("FaceWorld-verification", [(30 - 127.5) / 127.5, (20 - 127.5) / 127.5, (10 - 127.5) / 127.5]),
-])
+@pytest.mark.parametrize(
+    "name,expected",
+    [
+        ("FaceWorld-recognition", [10 - 91.4953, 20 - 103.8827, 30 - 131.0912]),  # B, G, R - mean
+        ("VGGFace2", [10 - 91.4953, 20 - 103.8827, 30 - 131.0912]),
+        (
+            "FaceWorld-verification",
+            [(30 - 127.5) / 127.5, (20 - 127.5) / 127.5, (10 - 127.5) / 127.5],
+        ),
+    ],
+)
 def test_network_preprocess_on_constant_image(name, expected):
     net = _meta(name)
     batch = np.zeros((2, 37, 41, 3), np.uint8)
@@ -231,7 +313,7 @@ def test_preprocess_rejects_bad_input():
         Preprocess((4, 4), "RGBA")
 
 
-# ----------------------------------------------------------------------------- architectures vs functional re-implementation
+# ------------------------------------------------ architectures vs functional re-implementation
 
 
 def _randomise(net: nn.Module) -> dict[str, torch.Tensor]:
@@ -251,14 +333,29 @@ def _randomise(net: nn.Module) -> dict[str, torch.Tensor]:
 
 
 def _bn(x, sd, p):
-    return F.batch_norm(x, sd[p + ".running_mean"], sd[p + ".running_var"], sd[p + ".weight"], sd[p + ".bias"],
-                        training=False, eps=1e-5)
+    return F.batch_norm(
+        x,
+        sd[p + ".running_mean"],
+        sd[p + ".running_var"],
+        sd[p + ".weight"],
+        sd[p + ".bias"],
+        training=False,
+        eps=1e-5,
+    )
 
 
 def _ref_vggface2(sd, x, layers, se):
-    """Caffe ResNet from its description: stride in the 1x1 conv1, ceil-mode pool, SE before the addition."""
-    x = F.max_pool2d(F.relu(_bn(F.conv2d(x, sd["conv1.weight"], stride=2, padding=3), sd, "bn1")), 3, 2, 0,
-                     ceil_mode=True)
+    """Caffe ResNet from its description.
+
+    Stride in the 1x1 conv1, ceil-mode pool, SE before the addition.
+    """
+    x = F.max_pool2d(
+        F.relu(_bn(F.conv2d(x, sd["conv1.weight"], stride=2, padding=3), sd, "bn1")),
+        3,
+        2,
+        0,
+        ceil_mode=True,
+    )
     for i, n in enumerate(layers, start=1):
         for b in range(n):
             p, s = f"layer{i}.{b}", (2 if i > 1 and b == 0 else 1)
@@ -268,9 +365,13 @@ def _ref_vggface2(sd, x, layers, se):
             if se:
                 g = F.avg_pool2d(out, out.shape[2])
                 g = F.relu(F.conv2d(g, sd[p + ".conv4.weight"], sd[p + ".conv4.bias"]))
-                out = out * torch.sigmoid(F.conv2d(g, sd[p + ".conv5.weight"], sd[p + ".conv5.bias"]))
+                out = out * torch.sigmoid(
+                    F.conv2d(g, sd[p + ".conv5.weight"], sd[p + ".conv5.bias"])
+                )
             if p + ".downsample.0.weight" in sd:
-                x = _bn(F.conv2d(x, sd[p + ".downsample.0.weight"], stride=s), sd, p + ".downsample.1")
+                x = _bn(
+                    F.conv2d(x, sd[p + ".downsample.0.weight"], stride=s), sd, p + ".downsample.1"
+                )
             x = F.relu(out + x)
     x = F.avg_pool2d(x, 7, stride=1).flatten(1)  # Caffe's AvgPool2d(7) at 224 input
     return F.linear(x, sd["fc.weight"], sd["fc.bias"])
@@ -286,7 +387,9 @@ def _ref_iresnet(sd, x, layers, strides=(2, 2, 2, 2)):
             out = F.prelu(_bn(out, sd, p + ".bn2"), sd[p + ".prelu.weight"])
             out = _bn(F.conv2d(out, sd[p + ".conv2.weight"], stride=s, padding=1), sd, p + ".bn3")
             if p + ".downsample.0.weight" in sd:
-                x = _bn(F.conv2d(x, sd[p + ".downsample.0.weight"], stride=s), sd, p + ".downsample.1")
+                x = _bn(
+                    F.conv2d(x, sd[p + ".downsample.0.weight"], stride=s), sd, p + ".downsample.1"
+                )
             x = out + x
     x = _bn(x, sd, "bn2").flatten(1)
     return _bn(F.linear(x, sd["fc.weight"], sd["fc.bias"]), sd, "features")
@@ -295,7 +398,9 @@ def _ref_iresnet(sd, x, layers, strides=(2, 2, 2, 2)):
 @pytest.mark.parametrize("se", [False, True])
 def test_vggface2_resnet_matches_reference(se):
     layers = (1, 2, 1, 1)
-    net = get_network("VGGFace2-Se" if se else "VGGFace2", weights=False, layers=layers, width=8, num_classes=11)
+    net = get_network(
+        "VGGFace2-Se" if se else "VGGFace2", weights=False, layers=layers, width=8, num_classes=11
+    )
     sd = _randomise(net)
     x = torch.randn(2, 3, 224, 224)
     sizes = []
@@ -307,15 +412,25 @@ def test_vggface2_resnet_matches_reference(se):
     torch.testing.assert_close(out, _ref_vggface2(sd, x, layers, se), rtol=1e-4, atol=1e-4)
 
 
-@pytest.mark.parametrize("strides,grid", [
-    ((2, 2, 2, 2), (4, 3)),  # 50 -> 25 -> 13 -> 7 -> 4, 38 -> 19 -> 10 -> 5 -> 3
-    ((2, 2, 2, 1), (7, 5)),  # last stage at stride 1 (FaceWorld-verification)
-    ((2, 1, 2, 1), (13, 10)),
-])
+@pytest.mark.parametrize(
+    "strides,grid",
+    [
+        ((2, 2, 2, 2), (4, 3)),  # 50 -> 25 -> 13 -> 7 -> 4, 38 -> 19 -> 10 -> 5 -> 3
+        ((2, 2, 2, 1), (7, 5)),  # last stage at stride 1 (FaceWorld-verification)
+        ((2, 1, 2, 1), (13, 10)),
+    ],
+)
 def test_iresnet_matches_reference(strides, grid):
     layers = (1, 2, 1, 1)
-    net = get_network("iresnet50", weights=False, layers=layers, width=8, embedding_size=16,
-                      input_size=(50, 38), strides=strides)
+    net = get_network(
+        "iresnet50",
+        weights=False,
+        layers=layers,
+        width=8,
+        embedding_size=16,
+        input_size=(50, 38),
+        strides=strides,
+    )
     assert net.fc.in_features == 64 * grid[0] * grid[1]
     sd = _randomise(net)
     x = torch.randn(2, 3, 50, 38)
@@ -344,7 +459,9 @@ def test_attribute_net_heads_on_pooled_feature():
 
 
 @pytest.mark.cuda
-@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device (none visible to torch)")
+@pytest.mark.skipif(
+    not torch.cuda.is_available(), reason="needs a CUDA device (none visible to torch)"
+)
 def test_cuda_device_matches_cpu():
     cpu = get_network("FaceWorld-verification", weights=False)
     gpu = get_network("FaceWorld-verification", weights=False, device="cuda")
@@ -357,7 +474,7 @@ def test_cuda_device_matches_cpu():
 
 @pytest.mark.parametrize("shape", [(250, 180), (61, 83), (112, 112), (40, 30)])
 def test_iresnet_preprocess_equals_the_authors_pil_pipeline(shape):
-    """The iresnet family resizes like the authors' code: torchvision ``Resize`` on a PIL RGB image."""
+    """iresnet nets resize like the authors' code: torchvision ``Resize`` on a PIL RGB image."""
     from PIL import Image
     from torchvision import transforms
 
@@ -365,23 +482,34 @@ def test_iresnet_preprocess_equals_the_authors_pil_pipeline(shape):
 
     rng = np.random.default_rng(0)
     bgr = rng.integers(0, 256, size=(*shape, 3), dtype=np.uint8)
-    authors = transforms.Compose([transforms.Resize((112, 112)), transforms.ToTensor(),
-                                  transforms.Normalize((0.5, 0.5, 0.5), (0.5, 0.5, 0.5))])
+    authors = transforms.Compose(
+        [
+            transforms.Resize((112, 112)),
+            transforms.ToTensor(),
+            transforms.Normalize((0.5, 0.5, 0.5), (0.5, 0.5, 0.5)),
+        ]
+    )
     expected = authors(Image.fromarray(bgr[:, :, ::-1].copy()))
     got = iresnet_preprocess(112)([bgr])[0]
     assert torch.allclose(got, expected, atol=1e-6), float((got - expected).abs().max())
 
 
 def test_vggface2_preprocess_keeps_opencv_resize():
-    """The VGGFace2 family resizes with cv2.INTER_LINEAR (the authors read and resize with OpenCV)."""
+    """VGGFace2 nets resize with cv2.INTER_LINEAR (the authors read and resize with OpenCV)."""
     from models.preprocess import vggface2_preprocess
 
     rng = np.random.default_rng(1)
     bgr = rng.integers(0, 256, size=(300, 260, 3), dtype=np.uint8)
-    expected = cv2.resize(bgr, (224, 224), interpolation=cv2.INTER_LINEAR).astype(np.float32) - np.float32(VGG_MEAN)
+    expected = cv2.resize(bgr, (224, 224), interpolation=cv2.INTER_LINEAR).astype(
+        np.float32
+    ) - np.float32(VGG_MEAN)
     got = vggface2_preprocess(224)([bgr])[0].numpy().transpose(1, 2, 0)
     assert np.allclose(got, expected, atol=1e-4)
-    pil = Preprocess((224, 224), "BGR", VGG_MEAN, (1, 1, 1), resize="pil")([bgr])[0].numpy().transpose(1, 2, 0)
+    pil = (
+        Preprocess((224, 224), "BGR", VGG_MEAN, (1, 1, 1), resize="pil")([bgr])[0]
+        .numpy()
+        .transpose(1, 2, 0)
+    )
     assert np.abs(pil - expected).max() > 1.0  # the two resizes really differ when shrinking
 
 
@@ -395,10 +523,20 @@ def test_vocabulary_words_and_registry():
 
     assert get_vocabulary(None) is CELEBA30 and get_vocabulary("celeba30") is CELEBA30
     assert CELEBA30.head_sizes == HEAD_SIZES and len(CELEBA30) == 30
-    parts = Vocabulary("test-parts", ("Gender", "Nose", "Smiling"), {0: ("Male", "Female")}, frozenset({1}))
+    parts = Vocabulary(
+        "test-parts", ("Gender", "Nose", "Smiling"), {0: ("Male", "Female")}, frozenset({1})
+    )
     assert parts.head_sizes == (2, 1, 2)
-    assert [parts.is_present(1, 5), parts.is_present(2, 1), parts.is_present(0, 1)] == [True, False, True]
-    assert [parts.word_for(0, 1), parts.word_for(1, 0), parts.word_for(2, 1)] == ["Female", "Nose", "no Smiling"]
+    assert [parts.is_present(1, 5), parts.is_present(2, 1), parts.is_present(0, 1)] == [
+        True,
+        False,
+        True,
+    ]
+    assert [parts.word_for(0, 1), parts.word_for(1, 0), parts.word_for(2, 1)] == [
+        "Female",
+        "Nose",
+        "no Smiling",
+    ]
     with pytest.raises(ValueError, match="out of range"):
         Vocabulary("bad", ("A",), {3: ("x", "y")})
     with pytest.raises(ValueError, match="unknown attribute vocabulary"):
@@ -406,3 +544,12 @@ def test_vocabulary_words_and_registry():
     with pytest.raises(ValueError, match="already registered"):
         register_vocabulary(Vocabulary("celeba30", ("A",)))
     assert get_network("FaceWorld-attribute", weights=False).vocabulary is CELEBA30
+
+
+def test_package_all_lists_every_lazy_export():
+    """``models.__all__`` is spelled out for static tools; it must name exactly the lazy exports."""
+    import models
+
+    assert models.__all__ == sorted(models._EXPORTS)
+    for name in models.__all__:
+        assert getattr(models, name) is not None

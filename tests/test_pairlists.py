@@ -1,4 +1,5 @@
 """Pair-list generation: counts, labels, no duplicates, seeding, impossible requests."""
+
 from __future__ import annotations
 
 import itertools
@@ -6,8 +7,15 @@ import itertools
 import pytest
 
 import generate_verification_list as gvl
-from utils.faces.pairlists import (PairCountError, format_pair_line, generate_pairs, identities_from_celeba,
-                             identities_from_folders, max_pair_counts, write_pair_list)
+from utils.faces.pairlists import (
+    PairCountError,
+    format_pair_line,
+    generate_pairs,
+    identities_from_celeba,
+    identities_from_folders,
+    max_pair_counts,
+    write_pair_list,
+)
 
 # sizes 1, 2, 3, 4, 10: genuine = 0 + 1 + 3 + 6 + 45 = 55; N = 20, C(20, 2) = 190, impostor = 135.
 IDS = {f"id{k}": [f"id{k}/{i:02d}.jpg" for i in range(n)] for k, n in enumerate([1, 2, 3, 4, 10])}
@@ -15,7 +23,9 @@ OWNER = {p: ident for ident, paths in IDS.items() for p in paths}
 
 
 def _check(pairs, n_gen, n_imp):
-    assert sum(lab == 1 for *_, lab in pairs) == n_gen and sum(lab == 0 for *_, lab in pairs) == n_imp
+    assert (
+        sum(lab == 1 for *_, lab in pairs) == n_gen and sum(lab == 0 for *_, lab in pairs) == n_imp
+    )
     for a, b, lab in pairs:
         assert a < b, "paths within a pair are written in sorted order"
         assert lab == int(OWNER[a] == OWNER[b]), f"label {lab} wrong for {a} {b}"
@@ -27,7 +37,8 @@ def test_max_counts_by_hand():
     assert max_pair_counts({"a": ["x"]}) == (0, 0)
 
 
-@pytest.mark.parametrize("n_gen, n_imp", [(20, 30), (40, 100), (0, 7), (9, 0)])  # sparse and dense paths
+# sparse and dense paths
+@pytest.mark.parametrize("n_gen, n_imp", [(20, 30), (40, 100), (0, 7), (9, 0)])
 def test_counts_labels_no_duplicates(n_gen, n_imp):
     _check(generate_pairs(IDS, n_gen, n_imp, seed=1), n_gen, n_imp)
 
@@ -39,7 +50,9 @@ def test_requesting_every_pair_gives_exactly_all_pairs():
     _check(pairs, 55, 135)
 
 
-@pytest.mark.parametrize("n_gen, n_imp, match", [(56, 0, "at most 55"), (0, 136, "at most 135"), (-1, 0, ">= 0")])
+@pytest.mark.parametrize(
+    "n_gen, n_imp, match", [(56, 0, "at most 55"), (0, 136, "at most 135"), (-1, 0, ">= 0")]
+)
 def test_impossible_requests_say_the_maximum(n_gen, n_imp, match):
     with pytest.raises(PairCountError, match=match):
         generate_pairs(IDS, n_gen, n_imp, seed=0)
@@ -51,7 +64,9 @@ def test_seeding_and_order_independence():
     assert a != generate_pairs(IDS, 20, 40, seed=8)
     shuffled = {k: list(reversed(v)) for k, v in reversed(list(IDS.items()))}
     assert generate_pairs(shuffled, 20, 40, seed=7) == a
-    assert {lab for *_, lab in a[:15]} == {0, 1}, "genuine and impostor pairs are mixed, not in blocks"
+    assert {lab for *_, lab in a[:15]} == {0, 1}, (
+        "genuine and impostor pairs are mixed, not in blocks"
+    )
 
 
 def test_pairs_are_uniform_over_all_pairs():
@@ -73,8 +88,16 @@ def test_image_under_two_identities_is_an_error():
 
 
 def test_identities_from_folders(tmp_path):
-    for rel in ["n000002/0001_01.jpg", "n000002/0002_01.JPG", "n000002/sub/0003.png", "n000009/a b.webp",
-                "n000002/.hidden.jpg", "n000002/notes.txt", "empty_id/readme.md", "loose.jpg"]:
+    for rel in [
+        "n000002/0001_01.jpg",
+        "n000002/0002_01.JPG",
+        "n000002/sub/0003.png",
+        "n000009/a b.webp",
+        "n000002/.hidden.jpg",
+        "n000002/notes.txt",
+        "empty_id/readme.md",
+        "loose.jpg",
+    ]:
         (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
         (tmp_path / rel).write_bytes(b"x")
     assert identities_from_folders(tmp_path) == {
@@ -88,7 +111,10 @@ def test_identities_from_folders(tmp_path):
 def test_identities_from_celeba(tmp_path):
     path = tmp_path / "identity_CelebA.txt"
     path.write_text("000001.jpg 2880\r\n000002.jpg 2937\n\n000003.jpg 2880\n")
-    assert identities_from_celeba(path) == {"2880": ["000001.jpg", "000003.jpg"], "2937": ["000002.jpg"]}
+    assert identities_from_celeba(path) == {
+        "2880": ["000001.jpg", "000003.jpg"],
+        "2937": ["000002.jpg"],
+    }
     path.write_text("000001.jpg 2880\n000001.jpg 17\n")
     with pytest.raises(ValueError, match="labelled both 2880 and 17"):
         identities_from_celeba(path)
@@ -98,7 +124,9 @@ def test_identities_from_celeba(tmp_path):
 
 
 def test_written_list_round_trips_through_the_reader(tmp_path):
-    data = pytest.importorskip("utils.faces.data", reason="utils.faces.data (pair-list reader) not present")
+    data = pytest.importorskip(
+        "utils.faces.data", reason="utils.faces.data (pair-list reader) not present"
+    )
     pairs = [("a b/1.jpg", "c/2.jpg", 1), ("#odd.jpg", "d/3.jpg", 0)]
     write_pair_list(tmp_path / "p.txt", pairs)
     assert (tmp_path / "p.txt").read_text().splitlines()[0] == '"a b/1.jpg" c/2.jpg 1'
@@ -112,12 +140,21 @@ def test_written_list_round_trips_through_the_reader(tmp_path):
 
 def test_cli(tmp_path, capsys):
     root = tmp_path / "data"
-    for ident, paths in IDS.items():
+    for _ident, paths in IDS.items():
         for p in paths:
             (root / p).parent.mkdir(parents=True, exist_ok=True)
             (root / p).write_bytes(b"x")
     out = tmp_path / "lists" / "pairs.txt"
-    args = ["--image-root", str(root), "--num-genuine", "12", "--num-impostor", "30", "--output", str(out)]
+    args = [
+        "--image-root",
+        str(root),
+        "--num-genuine",
+        "12",
+        "--num-impostor",
+        "30",
+        "--output",
+        str(out),
+    ]
     assert gvl.main(args) == gvl.EXIT_OK
     lines = out.read_text().splitlines()
     assert len(lines) == 42

@@ -154,8 +154,11 @@ def test_template_geometry_and_canvas_plans():
     )
     assert (paper.template, paper.source) == ("arcface-112", "verification net ArcFace-r50")
     real = plan_canvas(
-        {"verification": "dlib-ResNet29", "recognition": "dlib-ResNet29-gallery",
-         "attribute": "real-attributes"}
+        {
+            "verification": "dlib-ResNet29",
+            "recognition": "dlib-ResNet29-gallery",
+            "attribute": "real-attributes",
+        }
     )
     assert real.template == "dlib-chip-150" and "attribute" not in real.templates  # it adapts
     # without a verification net (no similarities) the recognition net's template
@@ -163,19 +166,34 @@ def test_template_geometry_and_canvas_plans():
     assert plan_canvas({"verification": None, "recognition": "SFace-gallery"}).template == (
         "arcface-112"
     )
-    with pytest.raises(UsageError, match="attribute net attribute-net reads faces aligned to "
-                                         "vggface2-224.*dlib-chip-150"):
-        plan_canvas({"verification": "dlib-ResNet29", "recognition": "dlib-ResNet29-gallery",
-                     "attribute": "attribute-net"})
+    with pytest.raises(
+        UsageError,
+        match="attribute net attribute-net reads faces aligned to vggface2-224.*dlib-chip-150",
+    ):
+        plan_canvas(
+            {
+                "verification": "dlib-ResNet29",
+                "recognition": "dlib-ResNet29-gallery",
+                "attribute": "attribute-net",
+            }
+        )
 
 
 def test_a_recognition_net_of_another_template_is_refused_with_the_fix(tmp_path, caplog):
     from utils.run.runner import main
 
     (tmp_path / "pairs.txt").write_text("a.png b.png 1\n")
-    args = ["--pair-list", str(tmp_path / "pairs.txt"), "--verification-net", "SFace",
-            "--recognition-net", "dlib-ResNet29-gallery", "--output-dir", str(tmp_path / "o"),
-            "--no-progress"]
+    args = [
+        "--pair-list",
+        str(tmp_path / "pairs.txt"),
+        "--verification-net",
+        "SFace",
+        "--recognition-net",
+        "dlib-ResNet29-gallery",
+        "--output-dir",
+        str(tmp_path / "o"),
+        "--no-progress",
+    ]
     with caplog.at_level(logging.INFO):
         code = main("topk", args)
     assert code == 2 and not (tmp_path / "o").exists()
@@ -188,8 +206,9 @@ def test_uncertainty_refuses_an_embedding_net_as_evidential_net(tmp_path, caplog
     from utils.experiments.uncertainty import main
 
     with caplog.at_level(logging.INFO):
-        code = main(argv=["--evidential-net", "SFace", "--output-dir", str(tmp_path / "o"),
-                          "--no-progress"])
+        code = main(
+            argv=["--evidential-net", "SFace", "--output-dir", str(tmp_path / "o"), "--no-progress"]
+        )
     assert code == 2 and not (tmp_path / "o").exists()
     assert "SFace is a network of kind 'embedding'" in caplog.text
     assert "needs your own evidential checkpoint" in caplog.text
@@ -210,8 +229,12 @@ def test_gallery_of_the_pair_list_is_its_images_by_folder(tmp_path):
         PairItem(3, 4, str(tmp_path / "elsewhere/c/4.jpg"), str(r / "b/3.jpg"), 0),
     ]
     got = pair_list_gallery(items, r)
-    assert got == [(str(r / "b/1.jpg"), "b"), (str(r / "a/x/2.jpg"), "a/x"),
-                   (str(r / "b/3.jpg"), "b"), (str(tmp_path / "elsewhere/c/4.jpg"), "c")]
+    assert got == [
+        (str(r / "b/1.jpg"), "b"),
+        (str(r / "a/x/2.jpg"), "a/x"),
+        (str(r / "b/3.jpg"), "b"),
+        (str(tmp_path / "elsewhere/c/4.jpg"), "c"),
+    ]
     plan = plan_gallery(got, "test")
     assert plan.identities == ("a/x", "b", "c") and len(plan.digest) == 32
     (r / "b").mkdir(parents=True)
@@ -233,8 +256,9 @@ def test_gradcam_of_the_own_identity_ignores_the_probe_in_its_mean():
     name, arch = TINY_ARCH["verification"]
     emb_net = get_network(name, weights=False, **arch)
     rng = np.random.default_rng(3)
-    images = [cv2.GaussianBlur(rng.integers(0, 256, (32, 32, 3), np.uint8), (0, 0), 1.5)
-              for _ in range(5)]
+    images = [
+        cv2.GaussianBlur(rng.integers(0, 256, (32, 32, 3), np.uint8), (0, 0), 1.5) for _ in range(5)
+    ]
     with torch.inference_mode():
         emb = emb_net(emb_net.preprocess(images)).numpy()
     labels = ["p", "p", "p", "q", "q"]  # image 0 is the probe, of identity p
@@ -259,8 +283,9 @@ def test_leave_pair_out_means_equal_a_gallery_built_without_the_pair(tmp_path):
     name, arch = TINY_ARCH["verification"]
     emb_net = get_network(name, weights=False, **arch)
     rng = np.random.default_rng(4)
-    images = [cv2.GaussianBlur(rng.integers(0, 256, (32, 32, 3), np.uint8), (0, 0), 1.5)
-              for _ in range(6)]
+    images = [
+        cv2.GaussianBlur(rng.integers(0, 256, (32, 32, 3), np.uint8), (0, 0), 1.5) for _ in range(6)
+    ]
     with torch.inference_mode():
         emb = emb_net(emb_net.preprocess(images)).numpy()
     labels = ["p", "p", "p", "q", "q", "r"]
@@ -272,8 +297,11 @@ def test_leave_pair_out_means_equal_a_gallery_built_without_the_pair(tmp_path):
 
     def maps(classifier):
         with CAMExplainer(classifier, classifier.target_layer, "GradCAM") as cam:
-            res = cam(classifier.preprocess([images[0], images[3]]),
-                      [[ClassLogit(0), ClassLogit(1)]] * 2, out_size=(32, 32))
+            res = cam(
+                classifier.preprocess([images[0], images[3]]),
+                [[ClassLogit(0), ClassLogit(1)]] * 2,
+                out_size=(32, 32),
+            )
         with torch.inference_mode():
             logits = classifier(classifier.preprocess(images))
         return torch.stack(list(res.maps)), logits
@@ -316,13 +344,29 @@ def test_alignment_in_the_run_loop_on_real_photos(shared_dir, tmp_path):
     arch = {k: TINY_ARCH[k] for k in ("recognition", "attribute")}
     flags = save_tiny_nets(tmp_path / "nets", arch)
     (tmp_path / "pairs.csv").write_text(
-        f"img1,img2,same\n{D1},{D2},1\n{D1},nobody/0.png,0\naligned/1.png,{D2},1\n"
-        f"{xfr},{D2},0\n"
+        f"img1,img2,same\n{D1},{D2},1\n{D1},nobody/0.png,0\naligned/1.png,{D2},1\n{xfr},{D2},0\n"
     )
-    code = main("topk", ["--pair-list", str(tmp_path / "pairs.csv"), "--image-root", str(root),
-                         "--Datasets", "real", "--verification-net", "SFace", "--device", "cpu",
-                         "--output-dir", str(tmp_path / "out"), "--no-progress", "--visualization", "full",
-                         *flags])
+    code = main(
+        "topk",
+        [
+            "--pair-list",
+            str(tmp_path / "pairs.csv"),
+            "--image-root",
+            str(root),
+            "--Datasets",
+            "real",
+            "--verification-net",
+            "SFace",
+            "--device",
+            "cpu",
+            "--output-dir",
+            str(tmp_path / "out"),
+            "--no-progress",
+            "--visualization",
+            "full",
+            *flags,
+        ],
+    )
     assert code == 3
     run = tmp_path / "out" / "scores-group-real-SFace-topk-1-erase-black"
     (failure,) = [json.loads(x) for x in (run / "failures.jsonl").read_text().splitlines()]
@@ -351,8 +395,11 @@ def test_alignment_in_the_run_loop_on_real_photos(shared_dir, tmp_path):
         assert sface["sha256"] == hashlib.sha256(fh.read()).hexdigest()
     assert ("landmarker", "yunet") in files and ("landmarker", "dlib") in files
     summary = strict_load(run / "summary.json")
-    assert summary["alignment"] == {"template": "arcface-112", "fallbacks": 0,
-                                    "methods": {"yunet": 5, "pre-aligned": 1}}
+    assert summary["alignment"] == {
+        "template": "arcface-112",
+        "fallbacks": 0,
+        "methods": {"yunet": 5, "pre-aligned": 1},
+    }
 
 
 def test_explain_files_reads_aligns_and_names_the_failing_step(shared_dir, tmp_path):
@@ -365,11 +412,18 @@ def test_explain_files_reads_aligns_and_names_the_failing_step(shared_dir, tmp_p
     _copy_photos(shared_dir, root, (D1, D2))
     _faceless(root / "nobody.png")
     torch.manual_seed(0)
-    R, A = (get_network(TINY_ARCH[r][0], weights=False, **TINY_ARCH[r][1])
-            for r in ("recognition", "attribute"))
+    R, A = (
+        get_network(TINY_ARCH[r][0], weights=False, **TINY_ARCH[r][1])
+        for r in ("recognition", "attribute")
+    )
     nets = Sim2WordNets(R, A, get_network("SFace"))
-    aligner = plan_canvas({"verification": "SFace", "recognition": TINY_ARCH["recognition"][0],
-                           "attribute": TINY_ARCH["attribute"][0]}).aligner()
+    aligner = plan_canvas(
+        {
+            "verification": "SFace",
+            "recognition": TINY_ARCH["recognition"][0],
+            "attribute": TINY_ARCH["attribute"][0],
+        }
+    ).aligner()
     result = explain_files(root / D1, root / D2, nets, Sim2WordConfig(), aligner)
     assert [c.method for c in result.canvases] == ["yunet", "yunet"]
     assert all(c.image.shape == (112, 112, 3) for c in result.canvases)
@@ -397,11 +451,29 @@ def test_real_networks_end_to_end_on_a_few_pairs(shared_dir, tmp_path):
     (tmp_path / "pairs.csv").write_text(
         f"img1,img2,same\n{D1},{D2},1\n{D1},{D3},0\n{D2},{D3},0\ndeepface_01/nobody.png,{D3},0\n"
     )
-    code = main("topk", ["--pair-list", str(tmp_path / "pairs.csv"), "--image-root", str(root),
-                         "--Datasets", "real", "--verification-net", "SFace",
-                         "--recognition-net", "SFace-gallery", "--attribute-net", "real-attributes",
-                         "--device", "cpu", "--no-visualization", "--no-progress",
-                         "--output-dir", str(tmp_path / "out")])
+    code = main(
+        "topk",
+        [
+            "--pair-list",
+            str(tmp_path / "pairs.csv"),
+            "--image-root",
+            str(root),
+            "--Datasets",
+            "real",
+            "--verification-net",
+            "SFace",
+            "--recognition-net",
+            "SFace-gallery",
+            "--attribute-net",
+            "real-attributes",
+            "--device",
+            "cpu",
+            "--no-visualization",
+            "--no-progress",
+            "--output-dir",
+            str(tmp_path / "out"),
+        ],
+    )
     assert code == 3
     run = tmp_path / "out" / "scores-group-real-SFace-topk-1-erase-black"
     (failure,) = [json.loads(x) for x in (run / "failures.jsonl").read_text().splitlines()]
@@ -437,12 +509,32 @@ def test_real_networks_end_to_end_on_a_few_pairs(shared_dir, tmp_path):
     # leave-pair-out: every photo of one identity is in each pair here (pair 0: both of
     # deepface_01's usable photos; pair 1: deepface_03's only one), so that identity has logit 0
     # and both images' top-1 is the other identity
-    code = main("topk", ["--pair-list", str(tmp_path / "pairs.csv"), "--image-root", str(root),
-                         "--Datasets", "real", "--verification-net", "SFace",
-                         "--recognition-net", "SFace-gallery", "--attribute-net", "real-attributes",
-                         "--gallery-exclude-pair", "--limit", "2", "--device", "cpu",
-                         "--no-visualization", "--no-progress",
-                         "--output-dir", str(tmp_path / "out")])
+    code = main(
+        "topk",
+        [
+            "--pair-list",
+            str(tmp_path / "pairs.csv"),
+            "--image-root",
+            str(root),
+            "--Datasets",
+            "real",
+            "--verification-net",
+            "SFace",
+            "--recognition-net",
+            "SFace-gallery",
+            "--attribute-net",
+            "real-attributes",
+            "--gallery-exclude-pair",
+            "--limit",
+            "2",
+            "--device",
+            "cpu",
+            "--no-visualization",
+            "--no-progress",
+            "--output-dir",
+            str(tmp_path / "out"),
+        ],
+    )
     assert code == 0
     loo = tmp_path / "out" / "scores-group-real-SFace-topk-1-erase-black-gallery-exclude-pair"
     r0, r1 = (strict_load(loo / "json" / f"{n}.json") for n in (0, 1))

@@ -10,6 +10,7 @@ binary heads only with class 0; "other" = cos(V(E_ij), V(I_other))):
 | B    | 0     | -0.1 | 1: 0.0, 2: -0.05                                    | none recorded |
 | C    | 1     | 0.8  | 0: 0.9                                              | none recorded |
 """
+
 from __future__ import annotations
 
 import importlib
@@ -32,12 +33,19 @@ from utils.run.records import parse_record
 
 
 def _record(match, s, present1=(), present2=(), erased1=None, erased2=None, **extra) -> dict:
-    cls = [[0 if j in (0, 1, 2, 8) or j in present else 1 for j in range(30)]
-           for present in (present1, present2)]
+    cls = [
+        [0 if j in (0, 1, 2, 8) or j in present else 1 for j in range(30)]
+        for present in (present1, present2)
+    ]
     rec = {
-        "match": match, "similarity": s, "image-path1": "a.png", "image-path2": "b.png",
-        "class1": [[3, 7]], "class2": 5,  # the authors' nested list and plain int
-        "Attribute1-class": cls[0], "Attribute2-class": cls[1],
+        "match": match,
+        "similarity": s,
+        "image-path1": "a.png",
+        "image-path2": "b.png",
+        "class1": [[3, 7]],
+        "class2": 5,  # the authors' nested list and plain int
+        "Attribute1-class": cls[0],
+        "Attribute2-class": cls[1],
         "Attribute1-score": [0.5 + j / 100 for j in range(30)],
         "Attribute2-score": [0.9] * 30,
         "attributes-image1": {f"image1-f_attr_{j}": [0.8, v] for j, v in (erased1 or {}).items()},
@@ -47,8 +55,9 @@ def _record(match, s, present1=(), present2=(), erased1=None, erased2=None, **ex
 
 
 RAW = {
-    "A": _record(0, 0.3, (6, 28), (), {0: 0.35, 1: 0.2, 2: 0.3, 6: 0.5, 28: 0.31, 9: 0.9},
-                 {0: 0.1, 8: 0.29}),
+    "A": _record(
+        0, 0.3, (6, 28), (), {0: 0.35, 1: 0.2, 2: 0.3, 6: 0.5, 28: 0.31, 9: 0.9}, {0: 0.1, 8: 0.29}
+    ),
     "B": _record(0, -0.1, (), (), {1: 0.0, 2: -0.05}),
     "C": _record(1, 0.8, (), (), {0: 0.9}),
 }
@@ -70,7 +79,13 @@ def test_found_attributes_by_hand(records):
     assert stats["mean_found"] == pytest.approx(5 / 4)
     assert (stats["images_with_any"], stats["fraction_with_any"]) == (2, 0.5)
     assert [(r["attribute"], r["count"]) for r in stats["by_attribute"][:6]] == [
-        ("Gender", 1), ("Age", 1), ("Race", 1), ("Bangs", 1), ("Big Nose", 1), ("Bald", 0)]
+        ("Gender", 1),
+        ("Age", 1),
+        ("Race", 1),
+        ("Bangs", 1),
+        ("Big Nose", 1),
+        ("Bald", 0),
+    ]
     every = found_attribute_counts(records, match=None)  # + C: image 1 finds Gender, image 2 none
     assert every["histogram"][:4] == [3, 1, 1, 1] and every["n_pairs"] == 3
 
@@ -78,14 +93,26 @@ def test_found_attributes_by_hand(records):
 # no-attribute records: the authors' variant (one unindexed region, no attribute classes) and ours
 # (ablation no-attribute: the same value under all 30 heads)
 def _authors_no_attribute(match, s, other1, other2) -> dict:
-    return {"match": match, "similarity": s, "class1": [[1, 2]], "class2": [[4]],
-            "attributes-image1": {"image1-f_attr_": [0.9, other1]},
-            "attributes-image2": {"image2-f_attr_": [0.9, other2]}}
+    return {
+        "match": match,
+        "similarity": s,
+        "class1": [[1, 2]],
+        "class2": [[4]],
+        "attributes-image1": {"image1-f_attr_": [0.9, other1]},
+        "attributes-image2": {"image2-f_attr_": [0.9, other2]},
+    }
 
 
 def _ours_no_attribute(match, s, other1, other2, ablation="no-attribute") -> dict:
-    return _record(match, s, (), (), dict.fromkeys(range(30), other1),
-                   dict.fromkeys(range(30), other2), ablation=ablation)
+    return _record(
+        match,
+        s,
+        (),
+        (),
+        dict.fromkeys(range(30), other1),
+        dict.fromkeys(range(30), other2),
+        ablation=ablation,
+    )
 
 
 NO_ATTR = {
@@ -114,8 +141,11 @@ def test_no_attribute_mask_game_by_hand():
     assert after["auc"] == pytest.approx(14 / 16)
     assert after["tpr_at_fpr"]["0.1"] == pytest.approx(0.5)
     assert A.roc_summary(*A.original_samples(kept))["auc"] == pytest.approx(1.0)
-    bad = parse_record(_ours_no_attribute(0, 0.1, 0.3, 0.3) | {"attributes-image1": {
-        "image1-f_attr_0": [0.9, 0.3], "image1-f_attr_1": [0.9, 0.4]}}, "6.json")
+    bad = parse_record(
+        _ours_no_attribute(0, 0.1, 0.3, 0.3)
+        | {"attributes-image1": {"image1-f_attr_0": [0.9, 0.3], "image1-f_attr_1": [0.9, 0.4]}},
+        "6.json",
+    )
     assert "2 different values" in split_no_attribute([bad])[1][0]["error"]
 
 
@@ -124,16 +154,27 @@ def test_detected_attributes_by_hand(records):
     assert a.class_sets == ((3, 7), (5,))  # the authors' nested and plain class sets, flattened
     rows = detected_attributes(a, 1)
     assert [(r["index"], r["word"], r["class"]) for r in rows] == [
-        (0, "Male", 0), (1, "Young", 0), (2, "Asian", 0), (6, "Bangs", 0), (8, "Black Hair", 0),
-        (28, "Big Nose", 0)]
+        (0, "Male", 0),
+        (1, "Young", 0),
+        (2, "Asian", 0),
+        (6, "Bangs", 0),
+        (8, "Black Hair", 0),
+        (28, "Big Nose", 0),
+    ]
     assert [r["confidence"] for r in rows] == pytest.approx([0.5, 0.51, 0.52, 0.56, 0.58, 0.78])
     lines = detected_caption(rows)
     assert lines[0].split() == ["Gender:", "Male", "class", "0", "0.5000"]
     assert lines[3].split() == ["Bangs", "class", "0", "0.5600"]
     authors = parse_record(_authors_no_attribute(0, 0.2, 0.5, 0.1), "x.json")
-    assert detected_attributes(authors, 1) == [{"index": 0, "attribute": "counterfactual region",
-                                                "word": "counterfactual region", "class": 0,
-                                                "confidence": None}]
+    assert detected_attributes(authors, 1) == [
+        {
+            "index": 0,
+            "attribute": "counterfactual region",
+            "word": "counterfactual region",
+            "class": 0,
+            "confidence": None,
+        }
+    ]
 
 
 def _write(folder, raw: dict) -> None:
@@ -150,8 +191,19 @@ def test_found_attributes_script(tmp_path):
     _write(tmp_path / "run" / "json", RAW)
     out = tmp_path / "out"
     code = _script("Stastic_found_attributes_num").main(
-        ["--Json-fold", str(tmp_path / "run"), "--output-dir", str(out), "--no-progress",
-         "--figsize", "4", "4", "--dpi", "40"])
+        [
+            "--Json-fold",
+            str(tmp_path / "run"),
+            "--output-dir",
+            str(out),
+            "--no-progress",
+            "--figsize",
+            "4",
+            "4",
+            "--dpi",
+            "40",
+        ]
+    )
     assert code == 0
     stats = json.loads((out / "found_attributes_num.json").read_text())
     assert stats["histogram"][:4] == [2, 0, 1, 1] and stats["n_pairs"] == 2
@@ -162,8 +214,16 @@ def test_found_attributes_script(tmp_path):
 def test_no_attribute_script_skips_other_ablations(tmp_path):
     _write(tmp_path / "json", NO_ATTR)
     code = _script("AUC_no_attribute_map").main(
-        ["--Json-fold", str(tmp_path / "json"), "--output-dir", str(tmp_path), "--no-progress",
-         "--dpi", "40"])
+        [
+            "--Json-fold",
+            str(tmp_path / "json"),
+            "--output-dir",
+            str(tmp_path),
+            "--no-progress",
+            "--dpi",
+            "40",
+        ]
+    )
     assert code == 3  # record 5 is of another ablation: reported, skipped
     summary = json.loads((tmp_path / "auc_no_attribute_map.json").read_text())
     assert summary["n_pairs"] == 4
@@ -178,12 +238,31 @@ def test_detect_attributes_script(tmp_path):
     rng = np.random.default_rng(0)
     cv2.imwrite(str(tmp_path / "json" / "a.png"), rng.integers(0, 255, (40, 30, 3), np.uint8))
     code = _script("Detect_attributes_scores").main(
-        ["--Json-fold", str(tmp_path / "json"), "--output-dir", str(tmp_path / "out"),
-         "--no-progress", "--figsize", "5", "4", "--dpi", "40", "--max-figures", "2"])
+        [
+            "--Json-fold",
+            str(tmp_path / "json"),
+            "--output-dir",
+            str(tmp_path / "out"),
+            "--no-progress",
+            "--figsize",
+            "5",
+            "4",
+            "--dpi",
+            "40",
+            "--max-figures",
+            "2",
+        ]
+    )
     assert code == 0
     figures = sorted(p.name for p in (tmp_path / "out" / "images-attributes").iterdir())
     assert figures == ["A.png", "B.png"]
     assert cv2.imread(str(tmp_path / "out" / "images-attributes" / "A.png")).shape == (160, 200, 3)
     listed = json.loads((tmp_path / "out" / "detected_attributes.json").read_text())["pairs"]
-    assert [r["word"] for r in listed[0]["image1"]] == ["Male", "Young", "Asian", "Bangs",
-                                                       "Black Hair", "Big Nose"]
+    assert [r["word"] for r in listed[0]["image1"]] == [
+        "Male",
+        "Young",
+        "Asian",
+        "Bangs",
+        "Black Hair",
+        "Big Nose",
+    ]

@@ -1,4 +1,4 @@
-"""Tests of the analysis of per-pair records (utils/experiments/analysis.py and the results/ scripts).
+"""Tests of the analysis of per-pair records (utils/experiments/analysis.py and results/ scripts).
 
 The hand-made records in tests/data/records (values chosen by hand) are:
 
@@ -8,15 +8,18 @@ The hand-made records in tests/data/records (values chosen by hand) are:
 | 2    | 1     | 0.5  | genuine |
 | 3    | 1     | 0.2  | genuine; an erased sim 0.95 that must NOT raise its score |
 | 20   | 1     | 0.6  | genuine |
-| 4    | 0     | 0.3  | 7 present attrs in image 1 (Smiling present but unrecorded), absent Brown Eyes 0.70 |
+| 4    | 0     | 0.3  | 7 present attrs in image 1 (+ Smiling, see below), absent Brown Eyes 0.70 |
 | 5    | 0     | 0.1  | image 1's erased sims below s; image 2 path missing on disk |
 | 6    | 0     | -0.2 | image 1 has no record at all; absent Big Nose 0.9 in image 2 |
 | 10   | 0     | 0.35 | |
+
+In record 4, Smiling is present in image 1 but unrecorded.
 
 Expected values are derived by hand in the comments, and AUC / TPR are also
 recomputed with an independent pairwise (Mann-Whitney) count and an explicit
 threshold sweep written here, on samples rebuilt from the raw JSON.
 """
+
 from __future__ import annotations
 
 import json
@@ -47,7 +50,9 @@ def _score(s):
 
 
 def _raw_records() -> list[dict]:
-    return [json.loads(p.read_text()) for p in sorted(RECORDS.glob("*.json"), key=lambda p: int(p.stem))]
+    return [
+        json.loads(p.read_text()) for p in sorted(RECORDS.glob("*.json"), key=lambda p: int(p.stem))
+    ]
 
 
 def _present(d: dict, i: int, j: int) -> bool:
@@ -110,13 +115,17 @@ def test_files_sorted_numerically():
     assert [p.stem for p in A.list_json(RECORDS)] == ["1", "2", "3", "4", "5", "6", "10", "20"]
 
 
-@pytest.mark.parametrize("kind,builder,hand_auc", [
-    # Original: impostor s {0.3, 0.1, -0.2, 0.35}; genuine 0.9, 0.5, 0.6 beat all 4, 0.2 beats 2 -> 14/16.
-    ("original", A.original_samples, 0.875),
-    # After: impostors 0.55, 0.33 | 0.1, 0.6 | -0.2, 0.05 | 0.62, 0.58; genuine 0.9 -> 8, 0.5 -> 4,
-    # 0.6 -> 6 + tie 0.5, 0.2 -> 3: 21.5 / 32.
-    ("after", A.after_samples, 21.5 / 32),
-])
+@pytest.mark.parametrize(
+    "kind,builder,hand_auc",
+    [
+        # Original: impostor s {0.3, 0.1, -0.2, 0.35}; genuine 0.9, 0.5, 0.6 beat all 4,
+        # 0.2 beats 2 -> 14/16.
+        ("original", A.original_samples, 0.875),
+        # After: impostors 0.55, 0.33 | 0.1, 0.6 | -0.2, 0.05 | 0.62, 0.58;
+        # genuine 0.9 -> 8, 0.5 -> 4, 0.6 -> 6 + tie 0.5, 0.2 -> 3: 21.5 / 32.
+        ("after", A.after_samples, 21.5 / 32),
+    ],
+)
 def test_mask_game_auc_and_tpr(records, kind, builder, hand_auc):
     scores, labels = builder(records)
     o_scores, o_labels = _oracle_samples(kind)
@@ -127,7 +136,9 @@ def test_mask_game_auc_and_tpr(records, kind, builder, hand_auc):
     assert summary["auc"] == pytest.approx(_mann_whitney_auc(o_scores, o_labels), abs=1e-9)
     assert (summary["n_genuine"], summary["n_impostor"]) == (8, 8)
     for f in A.FPR_TARGETS:
-        assert summary["tpr_at_fpr"][A.fpr_label(f)] == pytest.approx(_sweep_tpr(o_scores, o_labels, f), abs=1e-9), f
+        assert summary["tpr_at_fpr"][A.fpr_label(f)] == pytest.approx(
+            _sweep_tpr(o_scores, o_labels, f), abs=1e-9
+        ), f
 
 
 def test_tpr_hand_values(records):
@@ -135,16 +146,24 @@ def test_tpr_hand_values(records):
     # FPR 0 needs t > 0.35: genuine 0.9, 0.6, 0.5 pass -> 0.75; FPR <= 0.6 allows t = 0.2 -> 1.
     assert tpr["1e-6"] == tpr["0.4"] == 0.75 and tpr["0.6"] == tpr["1"] == 1.0
     tpr = A.roc_summary(*A.after_samples(records))["tpr_at_fpr"]
-    # After, FPR 0 needs t > 0.62: only 0.9 -> 0.25; FPR <= 0.4 admits 3 impostors (0.62, 0.6, 0.58) -> 0.9, 0.6 -> 0.5.
+    # After, FPR 0 needs t > 0.62: only 0.9 -> 0.25;
+    # FPR <= 0.4 admits 3 impostors (0.62, 0.6, 0.58) -> 0.9, 0.6 -> 0.5.
     assert tpr["0.1"] == 0.25 and tpr["0.4"] == 0.5
 
 
-@pytest.mark.parametrize("j,hand_auc", [
-    # Gender: impostors 0.45, 0.25 | 0.05, 0.1 (unrecorded) | -0.2 (unrecorded), -0.1 | 0.40, 0.58;
-    # genuine 0.9 -> 8, 0.5 -> 7, 0.6 -> 8, 0.2 -> 4: 27 / 32.
-    (0, 27 / 32),
-    (28, None), (1, None), (2, None), (21, None), (13, 0.875),
-])
+@pytest.mark.parametrize(
+    "j,hand_auc",
+    [
+        # Gender: impostors 0.45, 0.25 | 0.05, 0.1 (unrecorded) | -0.2 (unrecorded), -0.1
+        # | 0.40, 0.58; genuine 0.9 -> 8, 0.5 -> 7, 0.6 -> 8, 0.2 -> 4: 27 / 32.
+        (0, 27 / 32),
+        (28, None),
+        (1, None),
+        (2, None),
+        (21, None),
+        (13, 0.875),
+    ],
+)
 def test_per_attribute_auc(records, j, hand_auc):
     scores, labels, changed = A.attribute_samples(records, j)
     o_scores, o_labels = _oracle_samples("attribute", j)
@@ -173,14 +192,29 @@ def _words(ranked):
 def test_top5_words_by_hand(records):
     r4 = next(r for r in records if r.name == "4")
     # Image 1: Brown Eyes (0.70) is absent, Smiling present but unrecorded, Asian (0.32) is 6th.
-    assert _words(A.top_words(r4, 1)) == [("Big Nose", 0.55), ("Senior", 0.5), ("Female", 0.45),
-                                          ("Gray Hair", 0.41), ("Bangs", 0.38)]
+    assert _words(A.top_words(r4, 1)) == [
+        ("Big Nose", 0.55),
+        ("Senior", 0.5),
+        ("Female", 0.45),
+        ("Gray Hair", 0.41),
+        ("Bangs", 0.38),
+    ]
     # Image 2: Bangs (0.9) is absent there; White (0.20) is 6th.
-    assert _words(A.top_words(r4, 2)) == [("no beard", 0.33), ("Brown Eyes", 0.29), ("Young", 0.28),
-                                          ("Black Hair", 0.27), ("Male", 0.25)]
+    assert _words(A.top_words(r4, 2)) == [
+        ("no beard", 0.33),
+        ("Brown Eyes", 0.29),
+        ("Young", 0.28),
+        ("Black Hair", 0.27),
+        ("Male", 0.25),
+    ]
     # Both masked: Oval Face (0.9) absent in both; multi-class heads worded by both classes.
-    assert _words(A.both_masked_top(r4)) == [("Big Nose", 0.5), ("Brown Eyes", 0.45), ("Female / Male", 0.4),
-                                             ("Bangs", 0.35), ("Asian / White", 0.3)]
+    assert _words(A.both_masked_top(r4)) == [
+        ("Big Nose", 0.5),
+        ("Brown Eyes", 0.45),
+        ("Female / Male", 0.4),
+        ("Bangs", 0.35),
+        ("Asian / White", 0.3),
+    ]
     top = A.top_words(r4, 1)[0]
     assert top.score == pytest.approx(1 - math.acos(0.55) / math.pi, abs=1e-12)
     r5 = next(r for r in records if r.name == "5")
@@ -188,23 +222,38 @@ def test_top5_words_by_hand(records):
     assert _words(A.top_words(r5, 2)) == [("Middle Aged", 0.6), ("Black", 0.15)]
     assert A.both_masked_top(r5) == []
     r6 = next(r for r in records if r.name == "6")
-    assert A.top_words(r6, 1) == [] and _words(A.top_words(r6, 2)) == [("Young", 0.05), ("Male", -0.1)]
+    assert A.top_words(r6, 1) == [] and _words(A.top_words(r6, 2)) == [
+        ("Young", 0.05),
+        ("Male", -0.1),
+    ]
 
 
 def test_top1_statistics_by_hand(records):
-    # Impostor top-1s: 4 -> Big Nose, no beard; 5 -> Bald, Middle Aged; 6 -> (none), Young; 10 -> Big Nose, Female.
+    # Impostor top-1s: 4 -> Big Nose, no beard; 5 -> Bald, Middle Aged; 6 -> (none), Young;
+    # 10 -> Big Nose, Female.
     stats = top1_statistics(records, ties="flag")  # the paper's top-1
     assert (stats["n_pairs"], stats["n_images"], stats["n_without_word"]) == (4, 8, 1)
     by_attr = [(r["attribute"], r["count"]) for r in stats["by_attribute"] if r["count"]]
     assert by_attr == [("Age", 2), ("Big Nose", 2), ("Gender", 1), ("Bald", 1), ("no beard", 1)]
     assert len(stats["by_attribute"]) == 30
     assert [(r["word"], r["count"]) for r in stats["by_word"]] == [
-        ("Big Nose", 2), ("Female", 1), ("Young", 1), ("Middle Aged", 1), ("Bald", 1), ("no beard", 1)]
+        ("Big Nose", 2),
+        ("Female", 1),
+        ("Young", 1),
+        ("Middle Aged", 1),
+        ("Bald", 1),
+        ("no beard", 1),
+    ]
     assert sum(r["fraction"] for r in stats["by_word"]) == pytest.approx(1.0)
     # 1 -> Big Nose, Male; 2 -> Bangs, Female; 3 -> Male, none; 20 -> Senior x2
     genuine = top1_statistics(records, match=1, ties="flag")
-    assert {r["word"]: r["count"] for r in genuine["by_word"]} == {"Big Nose": 1, "Male": 2, "Bangs": 1,
-                                                                   "Female": 1, "Senior": 2}
+    assert {r["word"]: r["count"] for r in genuine["by_word"]} == {
+        "Big Nose": 1,
+        "Male": 2,
+        "Bangs": 1,
+        "Female": 1,
+        "Senior": 2,
+    }
 
 
 # ----------------------------------------------------------------------------- bad records
@@ -248,8 +297,10 @@ def test_bad_records_reported_and_skipped(tmp_path, capsys):
     recs, failures = A.load_records(A.list_json(fold), progress=False)
     assert [r.name for r in recs] == ["1", "2", "3", "4", "5", "6", "10", "20"]
     assert len(failures) == len(BAD)
-    for fail, (name, (_, expected)) in zip(failures, BAD.items()):
-        assert fail["file"].endswith(name) and name in fail["error"] and expected in fail["error"], fail
+    for fail, (name, (_, expected)) in zip(failures, BAD.items(), strict=True):
+        assert (
+            fail["file"].endswith(name) and name in fail["error"] and expected in fail["error"]
+        ), fail
     assert "skipping" in capsys.readouterr().out
 
 
@@ -268,7 +319,9 @@ def _script(name: str):
 
 def test_auc_script_outputs_and_skips(tmp_path):
     fold = _bad_folder(tmp_path)
-    code = _script("AUC_most_attributes").main(["--Json-fold", str(fold), "--no-progress", "--dpi", "50"])
+    code = _script("AUC_most_attributes").main(
+        ["--Json-fold", str(fold), "--no-progress", "--dpi", "50"]
+    )
     out = fold.parent / "analysis"  # default: <Json-fold>/../analysis
     assert code == 3
     summary = json.loads((out / "auc_most_attributes.json").read_text())
@@ -283,8 +336,9 @@ def test_auc_script_outputs_and_skips(tmp_path):
 
 
 def test_auc_in_attributes_script(tmp_path):
-    code = _script("AUC_in_attributes").main(["--Json-fold", str(RECORDS), "--output", str(tmp_path),
-                                              "--no-progress", "--sort", "auc"])
+    code = _script("AUC_in_attributes").main(
+        ["--Json-fold", str(RECORDS), "--output", str(tmp_path), "--no-progress", "--sort", "auc"]
+    )
     assert code == 0
     summary = json.loads((tmp_path / "auc_in_attributes.json").read_text())
     rows = {r["attribute"]: r for r in summary["attributes"]}
@@ -298,8 +352,20 @@ def test_auc_in_attributes_script(tmp_path):
 
 
 def test_top5_script_figures(tmp_path):
-    code = _script("Top_5_attributes").main(["--Json-fold", str(RECORDS), "--output", str(tmp_path),
-                                             "--no-progress", "--figsize", "4", "3", "--dpi", "50"])
+    code = _script("Top_5_attributes").main(
+        [
+            "--Json-fold",
+            str(RECORDS),
+            "--output",
+            str(tmp_path),
+            "--no-progress",
+            "--figsize",
+            "4",
+            "3",
+            "--dpi",
+            "50",
+        ]
+    )
     assert code == 0
     figs = sorted((tmp_path / "top5").glob("*.png"))
     assert len(figs) == 8
@@ -311,33 +377,86 @@ def test_top5_script_figures(tmp_path):
     assert [p["name"] for p in summary["pairs"]] == ["1", "2", "3", "4", "5", "6", "10", "20"]
     p5 = summary["pairs"][4]
     assert p5["figure_notes"] and "missing.png" in p5["figure_notes"][0]
-    assert [w["word"] for w in summary["pairs"][3]["image1"]] == ["Big Nose", "Senior", "Female", "Gray Hair", "Bangs"]
+    assert [w["word"] for w in summary["pairs"][3]["image1"]] == [
+        "Big Nose",
+        "Senior",
+        "Female",
+        "Gray Hair",
+        "Bangs",
+    ]
 
 
 def test_statistic_script_and_alias(tmp_path):
     alias = _script("Stastic_most_attributes")
     assert alias.main is _script("Statistic_most_attributes").main
-    assert alias.main(["--Json-fold", str(RECORDS), "--output", str(tmp_path), "--no-progress",
-                       "--figsize", "4", "4", "--dpi", "40"]) == 0
+    assert (
+        alias.main(
+            [
+                "--Json-fold",
+                str(RECORDS),
+                "--output",
+                str(tmp_path),
+                "--no-progress",
+                "--figsize",
+                "4",
+                "4",
+                "--dpi",
+                "40",
+            ]
+        )
+        == 0
+    )
     stats = json.loads((tmp_path / "top1_statistics.json").read_text())
-    assert stats["by_word"][0] == {"word": "Big Nose", "attribute": "Big Nose", "index": 28, "class": None,
-                                   "count": 2, "ties": 0, "fraction": 2 / 7}
+    assert stats["by_word"][0] == {
+        "word": "Big Nose",
+        "attribute": "Big Nose",
+        "index": 28,
+        "class": None,
+        "count": 2,
+        "ties": 0,
+        "fraction": 2 / 7,
+    }
     img = cv2.imread(str(tmp_path / "top1_statistics.png"))
     assert img is not None and img.shape == (160, 160, 3)
-    assert (tmp_path / "top1_by_word.csv").read_text().splitlines()[1].startswith("Big Nose,Big Nose,28,,2,")
+    assert (
+        (tmp_path / "top1_by_word.csv")
+        .read_text()
+        .splitlines()[1]
+        .startswith("Big Nose,Big Nose,28,,2,")
+    )
 
 
 def test_missing_folder_is_usage_error(tmp_path):
     with pytest.raises(SystemExit) as exc:
-        _script("AUC_most_attributes").main(["--Json-fold", str(tmp_path / "nope"), "--no-progress"])
+        _script("AUC_most_attributes").main(
+            ["--Json-fold", str(tmp_path / "nope"), "--no-progress"]
+        )
     assert exc.value.code == 2
 
 
-@pytest.mark.parametrize("cwd,script", [("results", "AUC_most_attributes.py"), (".", "results/Stastic_most_attributes.py")])
+@pytest.mark.parametrize(
+    "cwd,script",
+    [("results", "AUC_most_attributes.py"), (".", "results/Stastic_most_attributes.py")],
+)
 def test_scripts_run_from_shell(tmp_path, cwd, script):
     env = {**os.environ, "PYTHONPATH": ""}
-    proc = subprocess.run([sys.executable, script, "--Json-fold", str(RECORDS), "--output", str(tmp_path),
-                           "--no-progress"], cwd=REPO / cwd, env=env, capture_output=True, text=True, timeout=120)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            script,
+            "--Json-fold",
+            str(RECORDS),
+            "--output",
+            str(tmp_path),
+            "--no-progress",
+        ],
+        check=False,
+        cwd=REPO / cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert proc.returncode == 0, proc.stderr
     assert "used all 8 files" in proc.stdout
 
@@ -359,8 +478,11 @@ def test_run_agreement_counts_changed_words_and_class_sets(records, tmp_path):
 
     raw = _raw_records()
     changed = json.loads(json.dumps(raw))
-    k, d = next((k, d) for k, d in enumerate(changed)
-                if sum(_erased(d, 1, j) is not None for j in range(30)) >= 4)
+    k, d = next(
+        (k, d)
+        for k, d in enumerate(changed)
+        if sum(_erased(d, 1, j) is not None for j in range(30)) >= 4
+    )
     present = [j for j in range(30) if _erased(d, 1, j) is not None]
     ranked = sorted(present, key=lambda j: (-_erased(d, 1, j), j))
     d["attributes-image1"][f"image1-f_attr_{ranked[-1]}"][1] = 1.0  # now image 1's top-1 word
@@ -409,13 +531,33 @@ def test_empty_mask_statistics_by_hand(records, tmp_path):
         (tmp_path / "json" / path.name).write_text(json.dumps(d))
     got = W.empty_mask_statistics(built)
     assert (got["images"], got["all_masks_empty"], got["top1_mask_empty"]) == (
-        expected_images, expected_all, expected_top)
+        expected_images,
+        expected_all,
+        expected_top,
+    )
     assert expected_images > expected_top > expected_all > 0
     assert W.empty_mask_statistics(records)["images"] == 0  # records without fractions
     # Statistic_most_attributes.py reports the same counts (impostor pairs, its default)
-    assert _script("Statistic_most_attributes").main(
-        ["--Json-fold", str(tmp_path / "json"), "--output", str(tmp_path / "out"), "--no-progress",
-         "--figsize", "4", "4", "--dpi", "40"]) == 0
+    assert (
+        _script("Statistic_most_attributes").main(
+            [
+                "--Json-fold",
+                str(tmp_path / "json"),
+                "--output",
+                str(tmp_path / "out"),
+                "--no-progress",
+                "--figsize",
+                "4",
+                "4",
+                "--dpi",
+                "40",
+            ]
+        )
+        == 0
+    )
     shown = json.loads((tmp_path / "out" / "top1_statistics.json").read_text())["empty_masks"]
     assert (shown["images"], shown["all_masks_empty"], shown["top1_mask_empty"]) == (
-        expected_images, expected_all, expected_top)
+        expected_images,
+        expected_all,
+        expected_top,
+    )

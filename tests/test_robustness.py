@@ -1,4 +1,4 @@
-"""Issue 9: hostile inputs, numerical edge cases and untrusted files never crash a run or reach a record.
+"""Issue 9: hostile inputs, numeric edge cases, untrusted files never crash a run or reach a record.
 
 The end-to-end part runs ``Multi_Identity_topk.py`` in a subprocess with tiny
 random-weight FaceWorld-architecture networks (saved to files and loaded through
@@ -9,6 +9,7 @@ it should have been decoded (worked out here with NumPy, not with
 ``read_image``); bad pairs must be in ``failures.jsonl`` with their stage and
 reason; the exit status is 3 and the summary counts them.
 """
+
 from __future__ import annotations
 
 import io
@@ -27,7 +28,15 @@ from PIL import Image
 from torch import nn
 
 from models.preprocess import Preprocess
-from tests.helpers import all_numbers, cosine, files_under, load_tiny_net, run_script, save_tiny_nets, strict_load
+from tests.helpers import (
+    all_numbers,
+    cosine,
+    files_under,
+    load_tiny_net,
+    run_script,
+    save_tiny_nets,
+    strict_load,
+)
 from utils.run.records import make_record, write_record
 from utils.explain.sim2word import Sim2WordConfig, Sim2WordNets, explain_pair
 
@@ -54,7 +63,7 @@ def _rgb(bgr: np.ndarray) -> Image.Image:
 
 
 def make_images(root: Path) -> dict[str, np.ndarray]:
-    """Write the hostile images under ``root``; returns name -> the BGR array a correct reader must give.
+    """Write the hostile images under ``root``; returns name -> BGR array a correct reader gives.
 
     Expected arrays are worked out independently: lossless formats give the
     written pixels; grayscale repeats the gray level; RGBA is composited over
@@ -81,16 +90,28 @@ def make_images(root: Path) -> dict[str, np.ndarray]:
     img = _smooth(rng, 40, 56)
     put("bmp_named.png", _pil_bytes(_rgb(img), "BMP"), img)
     gray = _smooth(rng, 44, 44)[..., 0]
-    put("gray.png", _pil_bytes(Image.fromarray(gray, "L"), "PNG"), np.repeat(gray[..., None], 3, axis=2))
+    put(
+        "gray.png",
+        _pil_bytes(Image.fromarray(gray, "L"), "PNG"),
+        np.repeat(gray[..., None], 3, axis=2),
+    )
     img, alpha = _smooth(rng, 46, 46), rng.integers(0, 256, (46, 46), dtype=np.uint8)
     rgba = np.dstack([img[..., ::-1], alpha])
-    over_white = np.rint(img * (alpha[..., None] / 255.0) + 255.0 * (1 - alpha[..., None] / 255.0)).astype(np.uint8)
+    over_white = np.rint(
+        img * (alpha[..., None] / 255.0) + 255.0 * (1 - alpha[..., None] / 255.0)
+    ).astype(np.uint8)
     put("rgba.png", _pil_bytes(Image.fromarray(rgba, "RGBA"), "PNG"), over_white)
     pal_im = _rgb(_smooth(rng, 42, 42)).quantize(16)
     pal = np.array(pal_im.getpalette()[:768], dtype=np.uint8).reshape(-1, 3)
     put("palette.png", _pil_bytes(pal_im, "PNG"), pal[np.asarray(pal_im)][..., ::-1])
-    img16 = (_smooth(rng, 40, 40).astype(np.uint16) * 257 + rng.integers(0, 200, (40, 40, 3))).astype(np.uint16)
-    put("16bit.png", cv2.imencode(".png", img16)[1].tobytes(), np.rint(img16 / 257.0).astype(np.uint8))
+    img16 = (
+        _smooth(rng, 40, 40).astype(np.uint16) * 257 + rng.integers(0, 200, (40, 40, 3))
+    ).astype(np.uint16)
+    put(
+        "16bit.png",
+        cv2.imencode(".png", img16)[1].tobytes(),
+        np.rint(img16 / 257.0).astype(np.uint8),
+    )
     exif = Image.Exif()
     exif[0x0112] = 6  # orientation: rotate 90 degrees clockwise to display
     jpeg = _pil_bytes(_rgb(_smooth(rng, 40, 64)), "JPEG", quality=95, exif=exif.tobytes())
@@ -108,7 +129,8 @@ def make_images(root: Path) -> dict[str, np.ndarray]:
     img = _smooth(rng, 52, 48)
     put(NON_ASCII, cv2.imencode(".png", img)[1].tobytes(), img)
     img = _smooth(rng, 50, 54)
-    put("../outside.png", cv2.imencode(".png", img)[1].tobytes(), img)  # reached with ../ from the list
+    # reached with ../ from the list
+    put("../outside.png", cv2.imencode(".png", img)[1].tobytes(), img)
     # unusable ones
     put("zero.jpg", b"", None)
     whole = cv2.imencode(".jpg", _smooth(rng, 128, 128))[1].tobytes()
@@ -117,8 +139,8 @@ def make_images(root: Path) -> dict[str, np.ndarray]:
     return expected
 
 
-# Pair-list lines: (line, expectation). Expectation None: not a pair (blank/comment); ("ok", a, b, label);
-# ("fail", stage, text that the message must contain).
+# Pair-list lines: (line, expectation). Expectation None: not a pair (blank/comment);
+# ("ok", a, b, label); ("fail", stage, text that the message must contain).
 LIST = [
     ("# hostile pair list, Windows line endings", None),
     ("", None),
@@ -161,11 +183,27 @@ def hostile(tmp_path_factory):
     (root / "hostile.txt").write_bytes("".join(line + "\r\n" for line, _ in LIST).encode("utf-8"))
     before = files_under(root)
     out = root / "out"
-    res = run_script("Multi_Identity_topk.py",
-                     ["--pair-list", str(root / "hostile.txt"), "--image-root", str(root / "imgs"),
-                      "--output-dir", str(out), "--device", "cpu", "--thresh", "0.3", "--batch-size", "8",
-                      "--visualization", "full", *flags],
-                     cwd=root)
+    res = run_script(
+        "Multi_Identity_topk.py",
+        [
+            "--pair-list",
+            str(root / "hostile.txt"),
+            "--image-root",
+            str(root / "imgs"),
+            "--output-dir",
+            str(out),
+            "--device",
+            "cpu",
+            "--thresh",
+            "0.3",
+            "--batch-size",
+            "8",
+            "--visualization",
+            "full",
+            *flags,
+        ],
+        cwd=root,
+    )
     return root, expected, before, out / RUN_DIR, res
 
 
@@ -179,7 +217,9 @@ def test_hostile_run_exits_3_and_writes_every_good_record(hostile):
         _, a, b, label = PAIRS[n]
         rec = strict_load(run / "json" / f"{n}.json")
         assert rec["pair-index"] == n and rec["match"] == label
-        assert rec["image-path1"] == str(root / "imgs" / a) and rec["image-path2"] == str(root / "imgs" / b)
+        assert rec["image-path1"] == str(root / "imgs" / a) and rec["image-path2"] == str(
+            root / "imgs" / b
+        )
         assert all(np.isfinite(x) for x in all_numbers(rec))
 
 
@@ -204,19 +244,29 @@ def test_summary_counts(hostile):
     n_ok = sum(exp[0] == "ok" for exp in PAIRS)
     n_bad = len(PAIRS) - n_ok
     summary = strict_load(run / "summary.json")
-    assert summary == {"pairs": len(PAIRS), "done": n_ok, "skipped": 0, "failed": n_bad, "missing": n_bad,
-                       "shard": [0, 1]}
-    assert f"{len(PAIRS)} pairs, done {n_ok}, skipped (already done) 0, failed {n_bad}" in res.stderr
+    assert summary == {
+        "pairs": len(PAIRS),
+        "done": n_ok,
+        "skipped": 0,
+        "failed": n_bad,
+        "missing": n_bad,
+        "shard": [0, 1],
+    }
+    assert (
+        f"{len(PAIRS)} pairs, done {n_ok}, skipped (already done) 0, failed {n_bad}" in res.stderr
+    )
     assert "appear more than once" in res.stderr  # the duplicate is warned about, and run
 
 
 def test_good_hostile_images_are_decoded_correctly(hostile):
-    """Each good record's similarity is V's cosine on the images as a correct reader decodes them."""
+    """Each good record's similarity is V's cosine on the images as a correct reader reads them."""
     root, expected, _, run, _ = hostile
     V = load_tiny_net(root / "nets", "verification")
     names = sorted(expected)
     with torch.inference_mode():
-        emb = dict(zip(names, V(V.preprocess([expected[k] for k in names])).double().numpy()))
+        emb = dict(
+            zip(names, V(V.preprocess([expected[k] for k in names])).double().numpy(), strict=True)
+        )
     for n, exp in enumerate(PAIRS):
         if exp[0] != "ok":
             continue
@@ -225,14 +275,18 @@ def test_good_hostile_images_are_decoded_correctly(hostile):
     # the duplicate pair gives the same numbers under its own index
     dup, first = len(PAIRS) - 1, PAIRS.index(("ok", "noise.png", "base.png", 0))
     a, b = strict_load(run / "json" / f"{dup}.json"), strict_load(run / "json" / f"{first}.json")
-    assert {k: v for k, v in a.items() if k != "pair-index"} == {k: v for k, v in b.items() if k != "pair-index"}
+    assert {k: v for k, v in a.items() if k != "pair-index"} == {
+        k: v for k, v in b.items() if k != "pair-index"
+    }
 
 
 def test_nothing_written_outside_the_output_dir(hostile):
     root, _, before, run, _ = hostile
     after = files_under(root)
     new = {p for p in after if p not in before}
-    assert new and all(p.startswith("out/") for p in new), sorted(p for p in new if not p.startswith("out/"))
+    assert new and all(p.startswith("out/") for p in new), sorted(
+        p for p in new if not p.startswith("out/")
+    )
     assert {p: after[p] for p in before} == before, "an input file was changed"
     # output names come from pair indices only, never from the (hostile) input paths
     names = {Path(p).name for p in new}
@@ -250,12 +304,12 @@ def test_cam_folders_for_odd_images(hostile):
     assert cv2.imread(str(mask)).shape[:2] == expected["exif_rotated.jpg"].shape[:2] == (64, 40)
 
 
-# --------------------------------------------------------------------------- usage errors and untrusted files
+# ---------------------------------------------------------------- usage errors and untrusted files
 
 
 @pytest.fixture(scope="module")
 def small(tmp_path_factory):
-    """Two tiny images, a one-pair list and the tiny nets, for in-process runs of the script's main()."""
+    """Two tiny images, a one-pair list and the tiny nets, for in-process runs of main()."""
     root = tmp_path_factory.mktemp("small")
     (root / "nets").mkdir()
     flags = save_tiny_nets(root / "nets")
@@ -278,8 +332,15 @@ def test_missing_pair_list_exits_2_before_any_work(small, tmp_path, caplog):
 
     root, flags, common = small
     with caplog.at_level(logging.ERROR):
-        code = main("topk", [*_with(common, "--pair-list", str(tmp_path / "nope.txt")), "--output-dir",
-                             str(tmp_path / "o"), *flags])
+        code = main(
+            "topk",
+            [
+                *_with(common, "--pair-list", str(tmp_path / "nope.txt")),
+                "--output-dir",
+                str(tmp_path / "o"),
+                *flags,
+            ],
+        )
     assert code == 2 and "nope.txt" in caplog.text and "not found" in caplog.text
     assert not (tmp_path / "o").exists()
 
@@ -300,30 +361,58 @@ def test_malicious_pickle_weights_refused_by_the_script(small, tmp_path, caplog)
     root, flags, common = small
     marker = tmp_path / "pwned"
     evil = tmp_path / "evil.pkl"
-    evil.write_bytes(pickle.dumps({"conv.weight": np.zeros(3, np.float32), "x": _TouchPayload(marker)}, protocol=2))
-    res = run_script("Multi_Identity_topk.py", [*common, *_with(flags, "--recognition-weights", str(evil)),
-                                                "--output-dir", str(tmp_path / "o")], cwd=tmp_path)
+    evil.write_bytes(
+        pickle.dumps(
+            {"conv.weight": np.zeros(3, np.float32), "x": _TouchPayload(marker)}, protocol=2
+        )
+    )
+    res = run_script(
+        "Multi_Identity_topk.py",
+        [
+            *common,
+            *_with(flags, "--recognition-weights", str(evil)),
+            "--output-dir",
+            str(tmp_path / "o"),
+        ],
+        cwd=tmp_path,
+    )
     assert res.returncode == 2, res.stderr[-2000:]
     assert "cannot build the recognition net" in res.stderr and str(evil) in res.stderr
     assert re.search(r"(posix|nt)\.system", res.stderr), res.stderr[-2000:]
-    # the same through a .pth (torch.load(weights_only=True)), in-process (the script only calls main)
+    # the same through a .pth (torch.load(weights_only=True)), in-process
+    # (the script only calls main)
     evil_pth = tmp_path / "evil.pth"
     torch.save({"conv.weight": torch.zeros(3), "x": _TouchPayload(marker)}, evil_pth)
     with caplog.at_level(logging.ERROR):
-        code = main("topk", [*common, *_with(flags, "--verification-weights", str(evil_pth)), "--output-dir",
-                             str(tmp_path / "o")])
-    assert code == 2 and "cannot build the verification net" in caplog.text and str(evil_pth) in caplog.text
+        code = main(
+            "topk",
+            [
+                *common,
+                *_with(flags, "--verification-weights", str(evil_pth)),
+                "--output-dir",
+                str(tmp_path / "o"),
+            ],
+        )
+    assert (
+        code == 2
+        and "cannot build the verification net" in caplog.text
+        and str(evil_pth) in caplog.text
+    )
     assert re.search(r"(posix|nt)\.system", caplog.text), caplog.text
     assert not marker.exists(), "the pickle payload ran"
     assert not (tmp_path / "o").exists()
 
 
-@pytest.mark.parametrize("content, message", [
-    (lambda p: torch.save({"conv1.weight": torch.zeros(3), "epoch": 3}, p), r"'epoch' \(int\)"),
-    (lambda p: torch.save(nn.Linear(2, 2), p), r"torch\.nn\.modules\.linear\.Linear"),
-    (lambda p: p.write_bytes(b"not a checkpoint at all"), r"bad\.pth"),
-    (lambda p: p.write_bytes(b""), r"cannot read .* with torch\.load"),
-], ids=["non-tensor-entry", "whole-module", "garbage", "empty"])
+@pytest.mark.parametrize(
+    "content, message",
+    [
+        (lambda p: torch.save({"conv1.weight": torch.zeros(3), "epoch": 3}, p), r"'epoch' \(int\)"),
+        (lambda p: torch.save(nn.Linear(2, 2), p), r"torch\.nn\.modules\.linear\.Linear"),
+        (lambda p: p.write_bytes(b"not a checkpoint at all"), r"bad\.pth"),
+        (lambda p: p.write_bytes(b""), r"cannot read .* with torch\.load"),
+    ],
+    ids=["non-tensor-entry", "whole-module", "garbage", "empty"],
+)
 def test_bad_pth_files_exit_2_with_a_clear_message(small, tmp_path, caplog, content, message):
     from utils.run.runner import main
 
@@ -331,19 +420,30 @@ def test_bad_pth_files_exit_2_with_a_clear_message(small, tmp_path, caplog, cont
     path = tmp_path / "bad.pth"
     content(path)
     with caplog.at_level(logging.ERROR):
-        code = main("topk", [*common, *_with(flags, "--attribute-weights", str(path)), "--output-dir",
-                             str(tmp_path / "o")])
+        code = main(
+            "topk",
+            [
+                *common,
+                *_with(flags, "--attribute-weights", str(path)),
+                "--output-dir",
+                str(tmp_path / "o"),
+            ],
+        )
     assert code == 2
     assert "cannot build the attribute net" in caplog.text and str(path) in caplog.text
     assert re.search(message, caplog.text), caplog.text
     assert not (tmp_path / "o").exists()
 
 
-@pytest.mark.parametrize("text", [
-    "FaceWorld: !!python/object/apply:os.system ['touch {marker}']\n",
-    '{"FaceWorld": __import__("os").system("touch {marker}")}\n',
-    "FaceWorld:\n  pair_list: pairs.txt\n",
-], ids=["yaml-tag", "python-expression", "plain-yaml"])
+@pytest.mark.parametrize(
+    "text",
+    [
+        "FaceWorld: !!python/object/apply:os.system ['touch {marker}']\n",
+        '{"FaceWorld": __import__("os").system("touch {marker}")}\n',
+        "FaceWorld:\n  pair_list: pairs.txt\n",
+    ],
+    ids=["yaml-tag", "python-expression", "plain-yaml"],
+)
 def test_datasets_config_must_be_json(small, tmp_path, caplog, text):
     from utils.faces.data import DataConfigError, load_datasets_config
     from utils.run.runner import main
@@ -355,8 +455,20 @@ def test_datasets_config_must_be_json(small, tmp_path, caplog, text):
     with pytest.raises(DataConfigError, match="is not valid JSON"):
         load_datasets_config(cfg)
     with caplog.at_level(logging.ERROR):
-        code = main("topk", ["--datasets-config", str(cfg), "--Datasets", "FaceWorld", "--output-dir",
-                             str(tmp_path / "o"), "--device", "cpu", *flags])
+        code = main(
+            "topk",
+            [
+                "--datasets-config",
+                str(cfg),
+                "--Datasets",
+                "FaceWorld",
+                "--output-dir",
+                str(tmp_path / "o"),
+                "--device",
+                "cpu",
+                *flags,
+            ],
+        )
     assert code == 2 and "not valid JSON" in caplog.text and str(cfg) in caplog.text
     assert not marker.exists() and not (tmp_path / "o").exists()
 
@@ -378,7 +490,7 @@ PRE = Preprocess((4, 4), "BGR", (0.0, 0.0, 0.0), (1.0, 1.0, 1.0))
 
 
 class ZeroGradR(nn.Module):
-    """Classifier whose logits do not depend on the Grad-CAM layer: every gradient there is exactly 0."""
+    """Classifier whose logits ignore the Grad-CAM layer: every gradient there is exactly 0."""
 
     kind, num_classes, target_layer = "classifier", 3, "conv"
 
@@ -393,7 +505,10 @@ class ZeroGradR(nn.Module):
 
 
 class ConstantA(nn.Module):
-    """Attribute net whose Grad-CAM layer is spatially constant (zero conv weights, a bias): constant maps."""
+    """Attribute net whose Grad-CAM layer is spatially constant, so its maps are constant.
+
+    The layer has zero conv weights and a bias.
+    """
 
     kind, head_sizes, target_layer = "attribute", (2, 3), "conv"
 
@@ -412,7 +527,7 @@ class ConstantA(nn.Module):
 
 
 class MeanV(nn.Module):
-    """Embedding = per-channel mean of the un-normalised image times ``scale``: a black image has norm 0."""
+    """Embedding = ``scale`` * per-channel mean of the raw image: a black image has norm 0."""
 
     kind, embedding_size = "embedding", 3
 
@@ -427,12 +542,24 @@ class MeanV(nn.Module):
 
 def _images():
     rng = np.random.default_rng(3)
-    return rng.integers(10, 256, (8, 8, 3), dtype=np.uint8), rng.integers(10, 256, (6, 10, 3), dtype=np.uint8)
+    return rng.integers(10, 256, (8, 8, 3), dtype=np.uint8), rng.integers(
+        10, 256, (6, 10, 3), dtype=np.uint8
+    )
 
 
 def _record(ex, config, tmp_path):
-    rec = make_record(ex, config, datasets="edge", recognition_net="r", attribute_net="a", verification_net="v",
-                      image_path1="1.png", image_path2="2.png", match=0, pair_index=0)
+    rec = make_record(
+        ex,
+        config,
+        datasets="edge",
+        recognition_net="r",
+        attribute_net="a",
+        verification_net="v",
+        image_path1="1.png",
+        image_path2="2.png",
+        match=0,
+        pair_index=0,
+    )
     write_record(tmp_path / "0.json", rec)
     back = strict_load(tmp_path / "0.json")
     assert back == rec and all(np.isfinite(x) for x in all_numbers(back))
@@ -440,18 +567,27 @@ def _record(ex, config, tmp_path):
 
 
 def _emb(img):
-    return cv2.resize(img, (4, 4), interpolation=cv2.INTER_LINEAR).reshape(-1, 3).astype(np.float64).mean(axis=0)
+    return (
+        cv2.resize(img, (4, 4), interpolation=cv2.INTER_LINEAR)
+        .reshape(-1, 3)
+        .astype(np.float64)
+        .mean(axis=0)
+    )
 
 
 @pytest.mark.parametrize("method", ["GradCAM", "GradCAM++"])
-@pytest.mark.parametrize("thresh, erased", [(0.6, 0.0), (-1.0, 1.0)], ids=["erase-nothing", "erase-everything"])
+@pytest.mark.parametrize(
+    "thresh, erased", [(0.6, 0.0), (-1.0, 1.0)], ids=["erase-nothing", "erase-everything"]
+)
 def test_zero_gradients_constant_maps_and_empty_or_full_masks(tmp_path, method, thresh, erased):
     img1, img2 = _images()
     config = Sim2WordConfig(heatmap_method=method, thresh=thresh)
     ex = explain_pair(img1, img2, Sim2WordNets(ZeroGradR(), ConstantA(), MeanV()), config)
     for d in ex.directions:
         for name in ("H_t", "H_f", "H_d", "H_attr", "J"):
-            assert np.all(getattr(d, name) == 0), f"{name} of a zero-gradient / constant map must be all 0"
+            assert np.all(getattr(d, name) == 0), (
+                f"{name} of a zero-gradient / constant map must be all 0"
+            )
     rec = _record(ex, config, tmp_path)
     assert rec["class1"] == rec["class2"] == [1]
     assert rec["mask-fraction1"] == rec["mask-fraction2"] == [erased, erased]
@@ -464,7 +600,9 @@ def test_zero_gradients_constant_maps_and_empty_or_full_masks(tmp_path, method, 
     for j in range(2):
         assert rec["attributes-image1"][f"image1-f_attr_{j}"] == pytest.approx(want1, abs=1e-6)
         assert rec["attributes-image2"][f"image2-f_attr_{j}"] == pytest.approx(want2, abs=1e-6)
-        assert rec["attributes-both-masked"][f"Both_masked-f_attr_{j}"] == pytest.approx(both, abs=1e-6)
+        assert rec["attributes-both-masked"][f"Both_masked-f_attr_{j}"] == pytest.approx(
+            both, abs=1e-6
+        )
 
 
 def test_zero_norm_embeddings_give_zero_similarity(tmp_path):
@@ -492,13 +630,19 @@ def _one_pair_plan(small, tmp_path):
     from utils.run.runner import make_plan
 
     root, _, common = small
-    return make_plan(build_parser("topk").parse_args([*common, "--output-dir", str(tmp_path / "o")]))
+    return make_plan(
+        build_parser("topk").parse_args([*common, "--output-dir", str(tmp_path / "o")])
+    )
 
 
-@pytest.mark.parametrize("nets, stage", [
-    (lambda: Sim2WordNets(ZeroGradR(), ConstantA(), MeanV(scale=float("inf"))), "record"),
-    (lambda: Sim2WordNets(ZeroGradR(), NaNA(), MeanV()), "explain"),
-], ids=["inf-embedding", "nan-attribute-logits"])
+@pytest.mark.parametrize(
+    "nets, stage",
+    [
+        (lambda: Sim2WordNets(ZeroGradR(), ConstantA(), MeanV(scale=float("inf"))), "record"),
+        (lambda: Sim2WordNets(ZeroGradR(), NaNA(), MeanV()), "explain"),
+    ],
+    ids=["inf-embedding", "nan-attribute-logits"],
+)
 def test_non_finite_networks_fail_the_pair_and_write_no_record(small, tmp_path, nets, stage):
     from utils.run.runner import run_pairs
 

@@ -311,8 +311,14 @@ def test_ctrl_c_is_exit_130_and_cancels_queued_reads():
     original = loop.run_task
     loop.run_task = interrupted
     try:
-        code = loop.run_experiment(argparse.ArgumentParser(), [], make_plan, lambda a, d: None,
-                                   lambda plan, nets: None, logging.getLogger("test"))
+        code = loop.run_experiment(
+            argparse.ArgumentParser(),
+            [],
+            make_plan,
+            lambda a, d: None,
+            lambda plan, nets: None,
+            logging.getLogger("test"),
+        )
     finally:
         loop.run_task = original
     assert code == loop.EXIT_INTERRUPTED == 130

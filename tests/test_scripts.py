@@ -1,4 +1,5 @@
-"""End-to-end runs of the experiment scripts on a tiny pair list with tiny random-weight networks."""
+"""End-to-end runs of the experiment scripts on a tiny pair list with tiny random-weight nets."""
+
 from __future__ import annotations
 
 import json
@@ -18,7 +19,10 @@ REPO = Path(__file__).resolve().parents[1]
 ARCH = {
     "recognition": ("FaceWorld-recognition", {"width": 4, "num_classes": 7, "input_size": 64}),
     "attribute": ("FaceWorld-attribute", {"width": 4, "input_size": 64}),
-    "verification": ("FaceWorld-verification", {"width": 4, "embedding_size": 16, "input_size": 32}),
+    "verification": (
+        "FaceWorld-verification",
+        {"width": 4, "embedding_size": 16, "input_size": 32},
+    ),
 }
 RUN_DIR = "scores-group-pairs-FaceWorld-verification-topk-1-erase-black-thresh-0.2"
 
@@ -33,7 +37,12 @@ def setup(tmp_path_factory):
         torch.manual_seed(len(role))
         net = get_network(name, weights=False, **arch)
         torch.save(net.state_dict(), root / f"{role}.pth")
-        flags += [f"--{role}-weights", str(root / f"{role}.pth"), f"--{role}-arch", json.dumps(arch)]
+        flags += [
+            f"--{role}-weights",
+            str(root / f"{role}.pth"),
+            f"--{role}-arch",
+            json.dumps(arch),
+        ]
     rng = np.random.default_rng(0)
     (root / "img").mkdir()
     for i, (h, w) in enumerate([(70, 60), (64, 64), (50, 80), (90, 72)]):
@@ -45,15 +54,30 @@ def setup(tmp_path_factory):
         '"face 2.png" "face 3.png" 0\n'
         '"face 1.png" missing.png 0\n'
         '"face 3.png" "face 0.png" 1\n'
-        "bad line\n")
-    common = ["--pair-list", str(root / "pairs.txt"), "--image-root", str(root / "img"), "--device", "cpu",
-              "--batch-size", "7", "--thresh", "0.2", *flags]
+        "bad line\n"
+    )
+    common = [
+        "--pair-list",
+        str(root / "pairs.txt"),
+        "--image-root",
+        str(root / "img"),
+        "--device",
+        "cpu",
+        "--batch-size",
+        "7",
+        "--thresh",
+        "0.2",
+        *flags,
+    ]
     return root, common
 
 
 @pytest.fixture(autouse=True, scope="module")
 def _one_thread():
-    """Tiny nets: one intra-op thread avoids OpenMP oversubscription on shared CI cores (30x faster here)."""
+    """Tiny nets: one intra-op thread avoids OpenMP oversubscription on shared CI cores.
+
+    That runs 30x faster here.
+    """
     old = torch.get_num_threads()
     torch.set_num_threads(1)
     yield
@@ -62,13 +86,21 @@ def _one_thread():
 
 def run_script(script, args, cwd):
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    return subprocess.run([sys.executable, str(REPO / script), *args], cwd=cwd, capture_output=True, text=True,
-                          timeout=300, env=env)
+    return subprocess.run(
+        [sys.executable, str(REPO / script), *args],
+        check=False,
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=env,
+    )
 
 
 def strict_load(path):
     def bad(c):
         raise ValueError(f"non-finite constant {c} in {path}")
+
     return json.loads(Path(path).read_text(encoding="utf-8"), parse_constant=bad)
 
 
@@ -110,12 +142,23 @@ def test_topk_script_writes_records_and_failures(topk_run):
         assert set(REQUIRED_KEYS) | {"topk"} <= set(rec), set(REQUIRED_KEYS) - set(rec)
         assert all(np.isfinite(x) for x in all_numbers(rec))
         assert rec["match"] == match and rec["topk"] == 1 and rec["Datasets"] == "pairs"
-        assert len(rec["class1"]) == 1 and len(rec["Attribute1-class"]) == 30 and len(rec["Attribute2-score"]) == 30
+        assert (
+            len(rec["class1"]) == 1
+            and len(rec["Attribute1-class"]) == 30
+            and len(rec["Attribute2-score"]) == 30
+        )
         assert set(rec["attributes-image1"]) == {f"image1-f_attr_{j}" for j in range(30)}
         assert set(rec["attributes-both-masked"]) == {f"Both_masked-f_attr_{j}" for j in range(30)}
         assert all(len(v) == 2 for v in rec["attributes-image2"].values())
         with torch.inference_mode():
-            e = V(V.preprocess([read_image(root / "img" / f"face {a}.png"), read_image(root / "img" / f"face {b}.png")]))
+            e = V(
+                V.preprocess(
+                    [
+                        read_image(root / "img" / f"face {a}.png"),
+                        read_image(root / "img" / f"face {b}.png"),
+                    ]
+                )
+            )
         e = e.double().numpy()
         direct = float(e[0] @ e[1] / np.linalg.norm(e[0]) / np.linalg.norm(e[1]))
         assert rec["similarity"] == pytest.approx(direct, abs=1e-5)
@@ -128,8 +171,9 @@ def test_topk_script_writes_records_and_failures(topk_run):
     assert config["topk"] == 1 and config["thresh"] == 0.2 and config["strategy"] == "topk"
 
 
-@pytest.mark.parametrize("flags, expect",
-                         [(["--visualization"], "full"), (["--no-visualization"], "none")])
+@pytest.mark.parametrize(
+    "flags, expect", [(["--visualization"], "full"), (["--no-visualization"], "none")]
+)
 def test_visualization_levels_full_and_none(setup, tmp_path, flags, expect):
     """A bare --visualization is the authors' "on" (full: composite + every map, at the image size
     with a colour-scale strip); --no-visualization writes nothing under cam/."""
@@ -155,7 +199,11 @@ def test_rerun_resumes_and_regenerates_deleted_pairs(topk_run):
     run = out / RUN_DIR
     before = {p.name: p.read_bytes() for p in (run / "json").iterdir()}
     (run / "json" / "1.json").unlink()
-    res = run_script("Multi_Identity_topk.py", [*common, "--output-dir", str(out), "--no-visualization"], cwd=root)
+    res = run_script(
+        "Multi_Identity_topk.py",
+        [*common, "--output-dir", str(out), "--no-visualization"],
+        cwd=root,
+    )
     assert res.returncode == 3
     assert "done 1, skipped (already done) 2, failed 2" in res.stderr
     after = {p.name: p.read_bytes() for p in (run / "json").iterdir()}
@@ -167,13 +215,34 @@ def test_sharding_in_process_gives_the_same_records(setup, tmp_path):
 
     _, common = setup
     full = tmp_path / "full"
-    assert main("topk", [*common, "--output-dir", str(full), "--no-visualization", "--limit", "2"]) == 0
+    assert (
+        main("topk", [*common, "--output-dir", str(full), "--no-visualization", "--limit", "2"])
+        == 0
+    )
     sharded = tmp_path / "sharded"
     for i in range(2):
-        assert main("topk", [*common, "--output-dir", str(sharded), "--no-visualization", "--limit", "2",
-                             "--shard", f"{i}/2"]) == 0
+        assert (
+            main(
+                "topk",
+                [
+                    *common,
+                    "--output-dir",
+                    str(sharded),
+                    "--no-visualization",
+                    "--limit",
+                    "2",
+                    "--shard",
+                    f"{i}/2",
+                ],
+            )
+            == 0
+        )
     a, b = full / RUN_DIR / "json", sharded / RUN_DIR / "json"
-    assert sorted(p.name for p in a.iterdir()) == sorted(p.name for p in b.iterdir()) == ["0.json", "1.json"]
+    assert (
+        sorted(p.name for p in a.iterdir())
+        == sorted(p.name for p in b.iterdir())
+        == ["0.json", "1.json"]
+    )
     assert all((a / n).read_bytes() == (b / n).read_bytes() for n in ("0.json", "1.json"))
     assert (sharded / RUN_DIR / "failures-shard-1-of-2.jsonl").is_file()
     # the same folder with other settings is refused (exit 2) instead of silently mixing results
@@ -185,33 +254,90 @@ def test_threshold_and_sameid_scripts(setup, tmp_path):
 
     root, common = setup
     # in-process (same code path as Multi_identity_thresh.py, which only calls main("threshold"))
-    assert main("threshold", [*common, "--output-dir", str(tmp_path), "--limit", "1", "--id-thresh", "0.3",
-                              "--no-visualization"]) == 0
-    rec = strict_load(tmp_path / "scores-group-pairs-FaceWorld-verification-id-thresh-0.3-erase-black-thresh-0.2"
-                      / "json" / "0.json")
+    assert (
+        main(
+            "threshold",
+            [
+                *common,
+                "--output-dir",
+                str(tmp_path),
+                "--limit",
+                "1",
+                "--id-thresh",
+                "0.3",
+                "--no-visualization",
+            ],
+        )
+        == 0
+    )
+    rec = strict_load(
+        tmp_path
+        / "scores-group-pairs-FaceWorld-verification-id-thresh-0.3-erase-black-thresh-0.2"
+        / "json"
+        / "0.json"
+    )
     assert rec["id_thresh"] == 0.3 and "topk" not in rec and rec["strategy"] == "threshold"
-    res = run_script("Scores-sameid.py", [*common, "--output-dir", str(tmp_path), "--limit", "1",
-                                          "--ablation", "no-attribute", "--Erasing-method", "random",
-                                          "--no-visualization"], cwd=root)
+    res = run_script(
+        "Scores-sameid.py",
+        [
+            *common,
+            "--output-dir",
+            str(tmp_path),
+            "--limit",
+            "1",
+            "--ablation",
+            "no-attribute",
+            "--Erasing-method",
+            "random",
+            "--no-visualization",
+        ],
+        cwd=root,
+    )
     assert res.returncode == 0, res.stderr[-3000:]
-    run = tmp_path / "scores-group-pairs-FaceWorld-verification-sameid-erase-random-thresh-0.2-ablation-no-attribute"
+    run = tmp_path / (
+        "scores-group-pairs-FaceWorld-verification-sameid-erase-random-thresh-0.2"
+        "-ablation-no-attribute"
+    )
     rec = strict_load(run / "json" / "0.json")
     assert rec["ablation"] == "no-attribute" and rec["topk"] == 1
-    assert len(set(map(tuple, rec["attributes-image1"].values()))) == 1  # one region for every attribute
+    # one region for every attribute
+    assert len(set(map(tuple, rec["attributes-image1"].values()))) == 1
 
 
 def test_ranking_and_discriminant_flags(setup, tmp_path):
     from utils.run.runner import main
 
     root, common = setup
-    assert main("sameid", [*common, "--output-dir", str(tmp_path), "--limit", "1",
-                           "--no-visualization", "--ranking", "contrast", "--discriminant",
-                           "verification", "--ranking-fill", "mean"]) == 0
-    run = tmp_path / ("scores-group-pairs-FaceWorld-verification-sameid-erase-black-thresh-0.2"
-                      "-disc-verification-ranking-contrast-rfill-mean")
+    assert (
+        main(
+            "sameid",
+            [
+                *common,
+                "--output-dir",
+                str(tmp_path),
+                "--limit",
+                "1",
+                "--no-visualization",
+                "--ranking",
+                "contrast",
+                "--discriminant",
+                "verification",
+                "--ranking-fill",
+                "mean",
+            ],
+        )
+        == 0
+    )
+    run = tmp_path / (
+        "scores-group-pairs-FaceWorld-verification-sameid-erase-black-thresh-0.2"
+        "-disc-verification-ranking-contrast-rfill-mean"
+    )
     rec = strict_load(run / "json" / "0.json")
     assert (rec["ranking"], rec["discriminant"], rec["ranking-fill"]) == (
-        "contrast", "verification", "mean")
+        "contrast",
+        "verification",
+        "mean",
+    )
     assert set(REQUIRED_KEYS) <= set(rec)
     for name, classes in (("image1", rec["Attribute1-class"]), ("image2", rec["Attribute2-class"])):
         words = rec[f"words-{name}"]
@@ -221,8 +347,13 @@ def test_ranking_and_discriminant_flags(setup, tmp_path):
         assert ranks == sorted(ranks) and all("contrast" in w for w in words)
         assert all(w["rank"] is None for w in words if w["tie"] == "unchanged")
     # the default run records the paper ranking, with the classes discriminant
-    assert main("topk", [*common, "--output-dir", str(tmp_path / "p"), "--limit", "1",
-                         "--no-visualization"]) == 0
+    assert (
+        main(
+            "topk",
+            [*common, "--output-dir", str(tmp_path / "p"), "--limit", "1", "--no-visualization"],
+        )
+        == 0
+    )
     rec = strict_load(tmp_path / "p" / RUN_DIR / "json" / "0.json")
     assert (rec["ranking"], rec["discriminant"]) == ("paper", "classes")
     sims = {int(k.rsplit("_", 1)[1]): v[1] for k, v in rec["attributes-image1"].items()}
@@ -230,14 +361,28 @@ def test_ranking_and_discriminant_flags(setup, tmp_path):
     assert order == sorted(order, key=lambda j: (-sims[j], j))
     with pytest.raises(SystemExit):
         main("topk", [*common, "--ranking", "best"])
-    assert main("topk", [*common, "--output-dir", str(tmp_path / "q"), "--ranking", "both-shared",
-                         "--no-calculate-similarity"]) == 2
+    assert (
+        main(
+            "topk",
+            [
+                *common,
+                "--output-dir",
+                str(tmp_path / "q"),
+                "--ranking",
+                "both-shared",
+                "--no-calculate-similarity",
+            ],
+        )
+        == 2
+    )
 
 
 def test_usage_errors_exit_2_before_any_work(setup, tmp_path):
     root, common = setup
     args = [a if a != str(root / "pairs.txt") else str(root / "nope.txt") for a in common]
-    res = run_script("Multi_Identity_topk.py", [*args, "--output-dir", str(tmp_path / "o")], cwd=root)
+    res = run_script(
+        "Multi_Identity_topk.py", [*args, "--output-dir", str(tmp_path / "o")], cwd=root
+    )
     assert res.returncode == 2 and "nope.txt" in res.stderr and "not found" in res.stderr
     assert not (tmp_path / "o").exists()
     from utils.run.runner import main
@@ -253,9 +398,26 @@ def test_every_flag_has_help():
     for strategy in ("topk", "threshold", "sameid"):
         parser = build_parser(strategy)
         for action in parser._actions:
-            assert action.help and len(action.help) > 10, f"{strategy}: {action.option_strings} has no help"
+            assert action.help and len(action.help) > 10, (
+                f"{strategy}: {action.option_strings} has no help"
+            )
     text = build_parser("topk").format_help()
-    for flag in ("--Datasets", "--recognition-net", "--attribute-net", "--verification-net", "--heatmap-method",
-                 "--thresh", "--topk", "--Erasing-method", "--output-dir", "--no-visualization",
-                 "--no-calculate-similarity", "--shard", "--no-resume", "--ablation", "--seed", "--device"):
+    for flag in (
+        "--Datasets",
+        "--recognition-net",
+        "--attribute-net",
+        "--verification-net",
+        "--heatmap-method",
+        "--thresh",
+        "--topk",
+        "--Erasing-method",
+        "--output-dir",
+        "--no-visualization",
+        "--no-calculate-similarity",
+        "--shard",
+        "--no-resume",
+        "--ablation",
+        "--seed",
+        "--device",
+    ):
         assert flag in text

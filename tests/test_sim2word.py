@@ -222,19 +222,22 @@ def test_sameid_uses_H_t_alone_when_top1_agrees():
 def test_sameid_renormalises_joint_maps_like_the_authors():
     """Scores-sameid.py (Segmantically_Attributes_Interpretable_v2) min-max normalises J again."""
     img2 = raw_image(Q, P[::-1], 148)  # same top-1 class: H_d = H_t = P/15
-    d1 = explain_pair(IMG1, img2, NETS, Sim2WordConfig(strategy="sameid", thresh=0.6,
-                                                       calculate_similarity=False)).directions[0]
+    d1 = explain_pair(
+        IMG1, img2, NETS, Sim2WordConfig(strategy="sameid", thresh=0.6, calculate_similarity=False)
+    ).directions[0]
     # head 0: J = P/15 * P/15 = P^2/225, max 1 -> unchanged;
     # head 1: P/15 * (P + Q)/30, max 1 at (3, 3) too.
-    np.testing.assert_allclose(d1.J[0], P ** 2 / 225, atol=1e-6)
+    np.testing.assert_allclose(d1.J[0], P**2 / 225, atol=1e-6)
     np.testing.assert_allclose(d1.J[1], P * (P + Q) / 450, atol=1e-6)
     # different top-1 (IMG2): J[0] = H_d * P/15 has max 0.8 (see the top-k test) -> divided by 0.8
-    d1 = explain_pair(IMG1, IMG2, NETS, Sim2WordConfig(strategy="sameid", thresh=0.6,
-                                                       calculate_similarity=False)).directions[0]
+    d1 = explain_pair(
+        IMG1, IMG2, NETS, Sim2WordConfig(strategy="sameid", thresh=0.6, calculate_similarity=False)
+    ).directions[0]
     np.testing.assert_allclose(d1.J[0], d1.H_d * P / 15 / 0.8, atol=1e-6)
     assert sorted(map(tuple, np.argwhere(d1.masks[0]))) == [(3, 0), (3, 1)]
-    top = explain_pair(IMG1, IMG2, NETS, Sim2WordConfig(strategy="topk", thresh=0.6,
-                                                        calculate_similarity=False)).directions[0]
+    top = explain_pair(
+        IMG1, IMG2, NETS, Sim2WordConfig(strategy="topk", thresh=0.6, calculate_similarity=False)
+    ).directions[0]
     assert top.masks[0].sum() == 2 and np.isclose(top.J[0].max(), 0.8)  # top-k: J as it is
 
 

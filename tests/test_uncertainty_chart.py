@@ -1,5 +1,6 @@
 """The uncertainty chart is readable: the legend never covers a bar, value labels are horizontal
 and >= 8 pt, the title carries no file name (utils/experiments/figures.uncertainty_chart)."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -9,9 +10,15 @@ from matplotlib.text import Text
 
 from utils.experiments.figures import uncertainty_chart, uncertainty_title
 
-DATA = {"u0": 0.2, "words": [f"attribute {k}" for k in range(18)],
-        "u": list(np.linspace(0.9, 0.05, 18)), "path": "identification/h012/3.png", "label": 12,
-        "pred": 12, "score": 0.97}
+DATA = {
+    "u0": 0.2,
+    "words": [f"attribute {k}" for k in range(18)],
+    "u": list(np.linspace(0.9, 0.05, 18)),
+    "path": "identification/h012/3.png",
+    "label": 12,
+    "pred": 12,
+    "score": 0.97,
+}
 
 
 def test_legend_outside_bars_labels_readable_title_without_file_name():
@@ -33,6 +40,6 @@ def test_legend_outside_bars_labels_readable_title_without_file_name():
     box = ax.get_window_extent(renderer)
     extents = [t.get_window_extent(renderer) for t in values]
     assert all(e.x1 <= box.x1 for e in extents)
-    assert not any(a.overlaps(b) for i, a in enumerate(extents) for b in extents[i + 1:])
+    assert not any(a.overlaps(b) for i, a in enumerate(extents) for b in extents[i + 1 :])
     assert all(t.get_fontsize() >= 8 for t in ax.get_yticklabels())
     assert fig.axes[0].get_xlabel() == "h012/3.png"

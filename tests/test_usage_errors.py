@@ -235,8 +235,15 @@ RANKING_SETTINGS = (
     "tie_tolerance",
     "verification_layer",
 )
-RANKING_KEYS = ("ranking", "discriminant", "ranking-fill", "ranking-tie-break", "words-image1",
-                "words-image2", "words-pair")
+RANKING_KEYS = (
+    "ranking",
+    "discriminant",
+    "ranking-fill",
+    "ranking-tie-break",
+    "words-image1",
+    "words-image2",
+    "words-pair",
+)
 
 
 def test_a_folder_written_before_the_ranking_settings_is_refused_with_a_clear_message(

@@ -3,6 +3,7 @@
 Every output is written to a temporary name in the destination folder and
 renamed into place with :func:`os.replace`, which is atomic on POSIX.
 """
+
 from __future__ import annotations
 
 import json

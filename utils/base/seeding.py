@@ -1,4 +1,5 @@
 """One helper that seeds every random number generator the project uses."""
+
 from __future__ import annotations
 
 import random

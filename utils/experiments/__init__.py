@@ -1,1 +1,1 @@
-"""Paper experiments and their analysis: twin check, uncertainty, mask game, saliency scores, figures."""
+"""Paper experiments and analysis: twin check, uncertainty, mask game, saliency scores, figures."""

@@ -512,12 +512,18 @@ def write_roc_report(
     from utils.experiments.figures import roc_figure, save_figure
 
     summaries = {name: roc_summary(*s) for name, s in samples.items()}
-    text = format_table(["Method", *roc_header()],
-                        [[name, *roc_cells(summary)] for name, summary in summaries.items()])
+    text = format_table(
+        ["Method", *roc_header()],
+        [[name, *roc_cells(summary)] for name, summary in summaries.items()],
+    )
     print(text)
     atomic_write_text(out / f"{stem}.md", text)
-    atomic_write_text(out / f"{stem}.csv", csv_text(
-        ["method", *roc_header()], [[n, *roc_cells(s, None)] for n, s in summaries.items()]))
+    atomic_write_text(
+        out / f"{stem}.csv",
+        csv_text(
+            ["method", *roc_header()], [[n, *roc_cells(s, None)] for n, s in summaries.items()]
+        ),
+    )
     atomic_write_json(out / f"{stem}.json", {**report, **summaries})
     curves = {}
     for name, (scores, labels) in samples.items():

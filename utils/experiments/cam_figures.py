@@ -48,8 +48,16 @@ from utils.run.runner import pair_items
 log = logging.getLogger("sim2word")
 MODES = ("identity", "attribute", "counterfactual")
 ROLES = (("recognition", "FaceWorld-recognition"), ("attribute", "FaceWorld-attribute"))
-RECORD_KEYS = ("pair-index", "image-path1", "image-path2", "match", "modes", "class1", "class2",
-               "files")
+RECORD_KEYS = (
+    "pair-index",
+    "image-path1",
+    "image-path2",
+    "match",
+    "modes",
+    "class1",
+    "class2",
+    "files",
+)
 
 DESCRIPTION = """Class activation maps of a pair list (the authors' CAM_visualization scripts).
 
@@ -69,18 +77,36 @@ def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
     cli.add_pair_data_flags(p)
     cli.add_network_flags(p, ROLES)
     meth = p.add_argument_group("method")
-    cli.add_flag(meth, "--mode", nargs="+", choices=MODES, default=list(MODES),
-                 help="which maps to draw (one or more; default: all three)")
-    cli.add_flag(meth, "--present-only", action="store_true",
-                 help="--mode attribute: only the attributes present in the image (the authors' "
-                 "CAM_visualization_attribute.py)")
+    cli.add_flag(
+        meth,
+        "--mode",
+        nargs="+",
+        choices=MODES,
+        default=list(MODES),
+        help="which maps to draw (one or more; default: all three)",
+    )
+    cli.add_flag(
+        meth,
+        "--present-only",
+        action="store_true",
+        help="--mode attribute: only the attributes present in the image (the authors' "
+        "CAM_visualization_attribute.py)",
+    )
     cli.add_heatmap_method(meth)
-    cli.add_flag(meth, "--topk", type=cli.positive_int, default=1,
-                 help="k: class set = the k identities with the largest logits (default: "
-                 "%(default)s)")
-    cli.add_run_flags(p, "pair", "parent of the run folder CAM-<Datasets>-<recognition-net>-... "
-                      "(default: <repo>/outputs)", "seed of everything",
-                      "images per forward (unused: two images per pair)")
+    cli.add_flag(
+        meth,
+        "--topk",
+        type=cli.positive_int,
+        default=1,
+        help="k: class set = the k identities with the largest logits (default: %(default)s)",
+    )
+    cli.add_run_flags(
+        p,
+        "pair",
+        "parent of the run folder CAM-<Datasets>-<recognition-net>-... (default: <repo>/outputs)",
+        "seed of everything",
+        "images per forward (unused: two images per pair)",
+    )
     return p
 
 
@@ -96,9 +122,14 @@ def run_dir_name(args: argparse.Namespace) -> str:
 
 def pair_files(run_dir: Path, n: int) -> list[Path]:
     """Every output of pair ``n`` (removed with a stale record)."""
-    return [run_dir / "identity" / f"{n}-1.jpg", run_dir / "identity" / f"{n}-2.jpg",
-            run_dir / "attribute" / f"{n}-1", run_dir / "attribute" / f"{n}-2",
-            run_dir / "counterfactual" / f"{n}-n1-n2", run_dir / "counterfactual" / f"{n}-n2-n1"]
+    return [
+        run_dir / "identity" / f"{n}-1.jpg",
+        run_dir / "identity" / f"{n}-2.jpg",
+        run_dir / "attribute" / f"{n}-1",
+        run_dir / "attribute" / f"{n}-2",
+        run_dir / "counterfactual" / f"{n}-n1-n2",
+        run_dir / "counterfactual" / f"{n}-n2-n1",
+    ]
 
 
 @dataclass
@@ -116,11 +147,18 @@ def make_plan(args: argparse.Namespace) -> CAMPlan:
     :class:`UsageError`."""
     items = pair_items(args)
     args.mode = sorted(set(args.mode), key=MODES.index)
-    config = Sim2WordConfig(topk=args.topk, heatmap_method=args.heatmap_method, seed=args.seed,
-                            calculate_similarity=False)
+    config = Sim2WordConfig(
+        topk=args.topk,
+        heatmap_method=args.heatmap_method,
+        seed=args.seed,
+        calculate_similarity=False,
+    )
     run_dir = Path(args.output_dir).resolve() / run_dir_name(args)
     run, device = plan_run(
-        args, items, run_dir, tuple(r for r, _ in ROLES),
+        args,
+        items,
+        run_dir,
+        tuple(r for r, _ in ROLES),
         f"the pair list {args.pair_list} holds no pair; add 'path1 path2 label' lines",
         extras=lambda n: pair_files(run_dir, n),
     )
@@ -131,8 +169,13 @@ def load_nets(args: argparse.Namespace, device: torch.device) -> Sim2WordNets:
     """R and A from the flags (no verification net); raises :class:`UsageError`."""
     nets = load_networks(args, tuple(r for r, _ in ROLES), device)
     try:
-        return Sim2WordNets(nets["recognition"], nets["attribute"], None, args.recognition_layer,
-                            args.attribute_layer)
+        return Sim2WordNets(
+            nets["recognition"],
+            nets["attribute"],
+            None,
+            args.recognition_layer,
+            args.attribute_layer,
+        )
     except ValueError as err:
         raise UsageError(str(err)) from None
 
@@ -162,12 +205,19 @@ def write_maps(run_dir: Path, n: int, ex, modes, present_only: bool) -> list[str
             for j in range(len(d.H_attr)):
                 cls = int(d.attr_class[j])
                 if not present_only or vocab.is_present(j, cls):
-                    put(f"attribute/{n}-{i}/{attribute_label(j, cls, vocab)}.jpg", image,
-                        d.H_attr[j])
+                    put(
+                        f"attribute/{n}-{i}/{attribute_label(j, cls, vocab)}.jpg",
+                        image,
+                        d.H_attr[j],
+                    )
         if "counterfactual" in modes:
             folder = f"counterfactual/{n}-n{i}-n{3 - i}"
-            for name, heat in (("H_t", d.H_t), ("H_f", d.H_f), ("1-H_f", 1.0 - d.H_f),
-                               ("H_d", d.H_d)):
+            for name, heat in (
+                ("H_t", d.H_t),
+                ("H_f", d.H_f),
+                ("1-H_f", 1.0 - d.H_f),
+                ("H_d", d.H_d),
+            ):
                 put(f"{folder}/{name}.jpg", image, heat)
     return written
 
@@ -178,8 +228,9 @@ class CAMTask:
     unit, count_key = "pair", "pairs"
     log = log
 
-    def __init__(self, args: argparse.Namespace, config: Sim2WordConfig,
-                 nets: Sim2WordNets) -> None:
+    def __init__(
+        self, args: argparse.Namespace, config: Sim2WordConfig, nets: Sim2WordNets
+    ) -> None:
         self.args, self.config, self.nets = args, config, nets
 
     def read(self, item: PairItem) -> tuple[np.ndarray, np.ndarray]:
@@ -191,9 +242,16 @@ class CAMTask:
         ex = explain_pair(*inputs, self.nets, self.config, pair_index=item.index)
         ctx.stage = "visualize"
         files = write_maps(ctx.run_dir, item.index, ex, self.args.mode, self.args.present_only)
-        return {"pair-index": item.index, "image-path1": item.path1, "image-path2": item.path2,
-                "match": item.label, "modes": list(self.args.mode), "class1": ex.class1,
-                "class2": ex.class2, "files": files}
+        return {
+            "pair-index": item.index,
+            "image-path1": item.path1,
+            "image-path2": item.path2,
+            "match": item.label,
+            "modes": list(self.args.mode),
+            "class1": ex.class1,
+            "class2": ex.class2,
+            "files": files,
+        }
 
     def failure_fields(self, item: PairItem) -> dict[str, Any]:
         return {"pair": item.index, "line": item.line_no, "path1": item.path1, "path2": item.path2}
@@ -201,8 +259,12 @@ class CAMTask:
     def check_record(self, record: dict[str, Any], item: PairItem) -> str | None:
         if not all(k in record for k in RECORD_KEYS):
             return f"json/{item.index}.json is not a record of CAM_visualization.py"
-        if (record["pair-index"], record["image-path1"], record["image-path2"],
-                record["match"]) != (item.index, item.path1, item.path2, item.label):
+        if (
+            record["pair-index"],
+            record["image-path1"],
+            record["image-path2"],
+            record["match"],
+        ) != (item.index, item.path1, item.path2, item.label):
             return f"json/{item.index}.json is the record of another pair (the list changed)"
         return None
 
@@ -213,5 +275,11 @@ class CAMTask:
 def main(argv: list[str] | None = None, prog: str | None = None) -> int:
     """``CAM_visualization.py``: parse, plan, load R and A, run; returns the exit code."""
     parser = build_parser(prog or Path(sys.argv[0]).name)
-    return run_experiment(parser, argv, make_plan, load_nets,
-                          lambda plan, nets: CAMTask(plan.args, plan.config, nets), log)
+    return run_experiment(
+        parser,
+        argv,
+        make_plan,
+        load_nets,
+        lambda plan, nets: CAMTask(plan.args, plan.config, nets),
+        log,
+    )

@@ -5,6 +5,7 @@ pyplot state, no GUI backend), rendered to bytes and written atomically, so an
 interrupted run never leaves a half-written image. The pixel size of a saved
 figure is exactly ``figsize * dpi`` (no ``bbox_inches="tight"``).
 """
+
 from __future__ import annotations
 
 import json
@@ -30,8 +31,12 @@ def save_figure(fig: Figure, path: str | os.PathLike, dpi: int = 100) -> Path:
     return atomic_write_figure(path, fig, dpi)
 
 
-def roc_figure(curves: dict[str, tuple[np.ndarray, np.ndarray, float | None]], title: str,
-               fpr_floor: float = 1e-6, figsize: tuple[float, float] = (6.0, 5.0)) -> Figure:
+def roc_figure(
+    curves: dict[str, tuple[np.ndarray, np.ndarray, float | None]],
+    title: str,
+    fpr_floor: float = 1e-6,
+    figsize: tuple[float, float] = (6.0, 5.0),
+) -> Figure:
     """ROC curves on a log-scale FPR axis.
 
     Args:
@@ -89,8 +94,13 @@ def load_rgb(
     return cv2.cvtColor(img, cv2.COLOR_BGR2RGB), ""
 
 
-def pair_figure(images: Sequence[np.ndarray | None], captions: Sequence[str], title: str,
-                figsize: tuple[float, float] = (10.0, 6.5), caption_height: float = 1.3) -> Figure:
+def pair_figure(
+    images: Sequence[np.ndarray | None],
+    captions: Sequence[str],
+    title: str,
+    figsize: tuple[float, float] = (10.0, 6.5),
+    caption_height: float = 1.3,
+) -> Figure:
     """Two images side by side, each captioned below; a missing image is a grey placeholder.
 
     Args:
@@ -112,15 +122,25 @@ def pair_figure(images: Sequence[np.ndarray | None], captions: Sequence[str], ti
         ax.set_xticks([])
         ax.set_yticks([])
         text_ax.axis("off")
-        text_ax.text(0.0, 1.0, caption, ha="left", va="top", fontsize=9, family="monospace",
-                     transform=text_ax.transAxes)
+        text_ax.text(
+            0.0,
+            1.0,
+            caption,
+            ha="left",
+            va="top",
+            fontsize=9,
+            family="monospace",
+            transform=text_ax.transAxes,
+        )
     fig.suptitle(title, fontsize=10)
     fig.subplots_adjust(left=0.04, right=0.96, top=0.88, bottom=0.02, hspace=0.06, wspace=0.12)
     return fig
 
 
-def bar_figure(panels: Sequence[tuple[str, Sequence[str], Sequence[int]]],
-               figsize: tuple[float, float] = (10.0, 8.0)) -> Figure:
+def bar_figure(
+    panels: Sequence[tuple[str, Sequence[str], Sequence[int]]],
+    figsize: tuple[float, float] = (10.0, 8.0),
+) -> Figure:
     """Horizontal bar charts, one panel per ``(title, labels, counts)``, largest bar on top."""
     fig = Figure(figsize=figsize)
     axes = np.atleast_1d(fig.subplots(len(panels), 1))
@@ -152,13 +172,28 @@ def add_pair_figure_flags(parser, figsize: tuple[float, float]) -> None:
         "folder that relative image-path1/image-path2 are resolved against first "
         "(then the JSON's folder, then the current directory)",
     )
-    cli.add_flag(parser, "--figures", action=argparse.BooleanOptionalAction, default=True,
-                 help="draw one figure per pair (--no-figures: only the JSON summary)")
-    cli.add_flag(parser, "--max-figures", type=cli.non_negative_int, default=None,
-                 help="draw figures for the first N pairs only (default: all)")
+    cli.add_flag(
+        parser,
+        "--figures",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="draw one figure per pair (--no-figures: only the JSON summary)",
+    )
+    cli.add_flag(
+        parser,
+        "--max-figures",
+        type=cli.non_negative_int,
+        default=None,
+        help="draw figures for the first N pairs only (default: all)",
+    )
     cli.add_figure_flags(parser, figsize)
-    cli.add_flag(parser, "--image-format", choices=("png", "jpg"), default="png",
-                 help="figure file format (default: %(default)s)")
+    cli.add_flag(
+        parser,
+        "--image-format",
+        choices=("png", "jpg"),
+        default="png",
+        help="figure file format (default: %(default)s)",
+    )
 
 
 # ----------------------------------------------------------------------------- uncertainty charts
@@ -199,8 +234,9 @@ def read_chart_data(path: str | os.PathLike) -> dict[str, Any]:
     return {
         "u0": _finite_number(rec.get("uncertainty-original"), "uncertainty-original"),
         "words": [str(a.get("word", "?")) for a in attrs],
-        "u": [_finite_number(a.get("uncertainty"), f"uncertainty of {a.get('word')!r}")
-              for a in attrs],
+        "u": [
+            _finite_number(a.get("uncertainty"), f"uncertainty of {a.get('word')!r}") for a in attrs
+        ],
         "path": rec.get("image-path"),
         "label": rec.get("label"),
         "pred": rec.get("predicted-identity"),
@@ -218,8 +254,13 @@ def uncertainty_title(data: dict[str, Any]) -> str:
     )
 
 
-def uncertainty_chart(data: dict[str, Any], image: np.ndarray | None, title: str,
-                      figsize: tuple[float, float] = (12.0, 5.0), note: str = "") -> Figure:
+def uncertainty_chart(
+    data: dict[str, Any],
+    image: np.ndarray | None,
+    title: str,
+    figsize: tuple[float, float] = (12.0, 5.0),
+    note: str = "",
+) -> Figure:
     """Image on the left; on the right one horizontal bar per image: the original first (top),
     then each candidate attribute erased, largest uncertainty first.
 
@@ -237,11 +278,19 @@ def uncertainty_chart(data: dict[str, Any], image: np.ndarray | None, title: str
 
     fig = Figure(figsize=figsize)
     ax_img, ax = fig.subplots(1, 2, gridspec_kw={"width_ratios": [1.0, 3.2]})
-    ax_img.imshow(image if image is not None
-                  else np.full((112, 112, 3), PLACEHOLDER_GREY, np.uint8))
+    ax_img.imshow(
+        image if image is not None else np.full((112, 112, 3), PLACEHOLDER_GREY, np.uint8)
+    )
     if image is None:
-        ax_img.text(0.5, 0.5, "image\nnot available", ha="center", va="center",
-                    fontsize=LABEL_PT + 2, transform=ax_img.transAxes)
+        ax_img.text(
+            0.5,
+            0.5,
+            "image\nnot available",
+            ha="center",
+            va="center",
+            fontsize=LABEL_PT + 2,
+            transform=ax_img.transAxes,
+        )
     ax_img.set_xticks([])
     ax_img.set_yticks([])
     if note:
@@ -260,19 +309,33 @@ def uncertainty_chart(data: dict[str, Any], image: np.ndarray | None, title: str
     ax.set_ylim(-0.6, len(values) - 0.4)
     ax.set_xlim(0.0, top * 1.18)
     ax.tick_params(axis="x", labelsize=LABEL_PT)
-    ax.set_xlabel("evidential uncertainty u = K / sum(alpha) (larger = the net is less sure)",
-                  fontsize=LABEL_PT + 1)
+    ax.set_xlabel(
+        "evidential uncertainty u = K / sum(alpha) (larger = the net is less sure)",
+        fontsize=LABEL_PT + 1,
+    )
     if not data["words"]:
-        ax.text(0.5, 0.5, "no candidate attribute (present with confidence > attr-conf)",
-                ha="center", va="center", transform=ax.transAxes, fontsize=LABEL_PT + 1)
+        ax.text(
+            0.5,
+            0.5,
+            "no candidate attribute (present with confidence > attr-conf)",
+            ha="center",
+            va="center",
+            transform=ax.transAxes,
+            fontsize=LABEL_PT + 1,
+        )
     ax.legend(
         handles=[
             Patch(color=UNCERTAINTY_COLOURS["original"], label="original image"),
-            Patch(color=UNCERTAINTY_COLOURS["raise"],
-                  label="attribute erased: u above the original"),
+            Patch(
+                color=UNCERTAINTY_COLOURS["raise"], label="attribute erased: u above the original"
+            ),
             Patch(color=UNCERTAINTY_COLOURS["lower"], label="attribute erased: u not above"),
         ],
-        loc="lower left", bbox_to_anchor=(0.0, 1.0), ncol=3, fontsize=LABEL_PT, frameon=False,
+        loc="lower left",
+        bbox_to_anchor=(0.0, 1.0),
+        ncol=3,
+        fontsize=LABEL_PT,
+        frameon=False,
         borderaxespad=0.2,
     )
     fig.suptitle(title, fontsize=LABEL_PT + 2)

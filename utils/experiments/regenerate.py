@@ -97,11 +97,14 @@ def detect(path: str | Path) -> Source:
             raise SourceError(f"{path}: not a readable JSON file ({err})") from None
         if isinstance(data, dict) and "table" in data and "settings" in data:
             return Source("comparison", path)
-        if isinstance(data, list) or (isinstance(data, dict) and ("variants" in data
-                                                                  or "rows" in data)):
+        if isinstance(data, list) or (
+            isinstance(data, dict) and ("variants" in data or "rows" in data)
+        ):
             return Source("twin-check", path)
-        raise SourceError(f"{path}: a JSON file that is neither a twin check (ground_truth.json) "
-                          "nor a comparison (comparison.json)")
+        raise SourceError(
+            f"{path}: a JSON file that is neither a twin check (ground_truth.json) "
+            "nor a comparison (comparison.json)"
+        )
     if not path.is_dir():
         raise SourceError(f"{path} does not exist; pass run folders and result JSON files")
     for name, kind in (("comparison.json", "comparison"), ("ground_truth.json", "twin-check")):
@@ -116,7 +119,8 @@ def detect(path: str | Path) -> Source:
     if "attributes-image1" in rec:
         erased = rec["attributes-image1"]
         no_attr = rec.get("ablation") == "no-attribute" or (
-            isinstance(erased, dict) and set(erased) == {"image1-f_attr_"})
+            isinstance(erased, dict) and set(erased) == {"image1-f_attr_"}
+        )
         return Source("no-attribute" if no_attr else "pair", run)
     raise SourceError(f"{path}: its records are neither pair records nor uncertainty records")
 
@@ -156,8 +160,9 @@ def _step(section: Section, out: Path, name: str, script: str, argv: list[str]) 
     code = run_script(module, [*argv, "--no-progress"], out / "logs" / f"{name}.log")
     if code not in (0, 3):
         section.failed += 1
-        section.parts.append(f"`{_command(script, argv)}` failed (exit {code}); see "
-                             f"`logs/{name}.log`.\n")
+        section.parts.append(
+            f"`{_command(script, argv)}` failed (exit {code}); see `logs/{name}.log`.\n"
+        )
         return False
     if code == 3:
         section.parts.append(f"(`{script}` skipped some records: see `logs/{name}.log`)\n")
@@ -171,33 +176,43 @@ def pair_run_section(src: Source, out: Path, section: Section, top5: int) -> Non
     folder = out / "analysis" / name
     base = ["--Json-fold", str(src.path), "--output-dir", str(folder)]
     section.parts.append(f"### {name}\n")
-    module, label = (("AUC_no_attribute_map", "Mask game of the no-attribute ablation")
-                     if src.kind == "no-attribute" else ("AUC_most_attributes", "Mask game"))
+    module, label = (
+        ("AUC_no_attribute_map", "Mask game of the no-attribute ablation")
+        if src.kind == "no-attribute"
+        else ("AUC_most_attributes", "Mask game")
+    )
     script, stem = f"results/{module}.py", module.lower()
     if _step(section, out, f"{name}-{stem}", script, base):
         roc = folder / stem.replace("auc_", "roc_", 1)
         section.parts.append(
             f"{label} (`{_command(script, base[:2])}`):\n\n{_read_text(folder / f'{stem}.md')}\n\n"
-            f"![ROC]({_rel(roc.with_suffix('.png'), out)})\n")
+            f"![ROC]({_rel(roc.with_suffix('.png'), out)})\n"
+        )
     if src.kind == "no-attribute":
         return
     script = "results/Statistic_most_attributes.py"
     if _step(section, out, f"{name}-top1_statistics", script, base):
         stats = safejson.load_json_file(folder / "top1_statistics.json")
-        rows = [[r["attribute"], r["count"], f"{r['fraction']:.3f}"]
-                for r in stats["by_attribute"] if r["count"]]
+        rows = [
+            [r["attribute"], r["count"], f"{r['fraction']:.3f}"]
+            for r in stats["by_attribute"]
+            if r["count"]
+        ]
         section.parts.append(
             f"Top-1 words over {stats['n_images']} images of {stats['n_pairs']} impostor pairs "
             f"(`{_command(script, base[:2])}`):\n\n"
             f"{format_table(['Attribute', 'count', 'fraction'], rows, align='lrr')}\n"
-            f"![top-1 words]({_rel(folder / 'top1_statistics.png', out)})\n")
+            f"![top-1 words]({_rel(folder / 'top1_statistics.png', out)})\n"
+        )
     script = "results/Top_5_attributes.py"
     argv = [*base, "--max-figures", str(top5)]
     if _step(section, out, f"{name}-top5_attributes", script, argv):
         figures = sorted((folder / "top5").glob("*.png"))
         links = " ".join(f"[{p.stem}]({_rel(p, out)})" for p in figures)
-        section.parts.append(f"Top-5 words per pair (`{_command(script, argv[:2] + argv[4:])}`): "
-                             f"{links or '(no figure)'}\n")
+        section.parts.append(
+            f"Top-5 words per pair (`{_command(script, argv[:2] + argv[4:])}`): "
+            f"{links or '(no figure)'}\n"
+        )
 
 
 def uncertainty_section(src: Source, out: Path, section: Section) -> None:
@@ -222,15 +237,18 @@ def uncertainty_section(src: Source, out: Path, section: Section) -> None:
         random = all("random" in q for q in first.values())
         table = format_summary(summarise(records, nums, random))
         atomic_write_text(folder / "quantity.md", table)
-        section.parts.append(f"Quantity experiment over {len(records)} images (recomputed from "
-                             f"`{src.path}/json`):\n\n{table}\n")
+        section.parts.append(
+            f"Quantity experiment over {len(records)} images (recomputed from "
+            f"`{src.path}/json`):\n\n{table}\n"
+        )
     script = "results/uncertainty_visualization.py"
     argv = ["--Json-fold", str(src.path), "--Save-fold", str(folder / "charts")]
     if _step(section, out, f"{name}-uncertainty_visualization", script, argv):
         charts = sorted((folder / "charts").glob("*.png"))
         links = " ".join(f"[{p.stem}]({_rel(p, out)})" for p in charts[:50])
-        section.parts.append(f"One chart per image (`{_command(script, argv[:2])}`): "
-                             f"{links or '(no chart)'}\n")
+        section.parts.append(
+            f"One chart per image (`{_command(script, argv[:2])}`): {links or '(no chart)'}\n"
+        )
 
 
 def twin_check_table(data: Any) -> str:
@@ -269,8 +287,11 @@ def json_section(src: Source, out: Path, section: Section) -> None:
     stem = "ground_truth" if src.kind == "twin-check" else "comparison"
     atomic_write_text(folder / f"{stem}.md", table)
     settings = data.get("args", data.get("settings")) if isinstance(data, dict) else None
-    shown = ", ".join(f"{k} {settings[k]}" for k in ("strategy", "thresh", "num_pairs", "pairs")
-                      if isinstance(settings, dict) and k in settings)
+    shown = ", ".join(
+        f"{k} {settings[k]}"
+        for k in ("strategy", "thresh", "num_pairs", "pairs")
+        if isinstance(settings, dict) and k in settings
+    )
     section.parts.append(f"From `{src.path}`{f' ({shown})' if shown else ''}:\n\n{table}\n")
     fig = src.path.parent / "fig4.png"
     if src.kind == "comparison" and fig.is_file():
@@ -278,8 +299,9 @@ def json_section(src: Source, out: Path, section: Section) -> None:
         section.parts.append(f"![Fig. 4-style figure]({_rel(folder / 'fig4.png', out)})\n")
 
 
-def make_figures(paths: Sequence[str | Path], out: str | Path, command: str,
-                 top5: int = 8) -> tuple[dict[str, Path], int]:
+def make_figures(
+    paths: Sequence[str | Path], out: str | Path, command: str, top5: int = 8
+) -> tuple[dict[str, Path], int]:
     """Regenerate every figure and table the inputs allow (module docstring).
 
     Args:
@@ -314,7 +336,7 @@ def make_figures(paths: Sequence[str | Path], out: str | Path, command: str,
             log.error("%s: %s: %s", src.path, type(err).__name__, err)
     written = {}
     for key, section in sections.items():
-        head = (f"<!-- README section \"{SECTIONS[key]}\": regenerated by `{command}` -->\n\n")
+        head = f'<!-- README section "{SECTIONS[key]}": regenerated by `{command}` -->\n\n'
         written[key] = atomic_write_text(out / f"{key}.md", head + "\n".join(section.parts))
     return written, sum(s.failed for s in sections.values())
 
@@ -342,15 +364,30 @@ def build_parser(prog: str | None = None):
     """The flags of ``make_figures.py``."""
     from utils.run import cli
 
-    p = cli.make_parser(DESCRIPTION, "Exit status: 0 everything regenerated, 3 some inputs or "
-                        "steps failed (see the snippets and logs/), 2 usage error.", prog)
-    p.add_argument("inputs", nargs="+", type=Path,
-                   help="run folders and result JSON files (recognised by their content)")
-    cli.add_output_dir(p, cli.DEFAULT_OUTPUT_DIR / "figures",
-                       "folder of the figures, tables and snippets "
-                       "(default: <repo>/outputs/figures)")
-    cli.add_flag(p, "--top5", type=cli.non_negative_int, default=8,
-                 help="top-5 figures per pair run, for its first N pairs (default: %(default)s)")
+    p = cli.make_parser(
+        DESCRIPTION,
+        "Exit status: 0 everything regenerated, 3 some inputs or "
+        "steps failed (see the snippets and logs/), 2 usage error.",
+        prog,
+    )
+    p.add_argument(
+        "inputs",
+        nargs="+",
+        type=Path,
+        help="run folders and result JSON files (recognised by their content)",
+    )
+    cli.add_output_dir(
+        p,
+        cli.DEFAULT_OUTPUT_DIR / "figures",
+        "folder of the figures, tables and snippets (default: <repo>/outputs/figures)",
+    )
+    cli.add_flag(
+        p,
+        "--top5",
+        type=cli.non_negative_int,
+        default=8,
+        help="top-5 figures per pair run, for its first N pairs (default: %(default)s)",
+    )
     return p
 
 

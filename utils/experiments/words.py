@@ -184,9 +184,11 @@ def empty_mask_statistics(records: Sequence[PairRecord], match: int | None = 0) 
             continue
         for i in (1, 2):
             fractions = rec.mask_fractions[i - 1]
-            top = record_top_words(rec, f"image{i}", 1, ties="flag") if rec.words or (
-                rec.similarity is not None
-            ) else []
+            top = (
+                record_top_words(rec, f"image{i}", 1, ties="flag")
+                if rec.words or (rec.similarity is not None)
+                else []
+            )
             if not fractions or not top:
                 continue
             images += 1
@@ -206,15 +208,16 @@ def run_agreement(a: Sequence[PairRecord], b: Sequence[PairRecord], k: int = 3) 
     """How far two runs over the same pairs agree (e.g. a gallery with and without the probes).
 
     Pairs are matched by ``pair-index`` (else file name); per image of a matched pair: its top-1
-    word (:func:`record_top_words`, ties skipped) equal in both runs, the overlap of its top-``k`` attributes
-    (shared / k), its identity class set equal; per pair the absolute difference of
-    ``similarity``. Images with no present attribute in either run are left out of the word
-    measures.
+    word (:func:`record_top_words`, ties skipped) equal in both runs, the overlap of its
+    top-``k`` attributes (shared / k), its identity class set equal; per pair the absolute
+    difference of ``similarity``. Images with no present attribute in either run are left out
+    of the word measures.
 
     Returns:
         ``{"pairs", "images", "top1_word_agreement", "topk", "topk_overlap",
         "class_set_agreement", "max_abs_similarity_difference"}`` (``None`` where nothing counts).
     """
+
     def key(r: PairRecord) -> Any:
         return r.pair_index if r.pair_index is not None else r.name
 

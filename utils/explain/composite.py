@@ -142,11 +142,14 @@ def composite_captions(
         else:
             top = select_words(words[side], k)
             dead = [w.word for w in words[side] if w.tie == UNCHANGED]
-            filler = NO_WORD + (":\nthe other present\nattributes are ties\n(listed below)" if dead
-                                else "")
-            maps = ("H_d: its identity, not the other's",) + tuple(
-                word_caption(w) for w in top
-            ) + (filler,) * (k - len(top))
+            filler = NO_WORD + (
+                ":\nthe other present\nattributes are ties\n(listed below)" if dead else ""
+            )
+            maps = (
+                ("H_d: its identity, not the other's",)
+                + tuple(word_caption(w) for w in top)
+                + (filler,) * (k - len(top))
+            )
             footer = (
                 f"ties, {TIE_MEANING[UNCHANGED]} (not explanations): " + ", ".join(dead)
                 if dead
@@ -166,8 +169,9 @@ def _map_panel(ax, image_bgr: np.ndarray, heat: np.ndarray, mask: np.ndarray | N
     h, w = image_bgr.shape[:2]
     panel = overlay(image_bgr, upsample_map(heat, (h, w)), ALPHA)
     if mask is not None and mask.any() and not mask.all():
-        contours, _ = cv2.findContours(mask.astype(np.uint8), cv2.RETR_EXTERNAL,
-                                       cv2.CHAIN_APPROX_NONE)
+        contours, _ = cv2.findContours(
+            mask.astype(np.uint8), cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_NONE
+        )
         cv2.drawContours(panel, contours, -1, (255, 255, 255), max(1, round(max(h, w) / 112)))
     ax.imshow(_rgb(panel), interpolation="nearest")
 
@@ -230,8 +234,15 @@ def composite_figure(
         ):
             ax = fig.add_subplot(grid[side, c])
             if heat is None:
-                ax.text(0.5, 0.5, caption, ha="center", va="center", fontsize=FONT,
-                        transform=ax.transAxes)
+                ax.text(
+                    0.5,
+                    0.5,
+                    caption,
+                    ha="center",
+                    va="center",
+                    fontsize=FONT,
+                    transform=ax.transAxes,
+                )
                 ax.set_axis_off()
                 continue
             _map_panel(ax, image, heat, mask)
@@ -239,17 +250,25 @@ def composite_figure(
             _off(ax)
         if row.footer:
             y = fig.axes[-1].get_position().y0  # the row's bottom edge, in figure fractions
-            fig.text(0.02, y - 0.012, "\n".join(textwrap.wrap(row.footer, 28 * cols)),
-                     ha="left", va="top", fontsize=FONT)
+            fig.text(
+                0.02,
+                y - 0.012,
+                "\n".join(textwrap.wrap(row.footer, 28 * cols)),
+                ha="left",
+                va="top",
+                fontsize=FONT,
+            )
     bar = fig.colorbar(
         ScalarMappable(Normalize(0.0, 1.0), cmap="jet"), cax=fig.add_subplot(grid[:, cols])
     )
-    bar.set_label("map value (0 = none, 1 = strongest); white outline = erased region",
-                  fontsize=FONT)
+    bar.set_label(
+        "map value (0 = none, 1 = strongest); white outline = erased region", fontsize=FONT
+    )
     bar.ax.tick_params(labelsize=FONT)
     width = int(cols * PANEL_INCHES * 72 / (FONT + 1) * 1.7)  # characters that fit the width
-    fig.suptitle("\n".join(textwrap.fill(line, width) for line in text.title.split("\n")),
-                 fontsize=FONT + 1)
+    fig.suptitle(
+        "\n".join(textwrap.fill(line, width) for line in text.title.split("\n")), fontsize=FONT + 1
+    )
     return fig
 
 

@@ -17,6 +17,7 @@ Example:
     >>> m = mask_from_map(J, 0.6, raw_shape=img.shape[:2])
     >>> erased = erase(img, m, "black")
 """
+
 from __future__ import annotations
 
 import cv2
@@ -42,7 +43,7 @@ def resize_mask(mask: np.ndarray, raw_shape: tuple[int, int]) -> np.ndarray:
 
 
 def mask_from_map(joint: np.ndarray, thresh: float, raw_shape: tuple[int, int]) -> np.ndarray:
-    """``J > thresh`` at the map's size, resized (nearest) to ``raw_shape``. (h, w) -> (H, W) bool."""
+    """``J > thresh`` on the map, resized (nearest) to ``raw_shape``. (h, w) -> (H, W) bool."""
     return resize_mask(threshold_maps(joint, thresh), raw_shape)
 
 
@@ -52,7 +53,9 @@ def noise_image(shape: tuple[int, ...], seed: int, pair_index: int, side: int) -
     return rng.integers(0, 256, size=shape, dtype=np.uint8)
 
 
-def erase(image: np.ndarray, mask: np.ndarray, method: str, noise: np.ndarray | None = None) -> np.ndarray:
+def erase(
+    image: np.ndarray, mask: np.ndarray, method: str, noise: np.ndarray | None = None
+) -> np.ndarray:
     """Fill the masked pixels of ``image``.
 
     Args:
@@ -67,12 +70,17 @@ def erase(image: np.ndarray, mask: np.ndarray, method: str, noise: np.ndarray | 
     if method not in FILLS:
         raise ValueError(f"unknown erasing method {method!r}; valid: {', '.join(FILLS)}")
     if mask.shape != image.shape[:2]:
-        raise ValueError(f"mask shape {mask.shape} does not match image shape {image.shape[:2]}; resize it with resize_mask")
+        raise ValueError(
+            f"mask shape {mask.shape} does not match image shape {image.shape[:2]}; "
+            "resize it with resize_mask"
+        )
     out = image.copy()
     if method == "random":
         if noise is None or noise.shape != image.shape:
-            raise ValueError(f"random erasing needs a noise image of shape {image.shape}, got "
-                             f"{None if noise is None else noise.shape}; build it with noise_image")
+            raise ValueError(
+                f"random erasing needs a noise image of shape {image.shape}, got "
+                f"{None if noise is None else noise.shape}; build it with noise_image"
+            )
         out[mask] = noise[mask]
     else:
         out[mask] = _CONSTANT[method]
@@ -90,7 +98,9 @@ class Eraser:
         side: 0 for image 1, 1 for image 2.
     """
 
-    def __init__(self, image: np.ndarray, method: str, seed: int = 0, pair_index: int = 0, side: int = 0) -> None:
+    def __init__(
+        self, image: np.ndarray, method: str, seed: int = 0, pair_index: int = 0, side: int = 0
+    ) -> None:
         if method not in FILLS:
             raise ValueError(f"unknown erasing method {method!r}; valid: {', '.join(FILLS)}")
         self.image = image

@@ -21,6 +21,7 @@ Visualisation levels (``--visualization``, :data:`LEVELS`):
 
 Every file is written atomically.
 """
+
 from __future__ import annotations
 
 import re

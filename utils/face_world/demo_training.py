@@ -44,6 +44,7 @@ twin check (ground_truth)      8                  4000
 Settings (architectures, epochs, learning rate) are chosen on the tuning
 images only; the reported numbers are measured once on the held-out ones.
 """
+
 from __future__ import annotations
 
 import math
@@ -65,11 +66,20 @@ from utils.face_world import Nuisance, render, sample_identity, sample_nuisance
 from utils.face_world.losses import ArcFaceHead, edl_loss
 from utils.base.seeding import seed_everything
 
-DEMO_NETWORKS = ("FaceWorld-recognition", "FaceWorld-attribute", "FaceWorld-verification", "FaceWorld-evidential")
+DEMO_NETWORKS = (
+    "FaceWorld-recognition",
+    "FaceWorld-attribute",
+    "FaceWorld-verification",
+    "FaceWorld-evidential",
+)
 # Epochs per network over the shared pool (the attribute net's 30 heads converge slowest;
 # the ArcFace verification net converges fastest).
-DEFAULT_EPOCHS = {"FaceWorld-recognition": 16, "FaceWorld-attribute": 24, "FaceWorld-verification": 8,
-                  "FaceWorld-evidential": 16}
+DEFAULT_EPOCHS = {
+    "FaceWorld-recognition": 16,
+    "FaceWorld-attribute": 24,
+    "FaceWorld-verification": 8,
+    "FaceWorld-evidential": 16,
+}
 # Share of those epochs run at TrainConfig.low_res_size (64 px) before the rest at the net's own
 # input size (progressive resizing): the 128 px trunk of R and A costs 4x per image at full size,
 # the convolutions and the global pooling do not depend on the size, and the last epochs at 128 px
@@ -120,14 +130,20 @@ class WorldSplit:
         """Nuisance of image ``k`` of identity ``i`` in nuisance stream ``stream``."""
         return sample_nuisance(np.random.default_rng([self.seed, 3, stream, i, k]))
 
-    def render_samples(self, identities: list, per_identity: int, stream: int,
-                       with_masks: bool = False) -> list:
+    def render_samples(
+        self, identities: list, per_identity: int, stream: int, with_masks: bool = False
+    ) -> list:
         """``per_identity`` :class:`utils.face_world.FaceSample` of every identity (position ``i``
         in the list), image ``k`` with :meth:`nuisance` ``(stream, i, k)``."""
-        return [render(ident, self.nuisance(stream, i, k), size=self.size, with_masks=with_masks)
-                for i, ident in enumerate(identities) for k in range(per_identity)]
+        return [
+            render(ident, self.nuisance(stream, i, k), size=self.size, with_masks=with_masks)
+            for i, ident in enumerate(identities)
+            for k in range(per_identity)
+        ]
 
-    def render_images(self, identities: list, per_identity: int, stream: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def render_images(
+        self, identities: list, per_identity: int, stream: int
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Render ``per_identity`` images of every identity with nuisance stream ``stream``.
 
         Returns:
@@ -135,8 +151,11 @@ class WorldSplit:
         """
         samples = self.render_samples(identities, per_identity, stream)
         ids = np.repeat(np.arange(len(identities), dtype=np.int64), per_identity)
-        return (np.stack([s.image for s in samples]), ids,
-                np.stack([s.labels for s in samples]).astype(np.int64))
+        return (
+            np.stack([s.image for s in samples]),
+            ids,
+            np.stack([s.labels for s in samples]).astype(np.int64),
+        )
 
 
 @dataclass
@@ -162,7 +181,10 @@ class TrainConfig:
 
 
 def schedule(name: str, cfg: TrainConfig, input_size: int) -> tuple[int, int]:
-    """(epochs, epochs at ``cfg.low_res_size`` first) of network ``name`` whose input is ``input_size`` px."""
+    """(epochs, epochs at ``cfg.low_res_size`` first) of network ``name``.
+
+    ``input_size`` is the side of the network's input in pixels.
+    """
     epochs = cfg.epochs or DEFAULT_EPOCHS[name]
     fraction = cfg.low_res_fraction
     if fraction is None:
@@ -172,36 +194,51 @@ def schedule(name: str, cfg: TrainConfig, input_size: int) -> tuple[int, int]:
 
 def _batches(n: int, batch_size: int, rng: np.random.Generator) -> Iterator[np.ndarray]:
     order = rng.permutation(n)
-    for start in range(0, n - batch_size + 1, batch_size):  # drop the last partial batch (BatchNorm1d)
-        yield order[start:start + batch_size]
+    # drop the last partial batch (BatchNorm1d)
+    for start in range(0, n - batch_size + 1, batch_size):
+        yield order[start : start + batch_size]
 
 
 def _loss_fn(name: str, net: nn.Module, head: nn.Module | None) -> Callable:
     if name == "FaceWorld-recognition":
         return lambda x, ids, attrs, epoch_frac: F.cross_entropy(net(x), ids)
     if name == "FaceWorld-attribute":
-        return lambda x, ids, attrs, epoch_frac: sum(F.cross_entropy(o, attrs[:, j]) for j, o in enumerate(net(x)))
+        return lambda x, ids, attrs, epoch_frac: sum(
+            F.cross_entropy(o, attrs[:, j]) for j, o in enumerate(net(x))
+        )
     if name == "FaceWorld-verification":
         return lambda x, ids, attrs, epoch_frac: F.cross_entropy(head(net(x), ids), ids)
     if name == "FaceWorld-evidential":
-        return lambda x, ids, attrs, epoch_frac: edl_loss(net(x), ids, kl_weight=min(1.0, epoch_frac))
+        return lambda x, ids, attrs, epoch_frac: edl_loss(
+            net(x), ids, kl_weight=min(1.0, epoch_frac)
+        )
     raise ValueError(f"no training recipe for {name!r}; expected one of {DEMO_NETWORKS}")
 
 
 def render_pool(split: WorldSplit, cfg: TrainConfig) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """The training pool: ``cfg.images_per_identity`` images of every training identity (nuisance stream 0)."""
+    """The training pool: ``cfg.images_per_identity`` images of every training identity.
+
+    The nuisances come from stream 0.
+    """
     return split.render_images(split.identities(), cfg.images_per_identity, stream=0)
 
 
-def render_attribute_pool(split: WorldSplit, cfg: TrainConfig) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def render_attribute_pool(
+    split: WorldSplit, cfg: TrainConfig
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """The attribute net's pool: as many images as :func:`render_pool`, spread over
     ``split.num_attribute_identities`` identities (nuisance stream 5)."""
     per = max(1, cfg.images_per_identity * split.num_identities // split.num_attribute_identities)
     return split.render_images(split.attribute_identities(), per, stream=5)
 
 
-def train_network(name: str, split: WorldSplit, cfg: TrainConfig, pool: tuple[np.ndarray, np.ndarray, np.ndarray],
-                  log: Callable[[str], None] = print) -> nn.Module:
+def train_network(
+    name: str,
+    split: WorldSplit,
+    cfg: TrainConfig,
+    pool: tuple[np.ndarray, np.ndarray, np.ndarray],
+    log: Callable[[str], None] = print,
+) -> nn.Module:
     """Train one demo network from scratch on the pool; returns it in eval mode.
 
     Args:
@@ -214,14 +251,22 @@ def train_network(name: str, split: WorldSplit, cfg: TrainConfig, pool: tuple[np
     seed_everything(split.seed, deterministic=False)
     torch.set_num_threads(cfg.threads)
     classes = split.num_identities
-    overrides = {} if name == "FaceWorld-attribute" or name == "FaceWorld-verification" else {"num_classes": classes}
+    overrides = (
+        {}
+        if name in ("FaceWorld-attribute", "FaceWorld-verification")
+        else {"num_classes": classes}
+    )
     # channels-last convolutions are about 1.3x faster on CPU; the weights are saved contiguous
     net = get_network(name, weights=False, **overrides).to(memory_format=torch.channels_last)
     head = None
     if name == "FaceWorld-verification":
         head = ArcFaceHead(net.embedding_size, classes, scale=cfg.arc_scale, margin=cfg.arc_margin)
-    params = [p for p in net.parameters() if p.requires_grad] + ([] if head is None else list(head.parameters()))
-    opt = torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay, nesterov=True)
+    params = [p for p in net.parameters() if p.requires_grad] + (
+        [] if head is None else list(head.parameters())
+    )
+    opt = torch.optim.SGD(
+        params, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay, nesterov=True
+    )
     loss_fn = _loss_fn(name, net, head)
     images, ids, attrs = pool
     full_size, low_size = net.preprocess.input_size, (cfg.low_res_size, cfg.low_res_size)
@@ -235,7 +280,10 @@ def train_network(name: str, split: WorldSplit, cfg: TrainConfig, pool: tuple[np
     total = epochs * steps_per_epoch
     warmup = max(1, steps_per_epoch // 2)
     sched = torch.optim.lr_scheduler.LambdaLR(
-        opt, lambda s: min(1.0, (s + 1) / warmup) * 0.5 * (1 + math.cos(math.pi * min(s, total) / total))
+        opt,
+        lambda s: (
+            min(1.0, (s + 1) / warmup) * 0.5 * (1 + math.cos(math.pi * min(s, total) / total))
+        ),
     )
     rng = np.random.default_rng([split.seed, 4])
     net.train()
@@ -245,7 +293,11 @@ def train_network(name: str, split: WorldSplit, cfg: TrainConfig, pool: tuple[np
             del x_all  # free the low-resolution copy first
             x_all = net.preprocess(images).contiguous(memory_format=torch.channels_last)
         running, count = 0.0, 0
-        bar = tqdm(list(_batches(len(ids), cfg.batch_size, rng)), desc=f"{name} epoch {epoch + 1}/{epochs}", leave=False)
+        bar = tqdm(
+            list(_batches(len(ids), cfg.batch_size, rng)),
+            desc=f"{name} epoch {epoch + 1}/{epochs}",
+            leave=False,
+        )
         for b, idx in enumerate(bar):
             idx_t = torch.from_numpy(idx)
             x = x_all[idx_t].contiguous(memory_format=torch.channels_last)
@@ -258,7 +310,10 @@ def train_network(name: str, split: WorldSplit, cfg: TrainConfig, pool: tuple[np
             running += float(loss)
             count += 1
             bar.set_postfix(loss=f"{running / count:.3f}")
-        log(f"{name}: epoch {epoch + 1}/{epochs} loss {running / max(count, 1):.4f} ({time.time() - start:.0f} s)")
+        log(
+            f"{name}: epoch {epoch + 1}/{epochs} loss {running / max(count, 1):.4f} "
+            f"({time.time() - start:.0f} s)"
+        )
     return net.to(memory_format=torch.contiguous_format).eval()
 
 
@@ -266,7 +321,7 @@ def train_network(name: str, split: WorldSplit, cfg: TrainConfig, pool: tuple[np
 def _forward_all(net: nn.Module, images: np.ndarray, batch_size: int = 256):
     outs = []
     for start in range(0, len(images), batch_size):
-        outs.append(net(net.preprocess(images[start:start + batch_size])))
+        outs.append(net(net.preprocess(images[start : start + batch_size])))
     if isinstance(outs[0], (list, tuple)):
         return [torch.cat([o[j] for o in outs]) for j in range(len(outs[0]))]
     return torch.cat(outs)
@@ -279,8 +334,13 @@ def tar_at_far(labels: np.ndarray, scores: np.ndarray, far: float) -> float:
     return float(tpr[ok].max()) if ok.any() else 0.0
 
 
-def evaluate(nets: dict[str, nn.Module], split: WorldSplit, heldout_per_identity: int = 4,
-             verification_per_identity: int = 6, tuning: bool = False) -> dict:
+def evaluate(
+    nets: dict[str, nn.Module],
+    split: WorldSplit,
+    heldout_per_identity: int = 4,
+    verification_per_identity: int = 6,
+    tuning: bool = False,
+) -> dict:
     """Held-out metrics of the demo networks (see the README table).
 
     ``tuning=True`` measures the same quantities on the tuning images instead
@@ -296,25 +356,37 @@ def evaluate(nets: dict[str, nn.Module], split: WorldSplit, heldout_per_identity
     * identification top-1 of the evidential net and its mean uncertainty.
     """
     unseen = split.tuning_identities() if tuning else split.heldout_identities()
-    images, ids, attrs = split.render_images(split.identities(), heldout_per_identity,
-                                             stream=1500 if tuning else 1000)
-    v_images, v_ids, v_attrs = split.render_images(unseen, verification_per_identity,
-                                                   stream=2500 if tuning else 2000)
-    metrics: dict = {"split": asdict(split), "evaluation_set": "tuning" if tuning else "held-out",
-                     "heldout_images": int(len(ids)), "heldout_identity_images": int(len(v_ids))}
+    images, ids, attrs = split.render_images(
+        split.identities(), heldout_per_identity, stream=1500 if tuning else 1000
+    )
+    v_images, v_ids, v_attrs = split.render_images(
+        unseen, verification_per_identity, stream=2500 if tuning else 2000
+    )
+    metrics: dict = {
+        "split": asdict(split),
+        "evaluation_set": "tuning" if tuning else "held-out",
+        "heldout_images": int(len(ids)),
+        "heldout_identity_images": int(len(v_ids)),
+    }
     if "FaceWorld-recognition" in nets:
         logits = _forward_all(nets["FaceWorld-recognition"], images)
         metrics["identification_top1"] = float((logits.argmax(1).numpy() == ids).mean())
     if "FaceWorld-attribute" in nets:
         outs = _forward_all(nets["FaceWorld-attribute"], images)
-        per_head = {ATTRIBUTES[j]: float((o.argmax(1).numpy() == attrs[:, j]).mean()) for j, o in enumerate(outs)}
+        per_head = {
+            ATTRIBUTES[j]: float((o.argmax(1).numpy() == attrs[:, j]).mean())
+            for j, o in enumerate(outs)
+        }
         metrics["attribute_accuracy"] = per_head
         metrics["attribute_mean_accuracy"] = float(np.mean(list(per_head.values())))
         metrics["attribute_min_accuracy"] = float(min(per_head.values()))
         # identity-level attributes of training identities can be learnt through the identity:
         # also measure on identities never seen in training
         outs = _forward_all(nets["FaceWorld-attribute"], v_images)
-        unseen = {ATTRIBUTES[j]: float((o.argmax(1).numpy() == v_attrs[:, j]).mean()) for j, o in enumerate(outs)}
+        unseen = {
+            ATTRIBUTES[j]: float((o.argmax(1).numpy() == v_attrs[:, j]).mean())
+            for j, o in enumerate(outs)
+        }
         metrics["attribute_accuracy_unseen_identities"] = unseen
         metrics["attribute_mean_accuracy_unseen_identities"] = float(np.mean(list(unseen.values())))
         metrics["attribute_min_accuracy_unseen_identities"] = float(min(unseen.values()))
@@ -327,7 +399,10 @@ def evaluate(nets: dict[str, nn.Module], split: WorldSplit, heldout_per_identity
         iu = np.triu_indices(len(v_ids), k=1)
         labels = (v_ids[iu[0]] == v_ids[iu[1]]).astype(int)
         scores = sims[iu]
-        metrics["verification_pairs"] = {"genuine": int(labels.sum()), "impostor": int((1 - labels).sum())}
+        metrics["verification_pairs"] = {
+            "genuine": int(labels.sum()),
+            "impostor": int((1 - labels).sum()),
+        }
         metrics["verification_auc"] = float(roc_auc_score(labels, scores))
         metrics["verification_tar_at_far_1e-2"] = tar_at_far(labels, scores, 1e-2)
         metrics["verification_tar_at_far_1e-3"] = tar_at_far(labels, scores, 1e-3)
@@ -353,21 +428,30 @@ def format_metrics(metrics: dict) -> str:
     """A human-readable summary of :func:`evaluate`'s output."""
     lines = []
     if "identification_top1" in metrics:
-        lines.append(f"identification top-1 (held-out images, {metrics['heldout_images']}): {metrics['identification_top1']:.4f}")
+        lines.append(
+            f"identification top-1 (held-out images, {metrics['heldout_images']}): "
+            f"{metrics['identification_top1']:.4f}"
+        )
     if "attribute_mean_accuracy" in metrics:
         lines.append(
-            f"attribute accuracy: mean {metrics['attribute_mean_accuracy']:.4f}, min {metrics['attribute_min_accuracy']:.4f} "
-            f"(held-out images of training identities); mean {metrics['attribute_mean_accuracy_unseen_identities']:.4f}, "
+            f"attribute accuracy: mean {metrics['attribute_mean_accuracy']:.4f}, "
+            f"min {metrics['attribute_min_accuracy']:.4f} "
+            "(held-out images of training identities); "
+            f"mean {metrics['attribute_mean_accuracy_unseen_identities']:.4f}, "
             f"min {metrics['attribute_min_accuracy_unseen_identities']:.4f} (unseen identities, "
-            f"{metrics['heldout_identity_images']} images)")
+            f"{metrics['heldout_identity_images']} images)"
+        )
         lines.append(f"    {'head':<24s} {'seen ids':>8s} {'unseen ids':>10s}")
         for name, acc in metrics["attribute_accuracy"].items():
-            lines.append(f"    {name:<24s} {acc:8.4f} {metrics['attribute_accuracy_unseen_identities'][name]:10.4f}")
+            unseen = metrics["attribute_accuracy_unseen_identities"][name]
+            lines.append(f"    {name:<24s} {acc:8.4f} {unseen:10.4f}")
     if "verification_auc" in metrics:
         p = metrics["verification_pairs"]
         lines.append(
-            f"verification (held-out identities, {p['genuine']} genuine / {p['impostor']} impostor pairs): "
-            f"AUC {metrics['verification_auc']:.4f}, TAR@FAR=1e-2 {metrics['verification_tar_at_far_1e-2']:.4f}, "
+            f"verification (held-out identities, {p['genuine']} genuine / "
+            f"{p['impostor']} impostor pairs): "
+            f"AUC {metrics['verification_auc']:.4f}, "
+            f"TAR@FAR=1e-2 {metrics['verification_tar_at_far_1e-2']:.4f}, "
             f"TAR@FAR=1e-3 {metrics['verification_tar_at_far_1e-3']:.4f}"
         )
     if "evidential_top1" in metrics:
@@ -395,13 +479,17 @@ def nuisance_distance(a: Nuisance, b: Nuisance) -> float:
     the light ramps (strength times the unit vector of its direction, Euclidean) / 0.6. Ranges:
     ``sample_nuisance``.
     """
-    ramp = np.array([np.cos(a.light_angle), np.sin(a.light_angle)]) * a.light_strength - \
-        np.array([np.cos(b.light_angle), np.sin(b.light_angle)]) * b.light_strength
-    return float(abs(a.rotation - b.rotation) / 16.0
-                 + np.hypot(a.shift[0] - b.shift[0], a.shift[1] - b.shift[1]) / (8 * np.sqrt(2))
-                 + abs(np.log(a.scale / b.scale)) / np.log(1.07 / 0.93)
-                 + abs(a.gain - b.gain) / 0.33
-                 + np.linalg.norm(ramp) / 0.6)
+    ramp = (
+        np.array([np.cos(a.light_angle), np.sin(a.light_angle)]) * a.light_strength
+        - np.array([np.cos(b.light_angle), np.sin(b.light_angle)]) * b.light_strength
+    )
+    return float(
+        abs(a.rotation - b.rotation) / 16.0
+        + np.hypot(a.shift[0] - b.shift[0], a.shift[1] - b.shift[1]) / (8 * np.sqrt(2))
+        + abs(np.log(a.scale / b.scale)) / np.log(1.07 / 0.93)
+        + abs(a.gain - b.gain) / 0.33
+        + np.linalg.norm(ramp) / 0.6
+    )
 
 
 def most_similar_pairs(labels: np.ndarray, num: int) -> list[tuple[int, int, int]]:
@@ -427,8 +515,9 @@ def most_similar_pairs(labels: np.ndarray, num: int) -> list[tuple[int, int, int
         if len(out) == num:
             break
     if len(out) < num:
-        raise ValueError(f"only {len(out)} disjoint impostor pairs among {len(lab)} candidates, "
-                         f"{num} asked")
+        raise ValueError(
+            f"only {len(out)} disjoint impostor pairs among {len(lab)} candidates, {num} asked"
+        )
     return out
 
 
@@ -443,9 +532,16 @@ def farthest_nuisances(nuisances: list[Nuisance]) -> tuple[int, int, float]:
     return best
 
 
-def write_demo_data(out_dir: Path, split: WorldSplit, num_genuine: int = 20, num_impostor: int = 20,
-                    num_identification: int = 50, num_candidates: int = 200, genuine_draws: int = 8,
-                    family: int = PAIR_FAMILY) -> dict:
+def write_demo_data(
+    out_dir: Path,
+    split: WorldSplit,
+    num_genuine: int = 20,
+    num_impostor: int = 20,
+    num_identification: int = 50,
+    num_candidates: int = 200,
+    genuine_draws: int = 8,
+    family: int = PAIR_FAMILY,
+) -> dict:
     """Write the embedded-default data: hard verification pairs and an identification list.
 
     The pairs are made hard by a fixed rule, decided before and independently of any explanation:
@@ -484,35 +580,54 @@ def write_demo_data(out_dir: Path, split: WorldSplit, num_genuine: int = 20, num
 
     candidates = split.family_identities(family, num_candidates)
     genuine_stream, impostor_stream = 100 * family + 1, 100 * family + 2  # per family: own images
-    firsts = [render(ident, split.nuisance(impostor_stream, c, 0), size=split.size, with_masks=False)
-              for c, ident in enumerate(candidates)]
+    firsts = [
+        render(ident, split.nuisance(impostor_stream, c, 0), size=split.size, with_masks=False)
+        for c, ident in enumerate(candidates)
+    ]
     impostor = most_similar_pairs(np.stack([s.labels for s in firsts]), num_impostor)
     used = {c for a, b, _ in impostor for c in (a, b)}
     genuine_ids = [c for c in range(num_candidates) if c not in used][:num_genuine]
     if len(genuine_ids) < num_genuine:
-        raise ValueError(f"{num_candidates} candidates leave {len(genuine_ids)} for {num_genuine} "
-                         "genuine pairs")
-    rule = ("impostor: disjoint candidate pairs sharing the most identity-level attribute classes; "
-            "genuine: the two of several images of one candidate whose pose and light differ most")
-    info: dict = {"rule": rule, "identity_family": family, "num_candidates": num_candidates,
-                  "genuine_draws": genuine_draws, "genuine": [], "impostor": []}
+        raise ValueError(
+            f"{num_candidates} candidates leave {len(genuine_ids)} for {num_genuine} genuine pairs"
+        )
+    rule = (
+        "impostor: disjoint candidate pairs sharing the most identity-level attribute classes; "
+        "genuine: the two of several images of one candidate whose pose and light differ most"
+    )
+    info: dict = {
+        "rule": rule,
+        "identity_family": family,
+        "num_candidates": num_candidates,
+        "genuine_draws": genuine_draws,
+        "genuine": [],
+        "impostor": [],
+    }
     genuine_lines, impostor_lines = [], []
     for c in genuine_ids:
         nuisances = [split.nuisance(genuine_stream, c, k) for k in range(genuine_draws)]
         k1, k2, dist = farthest_nuisances(nuisances)
-        paths = [save(render(candidates[c], nuisances[k], size=split.size, with_masks=False),
-                      f"verification/{c:03d}/{genuine_stream}-{k}.png") for k in (k1, k2)]
+        paths = [
+            save(
+                render(candidates[c], nuisances[k], size=split.size, with_masks=False),
+                f"verification/{c:03d}/{genuine_stream}-{k}.png",
+            )
+            for k in (k1, k2)
+        ]
         genuine_lines.append(f"{paths[0]} {paths[1]} 1")
         info["genuine"].append({"pair": paths, "pose_light_distance": round(dist, 4)})
     for a, b, shared in impostor:
         paths = [save(firsts[c], f"verification/{c:03d}/{impostor_stream}-0.png") for c in (a, b)]
         impostor_lines.append(f"{paths[0]} {paths[1]} 0")
-        info["impostor"].append({"pair": paths, "shared_identity_attributes": shared,
-                                 "of": len(IDENTITY_HEADS)})
+        info["impostor"].append(
+            {"pair": paths, "shared_identity_attributes": shared, "of": len(IDENTITY_HEADS)}
+        )
     lines = [line for g, m in zip(genuine_lines, impostor_lines, strict=False) for line in (g, m)]
-    lines += genuine_lines[len(impostor_lines):] + impostor_lines[len(genuine_lines):]
-    header = ("# Face-world demo pairs: hard pairs of identities never used in training "
-              "(rule in pairs.json).\n# Written by: python make_face_world_data.py\n")
+    lines += genuine_lines[len(impostor_lines) :] + impostor_lines[len(genuine_lines) :]
+    header = (
+        "# Face-world demo pairs: hard pairs of identities never used in training "
+        "(rule in pairs.json).\n# Written by: python make_face_world_data.py\n"
+    )
     atomic_write_text(out_dir / "pairs.txt", header + "\n".join(lines) + "\n")
     atomic_write_json(out_dir / "pairs.json", info)
 
@@ -520,9 +635,13 @@ def write_demo_data(out_dir: Path, split: WorldSplit, num_genuine: int = 20, num
     id_lines = []
     for i, sample in enumerate(split.render_samples(train_ids, 1, stream=3000)):
         id_lines.append(f"{save(sample, f'identification/{i:03d}/0.png')} {i}")
-    header = "# Face-world identification list: path, class id of FaceWorld-recognition/-evidential.\n"
+    header = (
+        "# Face-world identification list: path, class id of FaceWorld-recognition/-evidential.\n"
+    )
     atomic_write_text(out_dir / "identification.txt", header + "\n".join(id_lines) + "\n")
-    atomic_write_json(out_dir / "attributes.json", {"attributes": list(ATTRIBUTES), "labels": truth}, indent=None)
+    atomic_write_json(
+        out_dir / "attributes.json", {"attributes": list(ATTRIBUTES), "labels": truth}, indent=None
+    )
     return {"pairs": len(lines), "identification": len(id_lines), "images": len(truth)}
 
 
@@ -537,11 +656,19 @@ def small_batch_metrics(nets: dict[str, nn.Module], split: WorldSplit | None = N
     images, ids, attrs = split.render_images(split.identities()[:40], 1, stream=1000)
     v_images, v_ids, _ = split.render_images(split.heldout_identities()[:10], 3, stream=2000)
     out = {}
-    out["identification_top1"] = float((_forward_all(nets["FaceWorld-recognition"], images).argmax(1).numpy() == ids).mean())
+    out["identification_top1"] = float(
+        (_forward_all(nets["FaceWorld-recognition"], images).argmax(1).numpy() == ids).mean()
+    )
     heads = _forward_all(nets["FaceWorld-attribute"], images)
-    out["attribute_mean_accuracy"] = float(np.mean([(o.argmax(1).numpy() == attrs[:, j]).mean() for j, o in enumerate(heads)]))
-    out["evidential_top1"] = float((_forward_all(nets["FaceWorld-evidential"], images).argmax(1).numpy() == ids).mean())
+    out["attribute_mean_accuracy"] = float(
+        np.mean([(o.argmax(1).numpy() == attrs[:, j]).mean() for j, o in enumerate(heads)])
+    )
+    out["evidential_top1"] = float(
+        (_forward_all(nets["FaceWorld-evidential"], images).argmax(1).numpy() == ids).mean()
+    )
     emb = F.normalize(_forward_all(nets["FaceWorld-verification"], v_images), dim=1)
     iu = np.triu_indices(len(v_ids), k=1)
-    out["verification_auc"] = float(roc_auc_score((v_ids[iu[0]] == v_ids[iu[1]]).astype(int), (emb @ emb.T).numpy()[iu]))
+    out["verification_auc"] = float(
+        roc_auc_score((v_ids[iu[0]] == v_ids[iu[1]]).astype(int), (emb @ emb.T).numpy()[iu])
+    )
     return out

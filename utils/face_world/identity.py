@@ -18,6 +18,7 @@ Example:
     >>> labels_of(ident, sample_nuisance(1)).shape
     (30,)
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -33,10 +34,20 @@ FOREHEAD_COVERS: tuple[str, ...] = ("none", "band", "hat")
 SKIN_BGR = ((128.0, 186.0, 232.0), (192.0, 206.0, 250.0), (52.0, 80.0, 124.0))
 # Hair by Hair-color class (Black, Blond, Brown, Gray, Unknown = red/auburn:
 # a natural colour that none of the four named classes covers).
-HAIR_BGR = ((28.0, 28.0, 34.0), (96.0, 186.0, 228.0), (36.0, 66.0, 108.0),
-            (176.0, 176.0, 172.0), (30.0, 62.0, 176.0))
+HAIR_BGR = (
+    (28.0, 28.0, 34.0),
+    (96.0, 186.0, 228.0),
+    (36.0, 66.0, 108.0),
+    (176.0, 176.0, 172.0),
+    (30.0, 62.0, 176.0),
+)
 IRIS_BROWN_BGR = (28.0, 62.0, 112.0)
-IRIS_OTHER_BGR = ((178.0, 126.0, 52.0), (84.0, 150.0, 82.0), (150.0, 148.0, 136.0))  # blue, green, grey
+# blue, green, grey
+IRIS_OTHER_BGR = (
+    (178.0, 126.0, 52.0),
+    (84.0, 150.0, 82.0),
+    (150.0, 148.0, 136.0),
+)
 LIPSTICK_BGR = ((52.0, 30.0, 196.0), (128.0, 86.0, 224.0))  # red, pink
 
 
@@ -170,17 +181,34 @@ def _colour(rng: np.random.Generator, low: float, high: float) -> tuple[float, f
 def sample_geometry(rng: np.random.Generator) -> Geometry:
     """Draw the continuous parameters of one identity (uniform within ranges)."""
     return Geometry(
-        eye_y=_u(rng, 60, 1.5), eye_dx=_u(rng, 15, 1.3), eye_w=_u(rng, 6.0, 0.5), eye_h=_u(rng, 2.9, 0.3),
-        brow_gap=_u(rng, 7.5, 1.0), brow_len=_u(rng, 13, 1.0), brow_thick=_u(rng, 1.7, 0.2),
-        nose_len=_u(rng, 18, 1.5), nose_w=_u(rng, 4.5, 0.5), mouth_gap=_u(rng, 12, 1.2),
-        mouth_w=_u(rng, 9.5, 0.9), lip_t=_u(rng, 2.2, 0.3), chin_gap=_u(rng, 15, 1.5),
-        face_w=_u(rng, 31, 1.5), skull_h=_u(rng, 44, 2.0), hairline=_u(rng, 24, 2.0),
-        ear_size=_u(rng, 1.0, 0.1), neck_w=_u(rng, 12, 1.0), hair_vol=_u(rng, 3.5, 1.0),
-        wave_phase=float(rng.uniform(0, 2 * np.pi)), wave_freq=_u(rng, 10, 1.5),
-        skin_jitter=_colour(rng, -8, 8), hair_jitter=_colour(rng, -10, 10),
+        eye_y=_u(rng, 60, 1.5),
+        eye_dx=_u(rng, 15, 1.3),
+        eye_w=_u(rng, 6.0, 0.5),
+        eye_h=_u(rng, 2.9, 0.3),
+        brow_gap=_u(rng, 7.5, 1.0),
+        brow_len=_u(rng, 13, 1.0),
+        brow_thick=_u(rng, 1.7, 0.2),
+        nose_len=_u(rng, 18, 1.5),
+        nose_w=_u(rng, 4.5, 0.5),
+        mouth_gap=_u(rng, 12, 1.2),
+        mouth_w=_u(rng, 9.5, 0.9),
+        lip_t=_u(rng, 2.2, 0.3),
+        chin_gap=_u(rng, 15, 1.5),
+        face_w=_u(rng, 31, 1.5),
+        skull_h=_u(rng, 44, 2.0),
+        hairline=_u(rng, 24, 2.0),
+        ear_size=_u(rng, 1.0, 0.1),
+        neck_w=_u(rng, 12, 1.0),
+        hair_vol=_u(rng, 3.5, 1.0),
+        wave_phase=float(rng.uniform(0, 2 * np.pi)),
+        wave_freq=_u(rng, 10, 1.5),
+        skin_jitter=_colour(rng, -8, 8),
+        hair_jitter=_colour(rng, -10, 10),
         brow_bgr=tuple(float(v) for v in np.full(3, rng.uniform(18, 55)) + rng.uniform(-4, 8, 3)),
-        iris_other=int(rng.integers(3)), lipstick=int(rng.integers(2)),
-        hat_bgr=_colour(rng, 20, 230), band_bgr=_colour(rng, 20, 230),
+        iris_other=int(rng.integers(3)),
+        lipstick=int(rng.integers(2)),
+        hat_bgr=_colour(rng, 20, 230),
+        band_bgr=_colour(rng, 20, 230),
     )
 
 
@@ -211,39 +239,68 @@ def sample_identity(rng_or_seed: np.random.Generator | int | None = None) -> Ide
         receding = bool(not bangs and cover != "hat" and rng.random() < (0.2 if age == 0 else 0.45))
     beard = dict(sideburns=False, mustache=False, stubble=False, goatee=False, chinstrap=False)
     if male and rng.random() < 0.65:
-        for name, p in (("sideburns", 0.45), ("mustache", 0.5), ("stubble", 0.45), ("goatee", 0.45),
-                        ("chinstrap", 0.3)):
+        for name, p in (
+            ("sideburns", 0.45),
+            ("mustache", 0.5),
+            ("stubble", 0.45),
+            ("goatee", 0.45),
+            ("chinstrap", 0.3),
+        ):
             beard[name] = bool(rng.random() < p)
         if not any(beard.values()):
             beard["chinstrap"] = True
     chubby = bool(rng.random() < 0.25)
     return Identity(
-        gender=gender, age=age, race=race, hair_color=hair_color, bald=bald, wavy=wavy, receding=receding,
-        bangs=bangs, **beard,
+        gender=gender,
+        age=age,
+        race=race,
+        hair_color=hair_color,
+        bald=bald,
+        wavy=wavy,
+        receding=receding,
+        bangs=bangs,
+        **beard,
         face_shape=str(rng.choice(FACE_SHAPES, p=(0.3, 0.2, 0.2, 0.3))),
-        double_chin=bool(rng.random() < (0.4 if chubby else 0.15)), high_cheekbones=bool(rng.random() < 0.4),
-        chubby=chubby, forehead_cover=cover, brown_eyes=bool(rng.random() < 0.5),
-        eye_bags=bool(rng.random() < (0.2, 0.35, 0.5)[age]), bushy_brows=bool(rng.random() < 0.35),
-        arched_brows=bool(rng.random() < (0.3 if male else 0.55)), big_lips=bool(rng.random() < 0.35),
-        big_nose=bool(rng.random() < 0.35), pointy_nose=bool(rng.random() < 0.4),
+        double_chin=bool(rng.random() < (0.4 if chubby else 0.15)),
+        high_cheekbones=bool(rng.random() < 0.4),
+        chubby=chubby,
+        forehead_cover=cover,
+        brown_eyes=bool(rng.random() < 0.5),
+        eye_bags=bool(rng.random() < (0.2, 0.35, 0.5)[age]),
+        bushy_brows=bool(rng.random() < 0.35),
+        arched_brows=bool(rng.random() < (0.3 if male else 0.55)),
+        big_lips=bool(rng.random() < 0.35),
+        big_nose=bool(rng.random() < 0.35),
+        pointy_nose=bool(rng.random() < 0.4),
         geometry=sample_geometry(rng),
     )
 
 
 def sample_nuisance(rng_or_seed: np.random.Generator | int | None = None) -> Nuisance:
-    """Draw the per-image variation: rotation +-8 deg, shift, scale, light, background, noise, blur, expression."""
+    """Draw the per-image variation.
+
+    Rotation +-8 deg, shift, scale, light, background, noise, blur, expression.
+    """
     rng = _rng(rng_or_seed)
     smiling = bool(rng.random() < 0.5)
     return Nuisance(
-        rotation=float(rng.uniform(-8, 8)), shift=(float(rng.uniform(-4, 4)), float(rng.uniform(-4, 4))),
-        scale=float(rng.uniform(0.93, 1.07)), gain=float(rng.uniform(0.82, 1.15)),
-        light_strength=float(rng.uniform(0, 0.3)), light_angle=float(rng.uniform(0, 2 * np.pi)),
-        bg_a=_colour(rng, 30, 235), bg_b=_colour(rng, 30, 235), bg_kind=int(rng.integers(3)),
-        bg_seed=int(rng.integers(2**31)), shirt_bgr=_colour(rng, 20, 220),
+        rotation=float(rng.uniform(-8, 8)),
+        shift=(float(rng.uniform(-4, 4)), float(rng.uniform(-4, 4))),
+        scale=float(rng.uniform(0.93, 1.07)),
+        gain=float(rng.uniform(0.82, 1.15)),
+        light_strength=float(rng.uniform(0, 0.3)),
+        light_angle=float(rng.uniform(0, 2 * np.pi)),
+        bg_a=_colour(rng, 30, 235),
+        bg_b=_colour(rng, 30, 235),
+        bg_kind=int(rng.integers(3)),
+        bg_seed=int(rng.integers(2**31)),
+        shirt_bgr=_colour(rng, 20, 220),
         gaze=(float(rng.uniform(-0.8, 0.8)), float(rng.uniform(-0.3, 0.3))),
-        noise_sigma=float(rng.uniform(0, 6)), noise_seed=int(rng.integers(2**31)),
+        noise_sigma=float(rng.uniform(0, 6)),
+        noise_seed=int(rng.integers(2**31)),
         blur_sigma=float(rng.choice((0.0, rng.uniform(0.3, 0.8)))),
-        smiling=smiling, mouth_open=bool(rng.random() < (0.45 if smiling else 0.3)),
+        smiling=smiling,
+        mouth_open=bool(rng.random() < (0.45 if smiling else 0.3)),
     )
 
 
@@ -259,15 +316,41 @@ def labels_of(identity: Identity, nuisance: Nuisance) -> np.ndarray:
     """
     i = identity
     covered = i.bangs or i.forehead_cover == "hat"
-    return np.array([
-        i.gender, i.age, i.race, _b(i.bald), _b(i.wavy), _b(i.receding), _b(i.bangs), _b(i.sideburns),
-        i.hair_color, _b(not i.has_beard), _b(i.mustache), _b(i.stubble), _b(i.goatee),
-        _b(i.face_shape == "oval"), _b(i.face_shape == "square"), _b(i.face_shape == "round"),
-        _b(i.double_chin), _b(i.high_cheekbones), _b(i.chubby), _b(covered),
-        _b(not i.bangs and i.forehead_cover == "none"), _b(i.brown_eyes), _b(i.eye_bags), _b(i.bushy_brows),
-        _b(i.arched_brows), _b(not nuisance.mouth_open), _b(nuisance.smiling), _b(i.big_lips),
-        _b(i.big_nose), _b(i.pointy_nose),
-    ], dtype=np.int64)
+    return np.array(
+        [
+            i.gender,
+            i.age,
+            i.race,
+            _b(i.bald),
+            _b(i.wavy),
+            _b(i.receding),
+            _b(i.bangs),
+            _b(i.sideburns),
+            i.hair_color,
+            _b(not i.has_beard),
+            _b(i.mustache),
+            _b(i.stubble),
+            _b(i.goatee),
+            _b(i.face_shape == "oval"),
+            _b(i.face_shape == "square"),
+            _b(i.face_shape == "round"),
+            _b(i.double_chin),
+            _b(i.high_cheekbones),
+            _b(i.chubby),
+            _b(covered),
+            _b(not i.bangs and i.forehead_cover == "none"),
+            _b(i.brown_eyes),
+            _b(i.eye_bags),
+            _b(i.bushy_brows),
+            _b(i.arched_brows),
+            _b(not nuisance.mouth_open),
+            _b(nuisance.smiling),
+            _b(i.big_lips),
+            _b(i.big_nose),
+            _b(i.pointy_nose),
+        ],
+        dtype=np.int64,
+    )
 
 
 def rule_violations(identity: Identity) -> list[str]:
@@ -303,6 +386,7 @@ def check_identity(identity: Identity) -> Identity:
     """Return ``identity`` unchanged, or raise ``ValueError`` naming the broken rules."""
     bad = rule_violations(identity)
     if bad:
-        raise ValueError(f"inconsistent face-world identity: {'; '.join(bad)} (see docs/FACE_WORLD.md, 'Rules')")
+        raise ValueError(
+            f"inconsistent face-world identity: {'; '.join(bad)} (see docs/FACE_WORLD.md, 'Rules')"
+        )
     return identity
-

@@ -4,6 +4,7 @@ These train the small face-world members of the paper's network families
 (``train_face_world.py``); the paper's own weights were trained with the same
 losses at scale.
 """
+
 from __future__ import annotations
 
 import math
@@ -29,7 +30,9 @@ class ArcFaceHead(nn.Module):
         margin: m in radians.
     """
 
-    def __init__(self, embedding_size: int, num_classes: int, scale: float = 32.0, margin: float = 0.3):
+    def __init__(
+        self, embedding_size: int, num_classes: int, scale: float = 32.0, margin: float = 0.3
+    ):
         super().__init__()
         self.weight = nn.Parameter(torch.empty(num_classes, embedding_size))
         nn.init.normal_(self.weight, std=0.01)
@@ -92,7 +95,9 @@ def edl_loss(logits: torch.Tensor, labels: torch.Tensor, kl_weight: float) -> to
     alpha_t = y + (1 - y) * alpha
     s_t = alpha_t.sum(dim=1)
     kl = (
-        torch.lgamma(s_t) - math.lgamma(k) - torch.lgamma(alpha_t).sum(dim=1)
+        torch.lgamma(s_t)
+        - math.lgamma(k)
+        - torch.lgamma(alpha_t).sum(dim=1)
         + ((alpha_t - 1) * (torch.digamma(alpha_t) - torch.digamma(s_t)[:, None])).sum(dim=1)
     )
     return (nll + kl_weight * kl).mean()

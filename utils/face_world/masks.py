@@ -9,6 +9,7 @@ changes (up to the anti-aliasing and blur margin of docs/FACE_WORLD.md).
 Parts hidden under later layers (a hat over the hair, the face over the
 long hair) are removed where that is simple to state.
 """
+
 from __future__ import annotations
 
 from dataclasses import replace
@@ -56,7 +57,9 @@ def _variant(lay: FaceLayout, **changes) -> FaceLayout:
     return layout_of(replace(lay.i, **changes))
 
 
-def attribute_masks(lay: FaceLayout, painter: Painter) -> np.ndarray:
+def attribute_masks(  # noqa: PLR0915 (one straight block per attribute region, in label order)
+    lay: FaceLayout, painter: Painter
+) -> np.ndarray:
     """``(30, H, W)`` bool regions for the face ``lay`` drawn with ``painter``'s affine.
 
     The regions do not depend on the expression: the mouth region is the union of all expressions.
@@ -66,8 +69,13 @@ def attribute_masks(lay: FaceLayout, painter: Painter) -> np.ndarray:
     face = r.poly([lay.face])
     face_rim = r.grow(face, 1.0)  # parts clipped to the face may colour its anti-aliased rim
     hat, brim = lay.hat
-    cover = {"hat": r.poly([hat, brim]), "band": r.poly([lay.headband]), "none": np.zeros_like(face)}
-    on_top = r.shrink(cover[i.forehead_cover], 2.0)  # keep the cover's anti-aliased rim in the regions
+    cover = {
+        "hat": r.poly([hat, brim]),
+        "band": r.poly([lay.headband]),
+        "none": np.zeros_like(face),
+    }
+    # keep the cover's anti-aliased rim in the regions
+    on_top = r.shrink(cover[i.forehead_cover], 2.0)
 
     # hair ------------------------------------------------------------------------
     back, locks = lay.long_hair()
@@ -88,9 +96,14 @@ def attribute_masks(lay: FaceLayout, painter: Painter) -> np.ndarray:
     if i.bangs:
         wave |= r.poly([v.bangs() for v in wavy])
     if i.gender == 1:
-        wave |= r.poly([v.long_hair()[0] for v in wavy] + [q for v in wavy for q in v.long_hair()[1]]) & ~face
+        wave |= (
+            r.poly([v.long_hair()[0] for v in wavy] + [q for v in wavy for q in v.long_hair()[1]])
+            & ~face
+        )
     out[4] = r.grow(wave, 1.0) & ~on_top
-    out[3] = (r.poly([_variant(lay, receding=False).cap(wavy=False)]) | r.poly(lay.fringe)) & ~on_top
+    out[3] = (
+        r.poly([_variant(lay, receding=False).cap(wavy=False)]) | r.poly(lay.fringe)
+    ) & ~on_top
     recess = r.poly_aa([lay.cap(receding=True)]) != r.poly_aa([lay.cap(receding=False)])
     out[5] = r.grow(recess, 1.0) & ~on_top
     out[6] = r.grow(r.poly([lay.bangs()]), 0.8) & ~r.shrink(cover["hat"], 2.0)
@@ -115,8 +128,14 @@ def attribute_masks(lay: FaceLayout, painter: Painter) -> np.ndarray:
 
     # forehead ------------------------------------------------------------------------------
     top = lay.hl_y - 9.0
-    rect = np.array([[CX - lay.W - 2, top], [CX + lay.W + 2, top], [CX + lay.W + 2, lay.brow_y - 1.0],
-                     [CX - lay.W - 2, lay.brow_y - 1.0]])
+    rect = np.array(
+        [
+            [CX - lay.W - 2, top],
+            [CX + lay.W + 2, top],
+            [CX + lay.W + 2, lay.brow_y - 1.0],
+            [CX - lay.W - 2, lay.brow_y - 1.0],
+        ]
+    )
     forehead = r.poly([rect]) & face
     out[20] = forehead | cover["band"]
     out[19] = forehead | cover["band"] | cover["hat"]
@@ -124,14 +143,20 @@ def attribute_masks(lay: FaceLayout, painter: Painter) -> np.ndarray:
     # eyes, brows, nose, mouth ------------------------------------------------------------------
     out[21] = r.grow(r.poly(lay.eyes), 0.6)
     out[22] = r.grow(r.poly(lay.bags), 1.0)
-    brows = [b for bushy in (False, True) for arched in (False, True) for b in lay.brows(bushy, arched)]
+    brows = [
+        b for bushy in (False, True) for arched in (False, True) for b in lay.brows(bushy, arched)
+    ]
     out[23] = out[24] = r.grow(r.poly(brows), 0.8)
     out[25] = out[26] = out[27] = mouth = r.grow(_mouth_region(r, lay), 1.0)
     out[28] = out[29] = r.poly(_nose_hulls(lay))
 
     # gender and age ----------------------------------------------------------------------------
     liner = r.lines(lay.eyeliner, 2.5)
-    out[0] = r.grow(long_hair, 1.0) & ~r.shrink(r.poly([] if i.bald else [lay.cap()]), 1.0) & ~on_top | mouth | liner
+    out[0] = (
+        r.grow(long_hair, 1.0) & ~r.shrink(r.poly([] if i.bald else [lay.cap()]), 1.0) & ~on_top
+        | mouth
+        | liner
+    )
     older = _variant(lay, age=2)
     out[1] = (r.lines(older.wrinkles, 2.0) & face_rim & ~r.shrink(front, 1.0) | temples) & ~on_top
     ears = r.poly(lay.ears) & ~r.shrink(r.poly(locks), 1.0) if i.gender == 1 else r.poly(lay.ears)

@@ -8,6 +8,7 @@ After drawing, the image gets the lighting gradient, the blur and the Gaussian
 noise of the nuisance, in that order, all pointwise or local and seeded, so a
 twin (same nuisance) differs from its source only near the changed parts.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -16,8 +17,16 @@ from functools import lru_cache
 import cv2
 import numpy as np
 
-from .identity import (HAIR_BGR, IRIS_BROWN_BGR, IRIS_OTHER_BGR, LIPSTICK_BGR, SKIN_BGR, Identity, Nuisance,
-                       labels_of)
+from .identity import (
+    HAIR_BGR,
+    IRIS_BROWN_BGR,
+    IRIS_OTHER_BGR,
+    LIPSTICK_BGR,
+    SKIN_BGR,
+    Identity,
+    Nuisance,
+    labels_of,
+)
 from .shapes import FRAME, FaceLayout, ellipse, layout_of
 
 _SHIFT = 4  # sub-pixel bits of the OpenCV drawing calls
@@ -48,8 +57,14 @@ class FaceSample:
 
 
 def _check_size(size: int) -> int:
-    if isinstance(size, bool) or not isinstance(size, (int, np.integer)) or not 16 <= int(size) <= 4096:
-        raise ValueError(f"size must be an int in 16..4096 (output images are size x size), got {size!r}")
+    if (
+        isinstance(size, bool)
+        or not isinstance(size, (int, np.integer))
+        or not 16 <= int(size) <= 4096
+    ):
+        raise ValueError(
+            f"size must be an int in 16..4096 (output images are size x size), got {size!r}"
+        )
     return int(size)
 
 
@@ -88,7 +103,10 @@ class Painter:
         return max(1, int(round(t * self.unit)))
 
     def _ints(self, polys: list[np.ndarray], offset=(0.0, 0.0)) -> list[np.ndarray]:
-        """Fixed-point (``_SHIFT`` bits) pixel coordinates of each polygon, transformed in one product."""
+        """Fixed-point (``_SHIFT`` bits) pixel coordinates of each polygon.
+
+        All polygons are transformed in one product.
+        """
         if not polys:
             return []
         allp = polys[0] if len(polys) == 1 else np.concatenate(polys)
@@ -99,24 +117,40 @@ class Painter:
             return [q]
         out, start = [], 0
         for p in polys:
-            out.append(q[start:start + len(p)])
+            out.append(q[start : start + len(p)])
             start += len(p)
         return out
 
     def coverage(self, polys: list[np.ndarray], aa: bool = True) -> np.ndarray:
         """``(H, W)`` uint8 coverage (0..255) of filled polygons."""
         cov = np.zeros((self.h, self.w), np.uint8)
-        for q in self._ints(polys):  # one call per polygon: a multi-polygon call fills even-odd, not the union
+        # one call per polygon: a multi-polygon call fills even-odd, not the union
+        for q in self._ints(polys):
             cv2.fillPoly(cov, [q], 255, cv2.LINE_AA if aa else cv2.LINE_8, _SHIFT)
         return cov
 
-    def fill(self, polys: list[np.ndarray], colour, alpha: float = 1.0, clip: np.ndarray | None = None,
-             texture: np.ndarray | None = None) -> None:
-        """Fill polygons with ``colour`` (BGR), optionally translucent, clipped by a coverage map, textured."""
+    def fill(
+        self,
+        polys: list[np.ndarray],
+        colour,
+        alpha: float = 1.0,
+        clip: np.ndarray | None = None,
+        texture: np.ndarray | None = None,
+    ) -> None:
+        """Fill polygons with ``colour`` (BGR).
+
+        Optionally translucent, clipped by a coverage map, textured.
+        """
         self._draw(polys, colour, None, alpha, clip, texture)
 
-    def line(self, polys: list[np.ndarray], colour, thickness: float, alpha: float = 1.0,
-             clip: np.ndarray | None = None) -> None:
+    def line(
+        self,
+        polys: list[np.ndarray],
+        colour,
+        thickness: float,
+        alpha: float = 1.0,
+        clip: np.ndarray | None = None,
+    ) -> None:
         """Stroke open polylines, ``thickness`` in canonical units."""
         self._draw(polys, colour, thickness, alpha, clip, None)
 
@@ -130,7 +164,15 @@ class Painter:
                 for q in self._ints(polys):
                     cv2.fillPoly(self.img, [q], colour, cv2.LINE_AA, _SHIFT)
             else:
-                cv2.polylines(self.img, self._ints(polys), False, colour, self.thick(thickness), cv2.LINE_AA, _SHIFT)
+                cv2.polylines(
+                    self.img,
+                    self._ints(polys),
+                    False,
+                    colour,
+                    self.thick(thickness),
+                    cv2.LINE_AA,
+                    _SHIFT,
+                )
             return
         ints = self._ints(polys)
         lo = np.min([q.min(0) for q in ints], 0) >> _SHIFT
@@ -164,7 +206,7 @@ class Painter:
 
 def _shade(colour, f: float, add=(0.0, 0.0, 0.0)) -> tuple[float, float, float]:
     """``colour * f + add``, clipped to 0..255 (BGR)."""
-    return tuple(min(255.0, max(0.0, float(c) * f + d)) for c, d in zip(colour, add))
+    return tuple(min(255.0, max(0.0, float(c) * f + d)) for c, d in zip(colour, add, strict=True))
 
 
 def palette(identity: Identity) -> dict[str, np.ndarray]:
@@ -174,8 +216,14 @@ def palette(identity: Identity) -> dict[str, np.ndarray]:
     hair = np.clip(np.add(HAIR_BGR[identity.hair_color], g.hair_jitter), 0, 255)
     iris = IRIS_BROWN_BGR if identity.brown_eyes else IRIS_OTHER_BGR[g.iris_other]
     lips = LIPSTICK_BGR[g.lipstick] if identity.gender == 1 else skin * (0.72, 0.62, 0.86)
-    return {"skin": skin, "hair": hair, "beard": hair * 0.8, "brow": np.asarray(g.brow_bgr),
-            "iris": np.asarray(iris), "lips": np.asarray(lips)}
+    return {
+        "skin": skin,
+        "hair": hair,
+        "beard": hair * 0.8,
+        "brow": np.asarray(g.brow_bgr),
+        "iris": np.asarray(iris),
+        "lips": np.asarray(lips),
+    }
 
 
 @lru_cache(maxsize=8)
@@ -201,10 +249,13 @@ def _noise_bank(size: int) -> np.ndarray:
 
 
 def _noise(seed: int, size: int) -> np.ndarray:
-    """``(size, size, 3)`` standard normal noise picked by ``seed``: a window of a fixed bank, sign and axes
-    flipped by the seed (8 * size**2 distinct fields; generating fresh normals would double the render time)."""
+    """``(size, size, 3)`` standard normal noise picked by ``seed``.
+
+    A window of a fixed bank, sign and axes flipped by the seed (8 * size**2 distinct fields;
+    generating fresh normals would double the render time).
+    """
     oy, ox = seed % size, (seed // size) % size
-    win = _noise_bank(size)[oy:oy + size, ox:ox + size]
+    win = _noise_bank(size)[oy : oy + size, ox : ox + size]
     flip = (seed // (size * size)) % 8
     if flip & 1:
         win = win[::-1]
@@ -242,8 +293,11 @@ def background(nuisance: Nuisance, size: int) -> np.ndarray:
 def _finish(img: np.ndarray, nuisance: Nuisance, size: int) -> np.ndarray:
     """Lighting gradient, blur, then Gaussian noise; returns uint8."""
     gx, gy = _grid(size)
-    field = nuisance.gain * (1 + nuisance.light_strength * (np.cos(nuisance.light_angle) * gx
-                                                              + np.sin(nuisance.light_angle) * gy))
+    field = nuisance.gain * (
+        1
+        + nuisance.light_strength
+        * (np.cos(nuisance.light_angle) * gx + np.sin(nuisance.light_angle) * gy)
+    )
     out = img.astype(np.float32) * field[..., None]
     sigma = nuisance.blur_sigma * size / 112.0
     if sigma >= 0.3:
@@ -293,8 +347,12 @@ def _draw_skin_features(p: Painter, lay: FaceLayout, col, face_cov: np.ndarray) 
     if i.chubby:
         p.fill(lay.rosy, _shade(skin, 0.95, (-5, -10, 25)), alpha=0.55, clip=face_cov)
     if lay.wrinkles:
-        p.line(lay.wrinkles, _shade(skin, 0.66 if i.age == 1 else 0.56), 0.85 if i.age == 1 else 1.0,
-               clip=face_cov)
+        p.line(
+            lay.wrinkles,
+            _shade(skin, 0.66 if i.age == 1 else 0.56),
+            0.85 if i.age == 1 else 1.0,
+            clip=face_cov,
+        )
     beard = col["beard"]
     if i.stubble:
         p.fill([lay.stubble], beard, alpha=0.5, clip=face_cov, texture=_speckle(p.h))
@@ -314,7 +372,11 @@ def _draw_eyes(p: Painter, lay: FaceLayout, col, nuisance: Nuisance) -> None:
     irises = lay.irises(nuisance.gaze)
     p.fill([_circle(x, y, r) for x, y, r in irises], col["iris"], clip=eye_cov)
     p.fill([_circle(x, y, 0.45 * r) for x, y, r in irises], (15, 12, 12), clip=eye_cov)
-    p.fill([_circle(x + 0.35 * r, y - 0.35 * r, 0.22 * r) for x, y, r in irises], (250, 250, 250), clip=eye_cov)
+    p.fill(
+        [_circle(x + 0.35 * r, y - 0.35 * r, 0.22 * r) for x, y, r in irises],
+        (250, 250, 250),
+        clip=eye_cov,
+    )
     p.line(lay.upper_lids, (40, 36, 40), 0.9)
     if i.gender == 1:
         p.line(lay.eyeliner, (16, 14, 18), 1.5)
@@ -371,7 +433,9 @@ def _draw_hair_front(p: Painter, lay: FaceLayout, col, face_cov: np.ndarray) -> 
         p.fill([lay.headband], lay.g.band_bgr)
 
 
-def render(identity: Identity, nuisance: Nuisance, size: int = 112, with_masks: bool = True) -> FaceSample:
+def render(
+    identity: Identity, nuisance: Nuisance, size: int = 112, with_masks: bool = True
+) -> FaceSample:
     """Render one image of ``identity`` under ``nuisance``.
 
     Args:
@@ -402,9 +466,14 @@ def render(identity: Identity, nuisance: Nuisance, size: int = 112, with_masks: 
         from .masks import attribute_masks  # local import: masks imports this module's Painter
 
         masks = attribute_masks(lay, p)
-    return FaceSample(image=image, labels=labels_of(identity, nuisance), masks=masks,
-                      landmarks=p.px(lay.landmarks(nuisance.smiling, nuisance.mouth_open)), identity=identity,
-                      nuisance=nuisance)
+    return FaceSample(
+        image=image,
+        labels=labels_of(identity, nuisance),
+        masks=masks,
+        landmarks=p.px(lay.landmarks(nuisance.smiling, nuisance.mouth_open)),
+        identity=identity,
+        nuisance=nuisance,
+    )
 
 
 __all__ = ["FaceSample", "Painter", "affine", "background", "blur_radius", "palette", "render"]

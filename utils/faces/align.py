@@ -36,6 +36,7 @@ The Haar cascades ship with ``opencv-python(-headless)`` 4.x. OpenCV 5 dropped
 :func:`detect_landmarks` raises :class:`DetectorUnavailableError` saying what
 to install. :func:`center_crop` is the no-alignment fallback.
 """
+
 from __future__ import annotations
 
 import functools
@@ -47,7 +48,13 @@ import numpy as np
 
 #: insightface ``arcface_dst``: the 5 landmarks in a 112x112 aligned crop, (5, 2) as (x, y).
 ARCFACE_TEMPLATE_112 = np.array(
-    [[38.2946, 51.6963], [73.5318, 51.5014], [56.0252, 71.7366], [41.5493, 92.3655], [70.7299, 92.2041]],
+    [
+        [38.2946, 51.6963],
+        [73.5318, 51.5014],
+        [56.0252, 71.7366],
+        [41.5493, 92.3655],
+        [70.7299, 92.2041],
+    ],
     dtype=np.float64,
 )
 
@@ -110,14 +117,18 @@ def arcface_template(size: int = 112) -> np.ndarray:
         ``(5, 2)`` float64 array of (x, y).
     """
     if not isinstance(size, (int, np.integer)) or size <= 0:
-        raise ValueError(f"aligned size must be a positive int (112 or 224 are standard), got {size!r}")
+        raise ValueError(
+            f"aligned size must be a positive int (112 or 224 are standard), got {size!r}"
+        )
     return ARCFACE_TEMPLATE_112 * (size / 112.0)
 
 
 def _check_points(points: np.ndarray, name: str) -> np.ndarray:
     points = np.asarray(points, dtype=np.float64)
     if points.ndim != 2 or points.shape[1] != 2 or points.shape[0] < 2:
-        raise ValueError(f"{name} must be an (N, 2) array of (x, y) with N >= 2, got shape {points.shape}")
+        raise ValueError(
+            f"{name} must be an (N, 2) array of (x, y) with N >= 2, got shape {points.shape}"
+        )
     if not np.isfinite(points).all():
         raise ValueError(f"{name} contains NaN or infinity: {points.tolist()}")
     return points
@@ -163,14 +174,18 @@ def similarity_to_template(landmarks: np.ndarray, size: int = 112) -> np.ndarray
     """``(2, 3)`` matrix mapping image landmarks ``(5, 2)`` onto :func:`arcface_template`."""
     landmarks = _check_points(landmarks, "landmarks")
     if landmarks.shape != (5, 2):
-        raise ValueError(f"landmarks must have shape (5, 2) (eyes, nose, mouth corners), got {landmarks.shape}")
+        raise ValueError(
+            f"landmarks must have shape (5, 2) (eyes, nose, mouth corners), got {landmarks.shape}"
+        )
     return umeyama(landmarks, arcface_template(size))
 
 
 def _check_image(image: np.ndarray) -> np.ndarray:
     if not isinstance(image, np.ndarray) or image.ndim not in (2, 3) or image.size == 0:
-        raise ValueError(f"image must be a non-empty (H, W[, C]) numpy array, got {type(image).__name__} "
-                         f"{getattr(image, 'shape', '')}")
+        raise ValueError(
+            f"image must be a non-empty (H, W[, C]) numpy array, got {type(image).__name__} "
+            f"{getattr(image, 'shape', '')}"
+        )
     return image
 
 
@@ -187,8 +202,14 @@ def align_face(image: np.ndarray, landmarks: np.ndarray, size: int = 112) -> np.
         ``(size, size, 3)`` aligned crop, same dtype; areas outside the photo are black.
     """
     matrix = similarity_to_template(landmarks, size)
-    return cv2.warpAffine(_check_image(image), matrix, (size, size), flags=cv2.INTER_LINEAR,
-                          borderMode=cv2.BORDER_CONSTANT, borderValue=0)
+    return cv2.warpAffine(
+        _check_image(image),
+        matrix,
+        (size, size),
+        flags=cv2.INTER_LINEAR,
+        borderMode=cv2.BORDER_CONSTANT,
+        borderValue=0,
+    )
 
 
 def center_crop(image: np.ndarray, size: int = 112) -> np.ndarray:
@@ -199,14 +220,15 @@ def center_crop(image: np.ndarray, size: int = 112) -> np.ndarray:
         size: output side.
 
     Returns:
-        ``(size, size[, C])``; ``cv2.INTER_AREA`` when shrinking, ``cv2.INTER_LINEAR`` when enlarging.
+        ``(size, size[, C])``; ``cv2.INTER_AREA`` when shrinking, ``cv2.INTER_LINEAR`` when
+        enlarging.
     """
     image = _check_image(image)
     arcface_template(size)  # validates size
     h, w = image.shape[:2]
     side = min(h, w)
     top, left = (h - side) // 2, (w - side) // 2
-    crop = image[top:top + side, left:left + side]
+    crop = image[top : top + side, left : left + side]
     if side == size:
         return crop.copy()
     interp = cv2.INTER_AREA if side > size else cv2.INTER_LINEAR
@@ -217,16 +239,23 @@ def haar_available() -> bool:
     """True when the installed OpenCV has ``CascadeClassifier`` and its cascade files."""
     data = getattr(cv2, "data", None)
     folder = Path(getattr(data, "haarcascades", "") or "")
-    return hasattr(cv2, "CascadeClassifier") and (folder / "haarcascade_frontalface_default.xml").is_file()
+    return (
+        hasattr(cv2, "CascadeClassifier")
+        and (folder / "haarcascade_frontalface_default.xml").is_file()
+    )
 
 
 @functools.lru_cache(maxsize=1)
 def _cascades():
     if not haar_available():
         raise DetectorUnavailableError(
-            f"face detection needs OpenCV's Haar cascades, which OpenCV {cv2.__version__} does not ship "
-            "(OpenCV 5 removed cv2.CascadeClassifier). Fix: pip install 'opencv-python-headless>=4.8,<5', "
-            "or give a landmark file (--landmarks FILE --landmark-format celeba|vggface2|csv), or use --no-align")
+            "face detection needs OpenCV's Haar cascades, "
+            f"which OpenCV {cv2.__version__} does not ship "
+            "(OpenCV 5 removed cv2.CascadeClassifier). "
+            "Fix: pip install 'opencv-python-headless>=4.8,<5', "
+            "or give a landmark file (--landmarks FILE --landmark-format celeba|vggface2|csv), "
+            "or use --no-align"
+        )
     folder = Path(cv2.data.haarcascades)
     face = cv2.CascadeClassifier(str(folder / "haarcascade_frontalface_default.xml"))
     eye = cv2.CascadeClassifier(str(folder / "haarcascade_eye.xml"))
@@ -236,17 +265,27 @@ def _cascades():
 
 
 def ensure_detector() -> None:
-    """Load the Haar cascades now; raises :class:`DetectorUnavailableError` with the fix if they are missing."""
+    """Load the Haar cascades now.
+
+    Raises:
+        DetectorUnavailableError: they are missing (the message names the fix).
+    """
     _cascades()
 
 
-def _eyes_in_box(gray: np.ndarray, box: tuple[int, int, int, int], eye_cascade) -> np.ndarray | None:
+def _eyes_in_box(
+    gray: np.ndarray, box: tuple[int, int, int, int], eye_cascade
+) -> np.ndarray | None:
     """Eye centres ``(2, 2)`` in box fractions (left, right), or ``None``."""
     x, y, w, h = box
-    roi = cv2.resize(gray[y:y + h, x:x + w], (_EYE_ROI_SIDE, _EYE_ROI_SIDE), interpolation=cv2.INTER_AREA
-                     if w > _EYE_ROI_SIDE else cv2.INTER_LINEAR)
-    found = eye_cascade.detectMultiScale(roi, scaleFactor=1.05, minNeighbors=3, minSize=(16, 16),
-                                         maxSize=(90, 90))
+    roi = cv2.resize(
+        gray[y : y + h, x : x + w],
+        (_EYE_ROI_SIDE, _EYE_ROI_SIDE),
+        interpolation=cv2.INTER_AREA if w > _EYE_ROI_SIDE else cv2.INTER_LINEAR,
+    )
+    found = eye_cascade.detectMultiScale(
+        roi, scaleFactor=1.05, minNeighbors=3, minSize=(16, 16), maxSize=(90, 90)
+    )
     if len(found) < 2:
         return None
     centres = np.array([[ex + ew / 2, ey + eh / 2] for ex, ey, ew, eh in found]) / _EYE_ROI_SIDE
@@ -287,22 +326,33 @@ def _rotated(gray: np.ndarray, degrees: float) -> tuple[np.ndarray, np.ndarray]:
     cos, sin = abs(matrix[0, 0]), abs(matrix[0, 1])
     new_w, new_h = int(np.ceil(h * sin + w * cos)), int(np.ceil(h * cos + w * sin))
     matrix[:, 2] += (new_w / 2 - w / 2, new_h / 2 - h / 2)
-    turned = cv2.warpAffine(gray, matrix, (new_w, new_h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+    turned = cv2.warpAffine(
+        gray, matrix, (new_w, new_h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE
+    )
     return turned, cv2.invertAffineTransform(matrix)
 
 
 def _detect_upright(gray: np.ndarray, face_cascade, eye_cascade):
-    """Faces and eyes in an (equalised) gray image: ``(box, eyes (2, 2), method, num_faces)`` or ``None``."""
+    """Faces and eyes in an (equalised) gray image.
+
+    Returns:
+        ``(box, eyes (2, 2), method, num_faces)`` or ``None``.
+    """
     h, w = gray.shape
     scale = min(1.0, _DETECT_MAX_SIDE / max(h, w))
-    small = cv2.resize(gray, (round(w * scale), round(h * scale)), interpolation=cv2.INTER_AREA) \
-        if scale < 1.0 else gray
+    small = (
+        cv2.resize(gray, (round(w * scale), round(h * scale)), interpolation=cv2.INTER_AREA)
+        if scale < 1.0
+        else gray
+    )
     faces = face_cascade.detectMultiScale(small, scaleFactor=1.1, minNeighbors=5, minSize=(24, 24))
     if len(faces) == 0:
         return None
     # Largest first; the first box with a valid eye pair wins (false positives
     # in hair or clothing are often larger than the face but have no eyes).
-    boxes = [tuple(int(round(v / scale)) for v in b) for b in sorted(faces, key=lambda b: -b[2] * b[3])]
+    boxes = [
+        tuple(int(round(v / scale)) for v in b) for b in sorted(faces, key=lambda b: -b[2] * b[3])
+    ]
     box, eyes_frac, method = boxes[0], BOX_EYE_FRACTIONS, "haar-box"
     for candidate in boxes[:_MAX_FACE_CANDIDATES]:
         found = _eyes_in_box(gray, candidate, eye_cascade)
@@ -342,12 +392,30 @@ def detect_landmarks(image: np.ndarray) -> Detection:
         box, eyes, method, num_faces = found
         eyes = eyes @ back[:, :2].T + back[:, 2]
         if degrees:
-            corners = np.array([[box[0], box[1]], [box[0] + box[2], box[1]], [box[0], box[1] + box[3]],
-                                [box[0] + box[2], box[1] + box[3]]], dtype=np.float64) @ back[:, :2].T + back[:, 2]
+            corners = (
+                np.array(
+                    [
+                        [box[0], box[1]],
+                        [box[0] + box[2], box[1]],
+                        [box[0], box[1] + box[3]],
+                        [box[0] + box[2], box[1] + box[3]],
+                    ],
+                    dtype=np.float64,
+                )
+                @ back[:, :2].T
+                + back[:, 2]
+            )
             lo, hi = corners.min(axis=0), corners.max(axis=0)
             box = (int(lo[0]), int(lo[1]), int(hi[0] - lo[0]), int(hi[1] - lo[1]))
-        return Detection(landmarks_from_eyes(eyes), True, method, "", box, num_faces, float(degrees))
+        return Detection(
+            landmarks_from_eyes(eyes), True, method, "", box, num_faces, float(degrees)
+        )
     h, w = gray.shape
-    return Detection(None, True, "none", f"no face found by the Haar frontal-face cascade in a {w}x{h} image, "
-                     f"also turned by {list(ROLL_SEARCH_DEGREES[1:])} degrees "
-                     "(profile, very small, or occluded faces are missed)")
+    return Detection(
+        None,
+        True,
+        "none",
+        f"no face found by the Haar frontal-face cascade in a {w}x{h} image, "
+        f"also turned by {list(ROLL_SEARCH_DEGREES[1:])} degrees "
+        "(profile, very small, or occluded faces are missed)",
+    )

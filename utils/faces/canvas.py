@@ -253,8 +253,10 @@ class CanvasAligner:
                 report = self._reports[folder]
             if report is not None:
                 listed = report.get(target.relative_to(folder).as_posix())
-                return listed is not None and listed in TEMPLATE_GEOMETRY and (
-                    same_geometry(listed, self.template)
+                return (
+                    listed is not None
+                    and listed in TEMPLATE_GEOMETRY
+                    and (same_geometry(listed, self.template))
                 )
         return False
 

@@ -33,6 +33,7 @@ environment variable ``SIM2WORD_DATASETS``), parsed with
 ``{"<name>": {"pair_list": "...", "image_root": "..."}}``; paths are relative to
 the repository root or absolute; keys starting with ``_`` are comments.
 """
+
 from __future__ import annotations
 
 import csv
@@ -105,11 +106,13 @@ def list_fields(lines: Iterable[str]) -> Iterator[tuple[int, str, list[str]]]:
             yield line_no, line, _split(line)
 
 
-def parse_pair_lines(lines: list[str], image_root: str | Path | None = None, source: str = "<pairs>") -> list[PairItem]:
+def parse_pair_lines(
+    lines: list[str], image_root: str | Path | None = None, source: str = "<pairs>"
+) -> list[PairItem]:
     """Parse the lines of a pair list (see the module docstring)."""
     root = Path(image_root) if image_root is not None else None
     items: list[PairItem] = []
-    for line_no, line, fields in list_fields(lines):
+    for line_no, _line, fields in list_fields(lines):
         n = len(items)
         if len(fields) != 3:
             err = f"{source}:{line_no}: expected 3 fields 'path1 path2 label', got {len(fields)}"
@@ -118,7 +121,15 @@ def parse_pair_lines(lines: list[str], image_root: str | Path | None = None, sou
             err = f"{source}:{line_no}: label must be 0 or 1 (third field)"
             items.append(PairItem(n, line_no, "", "", -1, err))
         else:
-            items.append(PairItem(n, line_no, resolve_path(fields[0], root), resolve_path(fields[1], root), int(fields[2])))
+            items.append(
+                PairItem(
+                    n,
+                    line_no,
+                    resolve_path(fields[0], root),
+                    resolve_path(fields[1], root),
+                    int(fields[2]),
+                )
+            )
     _warn_duplicates(items, source)
     return items
 
@@ -128,12 +139,22 @@ def _warn_duplicates(items: list[PairItem], source: str) -> None:
     dups = {k: c for k, c in counts.items() if c > 1}
     if dups:
         first = next(iter(dups))
-        log.warning("%s: %d pair(s) appear more than once (kept, each with its own index), e.g. %s %s x%d",
-                    source, len(dups), first[0], first[1], dups[first])
+        log.warning(
+            "%s: %d pair(s) appear more than once (kept, each with its own index), e.g. %s %s x%d",
+            source,
+            len(dups),
+            first[0],
+            first[1],
+            dups[first],
+        )
 
 
 #: Header column triples (path 1, path 2, label) recognised in CSV pair lists, lower case.
-CSV_HEADERS = (("img1", "img2", "same"), ("path1", "path2", "label"), ("file_x", "file_y", "decision"))
+CSV_HEADERS = (
+    ("img1", "img2", "same"),
+    ("path1", "path2", "label"),
+    ("file_x", "file_y", "decision"),
+)
 #: Label spellings accepted in CSV pair lists (lower-cased before lookup).
 CSV_LABELS = {"1": 1, "0": 0, "yes": 1, "no": 0, "true": 1, "false": 0}
 
@@ -149,14 +170,19 @@ def _csv_header(fields: list[str]) -> tuple[int, int, int] | None:
     for triple in CSV_HEADERS:
         if all(n in names for n in triple):
             return tuple(names.index(n) for n in triple)
-    looks_like_data = len(names) >= 3 and (names[2] in CSV_LABELS or any(Path(n).suffix for n in names[:2]))
+    looks_like_data = len(names) >= 3 and (
+        names[2] in CSV_LABELS or any(Path(n).suffix for n in names[:2])
+    )
     return None if looks_like_data else (0, 1, 2)
 
 
 def _csv_row_error(fields: list[str], cols: tuple[int, int, int], width: int) -> str | None:
     """Why a CSV data row is unusable, or ``None``."""
     if len(fields) != width:
-        return f"expected {width} comma-separated fields (path1,path2,label{',...' if width > 3 else ''}), got {len(fields)}"
+        more = ",..." if width > 3 else ""
+        return (
+            f"expected {width} comma-separated fields (path1,path2,label{more}), got {len(fields)}"
+        )
     if fields[cols[2]].lower() not in CSV_LABELS:
         return f"label must be one of {', '.join(CSV_LABELS)} (column {cols[2] + 1})"
     if not (fields[cols[0]] and fields[cols[1]]):
@@ -164,7 +190,9 @@ def _csv_row_error(fields: list[str], cols: tuple[int, int, int], width: int) ->
     return None
 
 
-def parse_pair_csv(lines: list[str], image_root: str | Path | None = None, source: str = "<pairs.csv>") -> list[PairItem]:
+def parse_pair_csv(
+    lines: list[str], image_root: str | Path | None = None, source: str = "<pairs.csv>"
+) -> list[PairItem]:
     """Parse the lines of a CSV pair list (see the module docstring).
 
     Args:
@@ -197,8 +225,15 @@ def parse_pair_csv(lines: list[str], image_root: str | Path | None = None, sourc
         if bad is not None:
             items.append(PairItem(len(items), line_no, "", "", -1, f"{source}:{line_no}: {bad}"))
         else:
-            items.append(PairItem(len(items), line_no, resolve_path(fields[cols[0]], root),
-                                  resolve_path(fields[cols[1]], root), CSV_LABELS[fields[cols[2]].lower()]))
+            items.append(
+                PairItem(
+                    len(items),
+                    line_no,
+                    resolve_path(fields[cols[0]], root),
+                    resolve_path(fields[cols[1]], root),
+                    CSV_LABELS[fields[cols[2]].lower()],
+                )
+            )
     _warn_duplicates(items, source)
     return items
 
@@ -223,12 +258,16 @@ def read_list_text(path: Path, what: str, fix: str) -> str:
         return data.decode("utf-8-sig")
     except UnicodeDecodeError as err:
         line = data.count(b"\n", 0, err.start) + 1
-        raise DataConfigError(f"cannot read {what} {path}: not UTF-8 text (invalid byte on line "
-                              f"{line}); it must be a UTF-8 text file") from None
+        raise DataConfigError(
+            f"cannot read {what} {path}: not UTF-8 text (invalid byte on line "
+            f"{line}); it must be a UTF-8 text file"
+        ) from None
 
 
 def read_pair_list(path: str | Path, image_root: str | Path | None = None) -> list[PairItem]:
-    """Read and parse a pair list file (``.csv``: :func:`parse_pair_csv`; else :func:`parse_pair_lines`).
+    """Read and parse a pair list file.
+
+    ``.csv`` files go through :func:`parse_pair_csv`, others through :func:`parse_pair_lines`.
 
     Args:
         path: the list file.
@@ -238,7 +277,9 @@ def read_pair_list(path: str | Path, image_root: str | Path | None = None) -> li
         DataConfigError: the file does not exist or cannot be read/decoded.
     """
     path = Path(path)
-    text = read_list_text(path, "pair list", "pass an existing file with --pair-list or fix the datasets config entry")
+    text = read_list_text(
+        path, "pair list", "pass an existing file with --pair-list or fix the datasets config entry"
+    )
     root = Path(image_root) if image_root is not None else path.parent
     parse = parse_pair_csv if path.suffix.lower() == ".csv" else parse_pair_lines
     return parse(text.splitlines(), root, source=str(path))
@@ -256,21 +297,30 @@ def load_datasets_config(path: str | Path | None = None) -> dict[str, dict[str, 
     try:
         cfg = load_json_file(path)
     except UnreadableFileError as err:
-        raise DataConfigError(f"cannot read datasets config {path}: {err.reason}; pass "
-                              f"--datasets-config FILE or set {DATASETS_ENV}") from None
+        raise DataConfigError(
+            f"cannot read datasets config {path}: {err.reason}; pass "
+            f"--datasets-config FILE or set {DATASETS_ENV}"
+        ) from None
     except ValueError as err:  # names the file, the line and the column, never the content
         raise DataConfigError(f"datasets config {err}") from None
     if not isinstance(cfg, dict):
-        raise DataConfigError(f"datasets config {path} must be a JSON object name -> {{pair_list, image_root}}")
+        raise DataConfigError(
+            f"datasets config {path} must be a JSON object name -> {{pair_list, image_root}}"
+        )
     out = {}
     for name, entry in cfg.items():
         if name.startswith("_"):
             continue
         if not isinstance(entry, dict) or not isinstance(entry.get("pair_list"), str):
-            got = "an object without a string 'pair_list'" if isinstance(entry, dict) else \
-                f"a {type(entry).__name__}"
-            raise DataConfigError(f"datasets config {path}, entry {name!r}: expected an object "
-                                  f"with a string 'pair_list' (optional 'image_root'), got {got}")
+            got = (
+                "an object without a string 'pair_list'"
+                if isinstance(entry, dict)
+                else f"a {type(entry).__name__}"
+            )
+            raise DataConfigError(
+                f"datasets config {path}, entry {name!r}: expected an object "
+                f"with a string 'pair_list' (optional 'image_root'), got {got}"
+            )
         out[name] = entry
     return out
 
@@ -284,14 +334,18 @@ def resolve_dataset(name: str, config_path: str | Path | None = None) -> tuple[P
     path = Path(config_path) if config_path is not None else datasets_config_path()
     cfg = load_datasets_config(path)
     if name not in cfg:
-        raise DataConfigError(f"dataset {name!r} is not in {path}; known: {', '.join(cfg)}. Add an entry or pass "
-                              "--pair-list FILE --image-root DIR")
+        raise DataConfigError(
+            f"dataset {name!r} is not in {path}; known: {', '.join(cfg)}. Add an entry or pass "
+            "--pair-list FILE --image-root DIR"
+        )
     entry = cfg[name]
     pair_list = _abs(entry["pair_list"])
     image_root = _abs(entry.get("image_root") or str(pair_list.parent))
     if not pair_list.is_file():
-        raise DataConfigError(f"dataset {name!r} in {path}: pair list {pair_list} not found. Edit the entry "
-                              f"{name!r} in {path} to point at your copy (or pass --pair-list FILE --image-root DIR)")
+        raise DataConfigError(
+            f"dataset {name!r} in {path}: pair list {pair_list} not found. Edit the entry "
+            f"{name!r} in {path} to point at your copy (or pass --pair-list FILE --image-root DIR)"
+        )
     return pair_list, image_root
 
 

@@ -280,7 +280,7 @@ _TEXT_KINDS = (
 
 
 def _text_kind(data: bytes) -> str | None:
-    """"text file" (or a finer text kind) if the head of ``data`` is UTF-8 text, else ``None``."""
+    """ "text file" (or a finer text kind) if the head of ``data`` is UTF-8 text, else ``None``."""
     head = data[:4096]
     text = head.decode("utf-8", "ignore")
     if b"\x00" in head or len(text.encode("utf-8")) < len(head) - 3:  # a cut last character is fine
@@ -726,9 +726,13 @@ def _decode_opencv(
 def _read_file(path: Path, max_bytes: int) -> bytes:
     """The file's bytes (:func:`utils.base.safefile.read_capped`); refusals as ImageReadError."""
     try:
-        return read_capped(path, max_bytes, what="image",
-                           limit_hint="downscale or re-compress the image, or raise the limit "
-                                      "(max_bytes= / SIM2WORD_MAX_IMAGE_MB)")
+        return read_capped(
+            path,
+            max_bytes,
+            what="image",
+            limit_hint="downscale or re-compress the image, or raise the limit "
+            "(max_bytes= / SIM2WORD_MAX_IMAGE_MB)",
+        )
     except UnreadableFileError as err:
         missing = err.reason == "file not found"
         hint = "check the path and the image root folder (--image-root)" if missing else err.hint
@@ -746,8 +750,12 @@ def read_image_info(
 ) -> tuple[np.ndarray, ImageInfo]:
     """:func:`read_image`, also returning what was read (:class:`ImageInfo`)."""
     path = Path(path)
-    overrides = {"max_pixels": max_pixels, "max_side": max_side, "max_bytes": max_bytes,
-                 "max_decode_bytes": max_decode_bytes}
+    overrides = {
+        "max_pixels": max_pixels,
+        "max_side": max_side,
+        "max_bytes": max_bytes,
+        "max_decode_bytes": max_decode_bytes,
+    }
     limits = {**read_limits(), **{k: int(v) for k, v in overrides.items() if v is not None}}
     data = _read_file(path, limits["max_bytes"])
     fmt = sniff_format(data)

@@ -21,6 +21,7 @@ Formats:
 Malformed files raise ``ValueError`` naming the file, the line and what was
 expected; a duplicated image path is an error too (which row would be right?).
 """
+
 from __future__ import annotations
 
 import csv
@@ -32,8 +33,18 @@ import numpy as np
 
 from utils.base.safefile import read_capped
 
-CELEBA_HEADER = ("lefteye_x lefteye_y righteye_x righteye_y nose_x nose_y "
-                 "leftmouth_x leftmouth_y rightmouth_x rightmouth_y").split()
+CELEBA_HEADER = [
+    "lefteye_x",
+    "lefteye_y",
+    "righteye_x",
+    "righteye_y",
+    "nose_x",
+    "nose_y",
+    "leftmouth_x",
+    "leftmouth_y",
+    "rightmouth_x",
+    "rightmouth_y",
+]
 VGGFACE2_HEADER = ["NAME_ID"] + [f"P{i}{axis}" for i in range(1, 6) for axis in "XY"]
 LANDMARK_FORMATS = ("celeba", "vggface2", "csv")
 #: Largest landmark file read (CelebA's 200k rows are 12 MB).
@@ -52,7 +63,9 @@ def _points(values: list[str], path: Path, lineno: int) -> np.ndarray:
     try:
         pts = np.array([float(v) for v in values], dtype=np.float64).reshape(5, 2)
     except ValueError as err:
-        raise ValueError(f"{path}:{lineno}: expected 10 numbers (x1 y1 ... x5 y5), got {values!r}") from err
+        raise ValueError(
+            f"{path}:{lineno}: expected 10 numbers (x1 y1 ... x5 y5), got {values!r}"
+        ) from err
     if not np.isfinite(pts).all():
         raise ValueError(f"{path}:{lineno}: landmark values must be finite, got {values!r}")
     return pts
@@ -82,33 +95,48 @@ def read_celeba_landmarks(path: str | os.PathLike) -> dict[str, np.ndarray]:
     path = Path(path)
     lines = [(i + 1, ln) for i, ln in enumerate(_read_text(path).splitlines()) if ln.strip()]
     if len(lines) < 2:
-        raise ValueError(f"{path}: expected a count line and a header line, found {len(lines)} non-empty lines")
+        raise ValueError(
+            f"{path}: expected a count line and a header line, found {len(lines)} non-empty lines"
+        )
     try:
         count = int(lines[0][1].strip())
     except ValueError as err:
-        raise ValueError(f"{path}:1: expected the number of images, got {lines[0][1]!r}; "
-                         "is this a CelebA landmark file?") from err
+        raise ValueError(
+            f"{path}:1: expected the number of images, got {lines[0][1]!r}; "
+            "is this a CelebA landmark file?"
+        ) from err
     header = lines[1][1].split()
     if header != CELEBA_HEADER:
-        raise ValueError(f"{path}:{lines[1][0]}: expected header {' '.join(CELEBA_HEADER)!r}, got {lines[1][1]!r}")
+        raise ValueError(
+            f"{path}:{lines[1][0]}: expected header {' '.join(CELEBA_HEADER)!r}, "
+            f"got {lines[1][1]!r}"
+        )
     out: dict[str, np.ndarray] = {}
     for lineno, line in lines[2:]:
         fields = line.split()
         if len(fields) != 11:
-            raise ValueError(f"{path}:{lineno}: expected 11 fields (name + 10 coordinates), got {len(fields)}")
+            raise ValueError(
+                f"{path}:{lineno}: expected 11 fields (name + 10 coordinates), got {len(fields)}"
+            )
         _add(out, fields[0], _points(fields[1:], path, lineno), path, lineno)
     if len(out) != count:
-        raise ValueError(f"{path}: line 1 announces {count} images but {len(out)} rows were read; "
-                         "the file may be truncated, re-download it")
+        raise ValueError(
+            f"{path}: line 1 announces {count} images but {len(out)} rows were read; "
+            "the file may be truncated, re-download it"
+        )
     return out
 
 
 def _csv_rows(path: Path) -> list[tuple[int, list[str]]]:
     reader = csv.reader(io.StringIO(_read_text(path)))
-    return [(reader.line_num, [f.strip() for f in row]) for row in reader if any(f.strip() for f in row)]
+    return [
+        (reader.line_num, [f.strip() for f in row]) for row in reader if any(f.strip() for f in row)
+    ]
 
 
-def read_vggface2_landmarks(path: str | os.PathLike, extension: str = ".jpg") -> dict[str, np.ndarray]:
+def read_vggface2_landmarks(
+    path: str | os.PathLike, extension: str = ".jpg"
+) -> dict[str, np.ndarray]:
     """Read VGGFace2's ``loose_landmark_train.csv`` / ``loose_landmark_test.csv``.
 
     Args:
@@ -126,7 +154,9 @@ def read_vggface2_landmarks(path: str | os.PathLike, extension: str = ".jpg") ->
     out: dict[str, np.ndarray] = {}
     for lineno, row in rows[1:]:
         if len(row) != 11:
-            raise ValueError(f"{path}:{lineno}: expected 11 fields (NAME_ID + 10 coordinates), got {len(row)}")
+            raise ValueError(
+                f"{path}:{lineno}: expected 11 fields (NAME_ID + 10 coordinates), got {len(row)}"
+            )
         _add(out, row[0] + extension, _points(row[1:], path, lineno), path, lineno)
     return out
 
@@ -150,14 +180,23 @@ def read_csv_landmarks(path: str | os.PathLike) -> dict[str, np.ndarray]:
     out: dict[str, np.ndarray] = {}
     for lineno, row in rows:
         if len(row) != 11:
-            raise ValueError(f"{path}:{lineno}: expected 11 fields (path,x1,y1,...,x5,y5), got {len(row)}: {row!r}")
+            raise ValueError(
+                f"{path}:{lineno}: expected 11 fields (path,x1,y1,...,x5,y5), "
+                f"got {len(row)}: {row!r}"
+            )
         _add(out, row[0], _points(row[1:], path, lineno), path, lineno)
     return out
 
 
 def read_landmarks(path: str | os.PathLike, fmt: str) -> dict[str, np.ndarray]:
     """Read a landmark file of format ``fmt`` (one of :data:`LANDMARK_FORMATS`)."""
-    readers = {"celeba": read_celeba_landmarks, "vggface2": read_vggface2_landmarks, "csv": read_csv_landmarks}
+    readers = {
+        "celeba": read_celeba_landmarks,
+        "vggface2": read_vggface2_landmarks,
+        "csv": read_csv_landmarks,
+    }
     if fmt not in readers:
-        raise ValueError(f"unknown landmark format {fmt!r}; choose one of {', '.join(LANDMARK_FORMATS)}")
+        raise ValueError(
+            f"unknown landmark format {fmt!r}; choose one of {', '.join(LANDMARK_FORMATS)}"
+        )
     return readers[fmt](path)

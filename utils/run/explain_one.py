@@ -221,8 +221,11 @@ def load_pair_nets(
     if is_gallery != (gallery is not None):
         raise ValueError(
             f"the recognition net {names['recognition']!r} "
-            + ("needs gallery=DIR (one sub-folder of photos per identity)" if is_gallery
-               else "takes no gallery (only <net>-gallery nets do)")
+            + (
+                "needs gallery=DIR (one sub-folder of photos per identity)"
+                if is_gallery
+                else "takes no gallery (only <net>-gallery nets do)"
+            )
         )
     nets = {
         role: get_network(names[role], weights=weights.get(role), device=device)
@@ -232,7 +235,10 @@ def load_pair_nets(
         from utils.faces.gallery import get_gallery_network
 
         nets["recognition"] = get_gallery_network(
-            names["recognition"], gallery, weights=weights.get("recognition"), device=device,
+            names["recognition"],
+            gallery,
+            weights=weights.get("recognition"),
+            device=device,
             align=aligner if aligner is not None else "auto",
         )
     else:
@@ -370,9 +376,15 @@ def explain_images(
     if match is None:
         record.pop("match")
     pw = PairWords(
-        (name1 or "image 1", name2 or "image 2"), float(ex.similarity),
-        (ranked.image1, ranked.image2), ex, record, getattr(ex.vocabulary, "name", "celeba30"),
-        networks=names, ranking=ranked.mode, canvases=result.canvases,
+        (name1 or "image 1", name2 or "image 2"),
+        float(ex.similarity),
+        (ranked.image1, ranked.image2),
+        ex,
+        record,
+        getattr(ex.vocabulary, "name", "celeba30"),
+        networks=names,
+        ranking=ranked.mode,
+        canvases=result.canvases,
     )
     if output_dir is not None:
         _write(pw, Path(output_dir), name or _stem(r1.path, r2.path), k, match)
@@ -396,8 +408,9 @@ def _write(pw: PairWords, out: Path, stem: str, k: int, match: int | None) -> No
     from utils.explain.composite import composite_figure
     from utils.run.records import write_record
 
-    fig = composite_figure(pw.explanation, names=pw.names, k=k, match=match, words=pw.words,
-                           ranking=pw.ranking)
+    fig = composite_figure(
+        pw.explanation, names=pw.names, k=k, match=match, words=pw.words, ranking=pw.ranking
+    )
     pw.figure = atomic_write_figure(out / f"{stem}.png", fig, fast_png=True)
     pw.record_path = write_record(out / f"{stem}.json", pw.record)
 
@@ -430,8 +443,7 @@ def build_parser(prog: str | None = None):
 
     p = cli.make_parser(
         DESCRIPTION,
-        "Exit status: 0 done, 2 usage error (bad flag, unreadable image, no face found, "
-        "weights).",
+        "Exit status: 0 done, 2 usage error (bad flag, unreadable image, no face found, weights).",
         prog,
     )
     p.add_argument("image1", type=Path, help="first image (any format; EXIF orientation applied)")
@@ -463,25 +475,50 @@ def build_parser(prog: str | None = None):
     meth = p.add_argument_group("method")
     cli.add_heatmap_method(meth)
     cli.add_thresh(meth, PAPER_THETA, "a pixel is erased for attribute j where J[j] > thresh")
-    cli.add_flag(meth, "--topk", type=cli.positive_int, default=1,
-                 help="k: class set = the k identities with the largest logits (default: "
-                 "%(default)s)")
+    cli.add_flag(
+        meth,
+        "--topk",
+        type=cli.positive_int,
+        default=1,
+        help="k: class set = the k identities with the largest logits (default: %(default)s)",
+    )
     cli.add_erasing_method(meth)
     cli.add_ranking_flags(meth)
     out = p.add_argument_group("output")
-    cli.add_output_dir(out, cli.DEFAULT_OUTPUT_DIR / "explain",
-                       "folder of the figure and the record (default: <repo>/outputs/explain)")
-    cli.add_flag(out, "--name", default=None,
-                 help="file stem of the outputs (default: <folder1>-<stem1>-vs-<folder2>-<stem2>)")
-    cli.add_flag(out, "--words", type=cli.positive_int, default=5,
-                 help="words printed per image (default: %(default)s)")
-    cli.add_flag(out, "--figure-words", type=cli.positive_int, default=3,
-                 help="word panels per image in the figure (default: %(default)s)")
-    cli.add_flag(out, "--match", type=int, choices=(0, 1), default=None,
-                 help="1 same identity, 0 different, if known (shown in the figure, kept in "
-                 "the record)")
-    cli.add_flag(out, "--json", action="store_true",
-                 help="print the words as JSON instead of text")
+    cli.add_output_dir(
+        out,
+        cli.DEFAULT_OUTPUT_DIR / "explain",
+        "folder of the figure and the record (default: <repo>/outputs/explain)",
+    )
+    cli.add_flag(
+        out,
+        "--name",
+        default=None,
+        help="file stem of the outputs (default: <folder1>-<stem1>-vs-<folder2>-<stem2>)",
+    )
+    cli.add_flag(
+        out,
+        "--words",
+        type=cli.positive_int,
+        default=5,
+        help="words printed per image (default: %(default)s)",
+    )
+    cli.add_flag(
+        out,
+        "--figure-words",
+        type=cli.positive_int,
+        default=3,
+        help="word panels per image in the figure (default: %(default)s)",
+    )
+    cli.add_flag(
+        out,
+        "--match",
+        type=int,
+        choices=(0, 1),
+        default=None,
+        help="1 same identity, 0 different, if known (shown in the figure, kept in the record)",
+    )
+    cli.add_flag(out, "--json", action="store_true", help="print the words as JSON instead of text")
     cli.add_device(out, "cpu")
     cli.add_seed(out, "seed of everything (random fill)")
     return p
@@ -499,8 +536,11 @@ def load_explain_nets(args: argparse.Namespace, aligner: CanvasAligner, device) 
     if is_gallery != (args.gallery is not None):
         raise UsageError(
             f"--recognition-net {args.recognition_net} "
-            + ("needs --gallery DIR (one sub-folder of photos per identity)" if is_gallery
-               else "takes no --gallery (only <net>-gallery nets do)")
+            + (
+                "needs --gallery DIR (one sub-folder of photos per identity)"
+                if is_gallery
+                else "takes no --gallery (only <net>-gallery nets do)"
+            )
         )
     if args.gallery_exclude_pair and not is_gallery:
         raise UsageError(
@@ -511,14 +551,21 @@ def load_explain_nets(args: argparse.Namespace, aligner: CanvasAligner, device) 
     if is_gallery:
         out = Path(args.output_dir)
         out.mkdir(parents=True, exist_ok=True)
-        gallery = (plan_gallery_folder(args.gallery), aligner,
-                   gallery_cache_file(out, args.recognition_net, aligner))
+        gallery = (
+            plan_gallery_folder(args.gallery),
+            aligner,
+            gallery_cache_file(out, args.recognition_net, aligner),
+        )
     args.progress = False
     loaded = load_networks(args, tuple(DEMO_NETS), device, gallery)
     try:
         nets = Sim2WordNets(
-            loaded["recognition"], loaded["attribute"], loaded["verification"],
-            args.recognition_layer, args.attribute_layer, args.verification_layer,
+            loaded["recognition"],
+            loaded["attribute"],
+            loaded["verification"],
+            args.recognition_layer,
+            args.attribute_layer,
+            args.verification_layer,
         )
     except ValueError as err:
         raise UsageError(str(err)) from None
@@ -547,9 +594,17 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> int:
         aligner = make_aligner(args, canvas_plan(args))
         nets = load_explain_nets(args, aligner, resolve_device(args.device))
         pw = explain_images(
-            args.image1, args.image2, nets, config=config, ranking=ranking,
-            k=args.figure_words, output_dir=args.output_dir, name=args.name, match=args.match,
-            gallery_exclude_pair=args.gallery_exclude_pair, aligner=aligner,
+            args.image1,
+            args.image2,
+            nets,
+            config=config,
+            ranking=ranking,
+            k=args.figure_words,
+            output_dir=args.output_dir,
+            name=args.name,
+            match=args.match,
+            gallery_exclude_pair=args.gallery_exclude_pair,
+            aligner=aligner,
         )
     except (UsageError, ImageReadError, AlignmentError, ValueError) as err:
         log.error("%s", err)

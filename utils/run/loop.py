@@ -307,8 +307,9 @@ def run_experiment(
     try:
         return run_task(make_task(plan, nets), plan.run)
     except KeyboardInterrupt:
-        log.error("interrupted; every record written so far is complete: rerun the same command "
-                  "to resume")
+        log.error(
+            "interrupted; every record written so far is complete: rerun the same command to resume"
+        )
         return EXIT_INTERRUPTED
 
 

@@ -130,9 +130,7 @@ def plan_canvas(
     return plan_templates(templates, names, align, sources)
 
 
-def plan_nets(
-    nets: Any, align: str = "auto", sources: Sequence[str] = SOURCE_ROLES
-) -> CanvasPlan:
+def plan_nets(nets: Any, align: str = "auto", sources: Sequence[str] = SOURCE_ROLES) -> CanvasPlan:
     """:func:`plan_canvas` of networks already built (``nets.<role>.alignment``; an attribute
     net with ``set_canvas_template`` adapts and is not checked), for nets that are not
     registered by name (e.g. a :class:`utils.explain.sim2word.Sim2WordNets` built in Python).
@@ -143,8 +141,9 @@ def plan_nets(
     roles = ("verification", "evidential", "recognition", "attribute")
     present = {role: getattr(nets, role, None) for role in roles}
     present = {role: net for role, net in present.items() if net is not None}
-    names = {role: str(getattr(net, "network_name", type(net).__name__))
-             for role, net in present.items()}
+    names = {
+        role: str(getattr(net, "network_name", type(net).__name__)) for role, net in present.items()
+    }
     templates = {
         role: getattr(net, "alignment", None)
         for role, net in present.items()

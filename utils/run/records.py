@@ -180,10 +180,16 @@ FIELDS: tuple[Field, ...] = (
         "sides",
         "per image: as-read, pre-aligned, file (landmark file), yunet, dlib, haar-eyes, haar-box",
     ),
-    Field("align-fallback", "sides", "per image: --align auto used another landmarker than the "
-          "template's own"),
-    Field("align-estimated", "sides", "per image: some landmarks were guesses (Haar, or dlib "
-          "points for an ArcFace template)"),
+    Field(
+        "align-fallback",
+        "sides",
+        "per image: --align auto used another landmarker than the template's own",
+    ),
+    Field(
+        "align-estimated",
+        "sides",
+        "per image: some landmarks were guesses (Haar, or dlib points for an ArcFace template)",
+    ),
     Field("attribute-vocabulary", "str", "vocabulary of A (models.attributes); missing = celeba30"),
     Field(
         "run-fingerprint",
@@ -590,8 +596,13 @@ def parse_record(data: Any, path: str | Path, required: Sequence[str] = CORE_KEY
         missing = [k for k in dict.fromkeys(required) if k not in data]
         if missing:
             raise RecordError(f"missing key(s) {', '.join(repr(k) for k in missing)}")
-        for key in ("image-path1", "image-path2", "attribute-vocabulary", "run-fingerprint",
-                    *_STRING_KEYS):
+        for key in (
+            "image-path1",
+            "image-path2",
+            "attribute-vocabulary",
+            "run-fingerprint",
+            *_STRING_KEYS,
+        ):
             if key in data and not isinstance(data[key], str):
                 raise RecordError(f"key {key!r}: expected a string, got {data[key]!r}")
         unindexed = _is_authors_no_attribute(data)

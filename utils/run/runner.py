@@ -251,8 +251,10 @@ def gallery_plan(
     identities), ``None`` for other nets; raises :class:`UsageError`."""
     folder = getattr(args, "gallery", None)
     if not is_gallery_network(args.recognition_net):
-        for flag, value in (("--gallery", folder),
-                            ("--gallery-exclude-pair", getattr(args, "gallery_exclude_pair", 0))):
+        for flag, value in (
+            ("--gallery", folder),
+            ("--gallery-exclude-pair", getattr(args, "gallery_exclude_pair", 0)),
+        ):
             if value:
                 raise UsageError(
                     f"{flag} is used by a <net>-gallery recognition net (e.g. SFace-gallery), "
@@ -429,10 +431,23 @@ class PairTask:
             from utils.explain.visualize import display_name, write_visuals
 
             names = (display_name(item.path1), display_name(item.path2))
-            shown = {} if ranking is None else {  # the figure shows the record's words
-                "words": (ranking.image1, ranking.image2), "ranking": ranking.mode}
-            write_visuals(a.visualization, ctx.run_dir / "cam", item.index, ex, names,
-                          match=item.label, **shown)
+            shown = (
+                {}
+                if ranking is None
+                else {  # the figure shows the record's words
+                    "words": (ranking.image1, ranking.image2),
+                    "ranking": ranking.mode,
+                }
+            )
+            write_visuals(
+                a.visualization,
+                ctx.run_dir / "cam",
+                item.index,
+                ex,
+                names,
+                match=item.label,
+                **shown,
+            )
         return rec
 
     def failure_fields(self, item: PairItem) -> dict[str, Any]:
