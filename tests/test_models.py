@@ -553,3 +553,13 @@ def test_package_all_lists_every_lazy_export():
     assert models.__all__ == sorted(models._EXPORTS)
     for name in models.__all__:
         assert getattr(models, name) is not None
+
+
+@pytest.mark.parametrize("name", ["ArcFace-r50", "VGGFace2"])
+@pytest.mark.parametrize(
+    ("arch", "message"),
+    [({"layers": (1, 1, 1)}, "layers must be 4"), ({"strides": (1, 3, 2, 2)}, "strides must be")],
+)
+def test_bad_stage_arguments_name_the_tuple(name, arch, message):
+    with pytest.raises(ValueError, match=message):
+        build_network(name, **arch)
