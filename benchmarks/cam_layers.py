@@ -23,12 +23,8 @@ Example:
 
 from __future__ import annotations
 
-try:
-    import _bootstrap  # noqa: F401
-except ModuleNotFoundError:  # imported with the repository root on sys.path
-    pass
-
 import argparse
+import contextlib
 import json
 import sys
 import time
@@ -41,6 +37,8 @@ CANDIDATES: dict[str, tuple[str, ...]] = {
     "dlib-ResNet29": ("layer3.2.conv2", "layer3.2", "layer4.2.conv2", "layer4.2"),
 }
 REPO = Path(__file__).resolve().parent.parent
+with contextlib.suppress(ModuleNotFoundError):  # imported with the repository root on sys.path
+    import _bootstrap  # noqa: F401
 
 
 def build_parser() -> argparse.ArgumentParser:
