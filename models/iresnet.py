@@ -36,7 +36,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from models.preprocess import _as_size, iresnet_preprocess
-from models.registry import create_from_defaults, last_conv_name, register_network
+from models.registry import check_stages, create_from_defaults, last_conv_name, register_network
 
 IRESNET_LAYERS: dict[int, tuple[int, int, int, int]] = {
     18: (2, 2, 2, 2),
@@ -100,10 +100,7 @@ class IResNet(nn.Module):
         strides: Sequence[int] = (2, 2, 2, 2),
     ) -> None:
         super().__init__()
-        if len(layers) != 4 or min(layers) < 1:
-            raise ValueError(f"layers must be 4 positive block counts, got {tuple(layers)}")
-        if len(strides) != 4 or any(s not in (1, 2) for s in strides):
-            raise ValueError(f"strides must be 4 values in {{1, 2}}, got {tuple(strides)}")
+        check_stages(layers, strides)
         h, w = _as_size(input_size)
         self.conv1 = nn.Conv2d(3, width, 3, stride=1, padding=1, bias=False)
         self.bn1 = nn.BatchNorm2d(width, eps=1e-5)

@@ -37,7 +37,7 @@ from __future__ import annotations
 import difflib
 import inspect
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -213,6 +213,15 @@ def create_from_defaults(
             f"accepted: {', '.join(accepted)}"
         )
     return cls(**{**defaults, **overrides})
+
+
+def check_stages(layers: Sequence[int], strides: Sequence[int]) -> None:
+    """Check a four-stage ResNet's ``layers`` (blocks per stage, each >= 1) and ``strides``
+    (each 1 or 2); raises ``ValueError`` naming the bad tuple."""
+    if len(layers) != 4 or min(layers) < 1:
+        raise ValueError(f"layers must be 4 positive block counts, got {tuple(layers)}")
+    if len(strides) != 4 or any(s not in (1, 2) for s in strides):
+        raise ValueError(f"strides must be 4 values in {{1, 2}}, got {tuple(strides)}")
 
 
 def _init_arguments(cls: type) -> list[str]:

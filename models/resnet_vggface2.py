@@ -29,7 +29,7 @@ import torch
 from torch import nn
 
 from models.preprocess import vggface2_preprocess
-from models.registry import create_from_defaults, last_conv_name, register_network
+from models.registry import check_stages, create_from_defaults, last_conv_name, register_network
 
 RESNET50_LAYERS = (3, 4, 6, 3)
 VGGFACE2_CLASSES = 8631
@@ -110,10 +110,7 @@ class VGGFace2ResNet(nn.Module):
         strides: Sequence[int] = (1, 2, 2, 2),
     ) -> None:
         super().__init__()
-        if len(layers) != 4 or min(layers) < 1:
-            raise ValueError(f"layers must be 4 positive block counts, got {tuple(layers)}")
-        if len(strides) != 4 or any(s not in (1, 2) for s in strides):
-            raise ValueError(f"strides must be 4 values in {{1, 2}}, got {tuple(strides)}")
+        check_stages(layers, strides)
         self.conv1 = nn.Conv2d(3, width, 7, stride=2, padding=3, bias=False)
         self.bn1 = nn.BatchNorm2d(width)
         self.relu = nn.ReLU()

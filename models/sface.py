@@ -26,8 +26,13 @@ RGB on the 0..255 scale; the normalisation ``(x - 127.5) * 0.0078125`` is part
 of the network, as in the graph. Output: the raw 128-d embedding (compare by
 cosine).
 
-Grad-CAM target layer: ``blocks.12.pw.conv``, the last convolution (7x7 at the
-112x112 input, the resolution of the iresnet target layer).
+Grad-CAM target layer: ``blocks.12``, the output of the last block (7x7 at the
+112x112 input, the resolution of the iresnet target layer). Its last convolution
+``blocks.12.pw.conv`` (before the block's BatchNorm and PReLU) was the first
+choice, but its own-identity Grad-CAM map is all zero for 0.128 of the tuning
+photos of ``real_faces`` (and then H_d and every word region are empty),
+against 0.043 for ``blocks.12``: ``python benchmarks/cam_layers.py --net SFace``
+(tuning identities only, ``utils.experiments.part_swap.identity_split``).
 """
 
 from __future__ import annotations
@@ -126,7 +131,7 @@ class SFaceNet(nn.Module):
         self.preprocess = Preprocess(
             (input_size, input_size), "RGB", (0.0, 0.0, 0.0), (1.0, 1.0, 1.0)
         )
-        self.target_layer = f"blocks.{len(blocks) - 1}.pw.conv"
+        self.target_layer = f"blocks.{len(blocks) - 1}"
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.blocks(self.conv1((x - self.input_mean) * self.input_scale))

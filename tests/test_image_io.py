@@ -6,6 +6,7 @@ Every file is generated in ``tmp_path``; expected pixels are worked out by hand
 
 from __future__ import annotations
 
+import logging
 import pickle
 import struct
 import zlib
@@ -258,3 +259,15 @@ def test_resolve_image_path_reads_what_it_names(tmp_path):
     assert resolve_image_path(None, "a/b.jpg").as_posix() == "a/b.jpg"
     with pytest.raises(ValueError, match="empty image path"):
         resolve_image_path(root, "  ")
+
+
+def test_downscaling_is_logged_once_per_file(tmp_path, caplog):
+    big = np.zeros((10, 40, 3), dtype=np.uint8)
+    assert cv2.imwrite(str(tmp_path / "wide.png"), big)
+    assert cv2.imwrite(str(tmp_path / "wide2.png"), big)
+    with caplog.at_level(logging.INFO, logger="utils.faces.image_io"):
+        for _ in range(3):  # a photo read once per pair it is in
+            assert read_image(tmp_path / "wide.png", max_side=20).shape == (5, 20, 3)
+        read_image(tmp_path / "wide2.png", max_side=20)
+    said = [r.getMessage() for r in caplog.records if "downscaled" in r.getMessage()]
+    assert len(said) == 2 and "wide.png" in said[0] and "wide2.png" in said[1]

@@ -86,7 +86,7 @@ EXPECTED = {
     ),
     "FaceWorld-evidential": ("evidential", "num_classes", 200, (64, 64), "RGB", "layer4.0.conv2"),
     "dlib-ResNet29": ("embedding", "embedding_size", 128, (150, 150), "RGB", "layer3.2.conv2"),
-    "SFace": ("embedding", "embedding_size", 128, (112, 112), "RGB", "blocks.12.pw.conv"),
+    "SFace": ("embedding", "embedding_size", 128, (112, 112), "RGB", "blocks.12"),
 }
 # name -> the face template of its input (BRIEF interface 3); None: images as they are.
 ALIGNMENT = {
@@ -172,7 +172,9 @@ def test_declared_attributes(name):
     assert isinstance(net.preprocess, Preprocess)
     assert (net.preprocess.input_size, net.preprocess.channel_order) == (size, order)
     assert net.target_layer == target
-    assert isinstance(net.get_submodule(net.target_layer), nn.Conv2d)
+    # a convolution or a block ending in one (SFace: the last block's output, see models/sface.py)
+    layer = net.get_submodule(net.target_layer)
+    assert any(isinstance(m, nn.Conv2d) for m in layer.modules())
 
 
 @pytest.mark.parametrize("name", sorted(ALIGNMENT))
@@ -553,3 +555,13 @@ def test_package_all_lists_every_lazy_export():
     assert models.__all__ == sorted(models._EXPORTS)
     for name in models.__all__:
         assert getattr(models, name) is not None
+
+
+@pytest.mark.parametrize("name", ["ArcFace-r50", "VGGFace2"])
+@pytest.mark.parametrize(
+    ("arch", "message"),
+    [({"layers": (1, 1, 1)}, "layers must be 4"), ({"strides": (1, 3, 2, 2)}, "strides must be")],
+)
+def test_bad_stage_arguments_name_the_tuple(name, arch, message):
+    with pytest.raises(ValueError, match=message):
+        build_network(name, **arch)

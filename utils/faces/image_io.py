@@ -739,6 +739,21 @@ def _read_file(path: Path, max_bytes: int) -> bytes:
         raise ImageReadError(path, err.reason, hint) from None
 
 
+_REPORTED: set[str] = set()
+_REPORTED_LOCK = threading.Lock()
+
+
+def _first_report(path: str | os.PathLike) -> bool:
+    """True the first time a file is reported in this process (a run reads a photo once per
+    pair it is in; its downscaling is logged once)."""
+    key = os.fspath(path)
+    with _REPORTED_LOCK:
+        if key in _REPORTED:
+            return False
+        _REPORTED.add(key)
+        return True
+
+
 def read_image_info(
     path: str | os.PathLike,
     *,
@@ -803,7 +818,7 @@ def read_image_info(
     info = ImageInfo(
         fmt, stored[::-1] if swapped else stored, (bgr.shape[1], bgr.shape[0]), target is not None
     )
-    if info.downscaled:
+    if info.downscaled and _first_report(path):
         log.info(
             "%s: %dx%d image downscaled to %dx%d when read (longer side > %d; "
             "SIM2WORD_MAX_IMAGE_SIDE)",
