@@ -58,7 +58,8 @@ Protocol (the README's "Are the explanations right? The twin check" shows its nu
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field, replace
 
 import numpy as np
@@ -226,8 +227,13 @@ def summarise(
     changed: list[int],
     discriminant: str | None = None,
     regions: str = "maps",
+    names: Sequence[str] = ATTRIBUTES,
 ) -> RowSummary:
-    """Hit rates, chance levels and map mass over the scored pairs of one row."""
+    """Hit rates, chance levels and map mass over the scored pairs of one row.
+
+    ``names``: the word of each head index (``per_attribute`` keys; the vocabulary's
+    attributes, default celeba30).
+    """
     kept = [(s, j) for s, j in zip(scores, changed, strict=True) if s.kept]
     if not kept:
         raise ValueError(
@@ -238,7 +244,7 @@ def summarise(
     n = np.array([s.n_present for s in ks], dtype=float)
     per_attr: dict[str, list[float]] = {}
     for s, j in kept:
-        per_attr.setdefault(ATTRIBUTES[j], []).append(s.top1)
+        per_attr.setdefault(names[j], []).append(s.top1)
     masses = [s.jmass for s in ks if s.jmass is not None]
     return RowSummary(
         mode=mode,
@@ -405,44 +411,80 @@ def score_row(
 def run_check(
     nets: Sim2WordNets,
     base: Sim2WordConfig,
-    pairs: list[TwinPair],
+    pairs: list,
     rows: Sequence[Row],
     seed: int = 0,
     progress: bool = True,
+    *,
+    context: Callable[[object], AbstractContextManager] | None = None,
+    errors: list | None = None,
+    names: Sequence[str] = ATTRIBUTES,
+    desc: str = "twin pairs",
 ) -> list[RowSummary]:
-    """Explain every pair (once per discriminant) and score every row on the same pairs."""
+    """Explain every pair (once per discriminant) and score every row on the same pairs.
+
+    Args:
+        nets, base: the networks and the explanation's configuration.
+        pairs: :class:`TwinPair` or any pair with ``probe.image``, ``counter.image``,
+            ``changed``, ``region`` and ``regions`` (e.g. the part-swap check's pairs).
+        rows: the rows to score.
+        seed: seed of the random orders.
+        progress: tqdm bar (labelled ``desc``).
+        context: per pair, a context manager held while it is explained and scored (e.g.
+            leave-pair-out class means); ``None``: nothing.
+        errors: if given, a pair whose explanation or scoring raises is left out of every row
+            and ``(pair index, error)`` is appended here (the run goes on); ``None``: raise.
+        names: the word of each head index (:func:`summarise`).
+    """
     discriminants = sorted({r.discriminant or "classes" for r in rows})
     scores: dict[Row, list[PairScore]] = {r: [] for r in rows}
     rngs = {r: np.random.default_rng([seed, 9, k]) for k, r in enumerate(rows)}
-    for i, pair in enumerate(tqdm(pairs, desc="twin pairs", unit="pair", disable=not progress)):
-        exs = {
-            d: explain_pair(
-                pair.probe.image,
-                pair.counter.image,
-                nets,
-                replace(base, discriminant=d),
-                pair_index=i,
-            )
-            for d in discriminants
-        }
-        cache: dict = {}  # shared-region similarities of this pair, reused across rows
+    changed: list[int] = []
+    for i, pair in enumerate(tqdm(pairs, desc=desc, unit="pair", disable=not progress)):
+        try:
+            with context(pair) if context is not None else nullcontext():
+                row_scores = _score_pair(nets, base, pair, i, rows, discriminants, rngs)
+        except Exception as err:  # recorded per pair when the caller keeps errors
+            if errors is None:
+                raise
+            errors.append((i, err))
+            continue
         for r in rows:
-            scores[r].append(
-                score_row(
-                    r,
-                    pair,
-                    exs[r.discriminant or "classes"],
-                    nets.verification,
-                    rngs[r],
-                    seed=base.seed,
-                    pair_index=i,
-                    erasing_method=base.erasing_method,
-                    batch_size=base.batch_size,
-                    cache=cache,
-                )
-            )
-    changed = [p.changed for p in pairs]
-    return [summarise(r.name, scores[r], changed, r.discriminant, r.regions) for r in rows]
+            scores[r].append(row_scores[r])
+        changed.append(pair.changed)
+    return [
+        summarise(r.name, scores[r], changed, r.discriminant, r.regions, names) for r in rows
+    ]
+
+
+def _score_pair(nets, base, pair, i, rows, discriminants, rngs) -> dict:
+    """Explain one pair once per discriminant and score every row (:func:`run_check`)."""
+    exs = {
+        d: explain_pair(
+            pair.probe.image,
+            pair.counter.image,
+            nets,
+            replace(base, discriminant=d),
+            pair_index=i,
+        )
+        for d in discriminants
+    }
+    cache: dict = {}  # shared-region similarities of this pair, reused across rows
+    return {
+        r: score_row(
+            r,
+            pair,
+            exs[r.discriminant or "classes"],
+            nets.verification,
+            rngs[r],
+            seed=base.seed,
+            pair_index=i,
+            erasing_method=base.erasing_method,
+            batch_size=base.batch_size,
+            cache=cache,
+        )
+        for r in rows
+    }
 
 
 def format_table(summaries: Sequence[RowSummary]) -> str:
