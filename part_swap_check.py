@@ -221,7 +221,7 @@ def main(argv: list[str] | None = None) -> int:
         nets, config, pairs, rows, leave_out=leave_out, seed=args.seed, progress=args.progress
     )
     failures += result.failures
-    print(format_table(result.summaries), end="")
+    print(format_table(result.summaries, hmass=True), end="")
     print(
         f"({args.verification_net}, {args.split} split: {len(specs)} swaps, "
         f"{result.pairs - len(result.failures)} explained, {len(failures)} failed; "

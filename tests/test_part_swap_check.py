@@ -109,7 +109,10 @@ def _fake_swap(sim_other, changed=4):
     J = np.zeros((n, 8, 8))
     J[changed, 2:4, 2:4] = 3.0
     J[changed, 0, 0] = 1.0  # 12 of 13 inside the region
+    H_d = np.zeros((8, 8))
+    H_d[2, 2], H_d[7, 7] = 1.0, 3.0  # 1 of 4 inside
     d = SimpleNamespace(
+        H_d=H_d,
         attr_class=cls,
         sim_other=np.asarray(sim_other, float),
         masks=masks,
@@ -136,7 +139,7 @@ def test_paper_ranking_that_puts_the_swapped_part_first_is_a_hit():
     pair, ex = _fake_swap(sims)
     s = ground_truth.score_row(row, pair, ex, None, np.random.default_rng(0))
     assert (s.kept, s.n_present, s.top1, s.top3, s.rank) == (True, 10, 1.0, 1.0, 1)
-    assert s.jmass == pytest.approx(12 / 13)
+    assert s.jmass == pytest.approx(12 / 13) and s.hmass == pytest.approx(1 / 4)
     sims[5] = 0.8  # tied with Mouth: half a hit, never a free one
     s = ground_truth.score_row(row, *_fake_swap(sims), None, np.random.default_rng(0))
     assert (s.top1, s.top3) == (0.5, 1.0)

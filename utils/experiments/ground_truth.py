@@ -52,7 +52,8 @@ Protocol (the README's "Are the explanations right? The twin check" shows its nu
    never a free hit; chance levels: the mean over pairs of 1/n and
    min(3, n)/n with n the probe's present attributes. ``jmass``: the share
    of J[j*]'s mass inside j*'s true region (rows that use maps), with the
-   region's share of the image as its chance level.
+   region's share of the image as its chance level; ``hmass``: the same for
+   the probe's discriminant map H_d (where the identity evidence is).
 """
 
 from __future__ import annotations
@@ -171,7 +172,8 @@ def mass_inside(values: np.ndarray, region: np.ndarray) -> float:
 
 @dataclass
 class PairScore:
-    """One pair under one row. ``kept``: j* is predicted present in the probe (else not scored)."""
+    """One pair under one row. ``kept``: j* is predicted present in the probe (else not scored);
+    ``jmass`` / ``hmass``: share of J[j*] / H_d mass inside the true region (rows with maps)."""
 
     kept: bool
     n_present: int = 0
@@ -181,6 +183,7 @@ class PairScore:
     jmass: float | None = None
     region_share: float = float("nan")
     unchanged: float = 0.0
+    hmass: float | None = None
 
 
 @dataclass
@@ -200,6 +203,7 @@ class RowSummary:
     region_share: float
     unchanged: float
     per_attribute: dict = field(default_factory=dict)
+    hmass: float | None = None
 
     def as_row(self) -> dict:
         """The JSON row: ``mode``, ``top1``, ``top3``, ``chance_top1``, ``chance_top3``, ``jmass``,
@@ -218,6 +222,7 @@ class RowSummary:
             "region_share": self.region_share,
             "unchanged": self.unchanged,
             "per_attribute": self.per_attribute,
+            "hmass": self.hmass,
         }
 
 
@@ -246,6 +251,7 @@ def summarise(
     for s, j in kept:
         per_attr.setdefault(names[j], []).append(s.top1)
     masses = [s.jmass for s in ks if s.jmass is not None]
+    hmasses = [s.hmass for s in ks if s.hmass is not None]
     return RowSummary(
         mode=mode,
         discriminant=discriminant,
@@ -260,6 +266,7 @@ def summarise(
         region_share=float(np.mean([s.region_share for s in ks])),
         unchanged=float(np.mean([s.unchanged for s in ks])),
         per_attribute={k: [float(sum(v)), len(v)] for k, v in sorted(per_attr.items())},
+        hmass=float(np.mean(hmasses)) if hmasses else None,
     )
 
 
@@ -402,6 +409,8 @@ def score_row(
         base.unchanged = float(np.mean([w.tie == "unchanged" for w in ranking.image1]))
         if regions is None:
             base.jmass = mass_inside(ex.directions[0].J[j_true], pair.region)
+            h_d = getattr(ex.directions[0], "H_d", None)
+            base.hmass = None if h_d is None else mass_inside(h_d, pair.region)
     else:
         raise ValueError(f"unknown row kind {row.kind!r}")
     base.top1, base.top3, base.rank = tie_aware_hits(keys, j_true)
@@ -487,8 +496,11 @@ def _score_pair(nets, base, pair, i, rows, discriminants, rngs) -> dict:
     }
 
 
-def format_table(summaries: Sequence[RowSummary]) -> str:
-    """Markdown table of the rows (:func:`utils.base.tables.format_table`), ending in a newline."""
+def format_table(summaries: Sequence[RowSummary], hmass: bool = False) -> str:
+    """Markdown table of the rows (:func:`utils.base.tables.format_table`), ending in a newline.
+
+    ``hmass``: add a column with the share of H_d's mass inside the region.
+    """
     head = [
         "mode",
         "regions",
@@ -499,7 +511,7 @@ def format_table(summaries: Sequence[RowSummary]) -> str:
         "chance",
         "J[j*] mass in region (region share)",
         "words unchanged",
-    ]
+    ] + (["H_d mass in region"] if hmass else [])
     rows = [
         [
             s.mode,
@@ -512,6 +524,7 @@ def format_table(summaries: Sequence[RowSummary]) -> str:
             "-" if s.jmass is None else f"{s.jmass:.3f} ({s.region_share:.3f})",
             "-" if math.isnan(s.unchanged) else f"{s.unchanged:.2f}",
         ]
+        + (["-" if s.hmass is None else f"{s.hmass:.3f}"] if hmass else [])
         for s in summaries
     ]
-    return tables.format_table(head, rows, align="ll" + "r" * 7)
+    return tables.format_table(head, rows, align="ll" + "r" * (len(head) - 2))
