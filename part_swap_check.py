@@ -109,6 +109,16 @@ def build_parser() -> argparse.ArgumentParser:
     cli.add_ranking_options(p)
     cli.add_flag(
         p,
+        "--extra-ranking-thresh",
+        nargs="+",
+        type=cli.probability,
+        default=[],
+        help="also score both-shared and contrast with these region thresholds, on the same "
+        "explanations (rows '<mode>, ranking-thresh T'); for comparing thresholds in one run "
+        "(default: none)",
+    )
+    cli.add_flag(
+        p,
         "--contrast-drop",
         type=cli.probability,
         default=RankingConfig.contrast_drop,
@@ -215,7 +225,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     pairs, failures = psc.make_swap_pairs(specs, photos, faces, bad)
     rows = psc.default_swap_rows(
-        ranking, [d for d in DISCRIMINANTS if d in args.discriminants]
+        ranking, [d for d in DISCRIMINANTS if d in args.discriminants], args.extra_ranking_thresh
     )
     result = psc.run_swap_check(
         nets, config, pairs, rows, leave_out=leave_out, seed=args.seed, progress=args.progress

@@ -240,6 +240,15 @@ def test_default_swap_rows():
         "contrast, V order",
         "random",
     ]
+    rows = psc.default_swap_rows(RankingConfig(region_thresh=None), extra_thresholds=(0.2,))
+    assert [r.name for r in rows][4:] == [
+        "both-shared, ranking-thresh 0.2",
+        "contrast, ranking-thresh 0.2",
+        "contrast, V order, ranking-thresh 0.2",
+        "random",
+    ]
+    assert [r.ranking.region_thresh for r in rows[4:7]] == [0.2] * 3
+    assert rows[1].ranking.region_thresh is None and rows[6].ranking.contrast_order == "gain"
 
 
 def test_cli_help_and_bad_root(tmp_path):

@@ -66,6 +66,7 @@ from models.attributes import REAL_FACES
 from models.face_parts import PART_WORDS
 from utils.experiments.ground_truth import Row, RowSummary, default_rows, run_check
 from utils.experiments.part_swap import identity_split, swap_part
+from utils.explain.ranking import RankingConfig
 from utils.faces.canvas import Canvas
 
 log = logging.getLogger(__name__)
@@ -268,14 +269,35 @@ def make_swap_pairs(
     return pairs, failures
 
 
-def default_swap_rows(ranking=None, discriminants: Sequence[str] = ("classes",)) -> list[Row]:
+def default_swap_rows(
+    ranking=None,
+    discriminants: Sequence[str] = ("classes",),
+    extra_thresholds: Sequence[float] = (),
+) -> list[Row]:
     """Every ranking mode x discriminant (the paper's first), then the random floor.
 
     The twin check's oracle rows need every attribute's true region (unknown here) and its
     filter / attribute-only references read A's contrast, which is 0 for every part word (a
     region head has no prediction), so only ``random`` is kept as a reference.
+
+    Args:
+        ranking: the base :class:`~utils.explain.ranking.RankingConfig`.
+        discriminants: "classes" and/or "verification".
+        extra_thresholds: more region thresholds of the shared-region modes (both-shared,
+            contrast): their rows, named ``"<mode>, ranking-thresh <t>"``, are scored on the same
+            explanations (each costs only the shared erasures' V forwards).
     """
-    return [*default_rows(ranking, discriminants, references=False), Row("random", "random", None)]
+    base = ranking or RankingConfig()
+    rows = default_rows(base, discriminants, references=False)
+    for t in extra_thresholds:
+        more = default_rows(
+            replace(base, region_thresh=float(t)),
+            discriminants,
+            modes=("both-shared", "contrast"),
+            references=False,
+        )
+        rows += [replace(r, name=f"{r.name}, ranking-thresh {float(t):g}") for r in more]
+    return [*rows, Row("random", "random", None)]
 
 
 @dataclass
