@@ -178,6 +178,14 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="write the swaps that failed (photos, part, stage, reason) to this JSON file",
     )
+    cli.add_flag(
+        p,
+        "--show",
+        type=Path,
+        default=None,
+        help="only print the table of a --json file written before (every network and split in "
+        "it; no network is run) and exit",
+    )
     cli.add_progress(p)
     return p
 
@@ -185,6 +193,13 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     args = build_parser().parse_args(argv)
+    if args.show is not None:
+        try:
+            print(psc.summary_table(json.loads(args.show.read_text())), end="")
+        except (OSError, ValueError, TypeError) as err:
+            log.error("--show %s: %s", args.show, err)
+            return 2
+        return 0
     args.recognition_net = args.recognition_net or f"{args.verification_net}-gallery"
     seed_everything(args.seed, deterministic=False)
     try:

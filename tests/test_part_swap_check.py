@@ -229,6 +229,13 @@ def test_json_rows_schema():
     assert (row["chance_top1"], row["failures"], row["cpu_s_per_pair"]) == (0.1, 3, 1.5)
     assert row["per_attribute"] == {"Nose": [1.0, 1]}
     json.dumps(row, allow_nan=False)
+    table = psc.summary_table([row]).splitlines()
+    assert table[0].split("|")[1].strip() == "network" and len(table) == 3
+    cells = [c.strip() for c in table[2].strip("|").split("|")]
+    assert cells[:6] == ["SFace", "held-out", "both-shared", "1.000", "1.000", "0.100 / 0.300"]
+    assert cells[-1] == "1 (3 failed)"
+    with pytest.raises(ValueError, match="row 0 has no network"):
+        psc.summary_table([{"mode": "paper"}])
 
 
 def test_default_swap_rows():
@@ -258,3 +265,6 @@ def test_cli_help_and_bad_root(tmp_path):
     for action in script.build_parser()._actions:
         assert action.help and len(action.help) > 10, f"{action.option_strings} has no help"
     assert script.main(["--root", str(tmp_path / "missing"), "--no-progress"]) == 2
+    bad = tmp_path / "bad.json"
+    bad.write_text('[{"mode": "paper"}]')
+    assert script.main(["--show", str(bad)]) == 2

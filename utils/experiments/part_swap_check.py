@@ -64,6 +64,7 @@ from tqdm import tqdm
 
 from models.attributes import REAL_FACES
 from models.face_parts import PART_WORDS
+from utils.base import tables
 from utils.experiments.ground_truth import Row, RowSummary, default_rows, run_check
 from utils.experiments.part_swap import identity_split, swap_part
 from utils.explain.ranking import RankingConfig
@@ -393,3 +394,39 @@ def json_rows(
         row.pop("regions", None)
         out.append(row)
     return out
+
+
+def summary_table(rows: Sequence[dict]) -> str:
+    """Markdown table of ``--json`` rows of several runs: network x split x mode (top-1, top-3,
+    their chance levels, J[j*] and H_d mass in the swapped region with its share, swaps).
+
+    Raises:
+        ValueError: a row lacks one of the keys.
+    """
+    keys = ("network", "split", "mode", "top1", "top3", "chance_top1", "chance_top3", "pairs")
+    for k, r in enumerate(rows):
+        missing = [key for key in keys if key not in r]
+        if missing:
+            raise ValueError(f"row {k} has no {', '.join(missing)}; is it a part_swap_check row?")
+
+    def num(x):
+        return "-" if x is None else f"{x:.3f}"
+
+    head = ["network", "split", "mode", "top-1", "top-3", "chance", "J[j*] mass", "H_d mass",
+            "region share", "swaps"]
+    body = [
+        [
+            r["network"],
+            r["split"],
+            r["mode"],
+            num(r["top1"]),
+            num(r["top3"]),
+            f"{r['chance_top1']:.3f} / {r['chance_top3']:.3f}",
+            num(r.get("mass")),
+            num(r.get("hmass")),
+            num(r.get("region_share")),
+            f"{r['pairs']}" + (f" ({r['failures']} failed)" if r.get("failures") else ""),
+        ]
+        for r in rows
+    ]
+    return tables.format_table(head, body, align="lll" + "r" * 7)
