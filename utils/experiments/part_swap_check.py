@@ -45,7 +45,16 @@ part that changed is known. Protocol:
    swapped region, its chance level the region's share of the canvas. The
    part words' attribute maps ARE landmark regions, so for them the mass
    measures where the identity evidence H_d falls inside the part's region,
-   not an attribute network's evidence.
+   not an attribute network's evidence; ``hmass``, the share of H_d's own
+   mass inside the swapped region, says whether the identity evidence itself
+   points at the swap.
+6. **Settings.** Nothing was chosen on real photos: the explanation uses
+   the project's defaults (theta 0.6, black fill, strategy ``sameid``) and the
+   recommended ranking is the twin check's (``contrast`` with
+   ``--ranking-thresh 0.2``, chosen on the face world's tuning twin set;
+   README "How the settings were chosen"). The held-out rows are scored at
+   the run's threshold and, with ``extra_thresholds`` (0.2), at that one.
+   A setting chosen for real photos must be chosen with ``--split tuning``.
 """
 
 from __future__ import annotations
