@@ -65,7 +65,6 @@ import time
 from collections.abc import Callable, Sequence
 from contextlib import nullcontext
 from dataclasses import dataclass, field, replace
-from pathlib import Path
 
 import cv2
 import numpy as np
@@ -84,7 +83,6 @@ log = logging.getLogger(__name__)
 SPLITS = ("tuning", "held-out")
 #: Head index of each part word in the real-faces vocabulary.
 PART_HEADS = {word: REAL_FACES.attributes.index(word) for word in PART_WORDS}
-_IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".bmp")
 
 
 @dataclass(frozen=True)
@@ -149,26 +147,15 @@ class Failure:
 
 
 def list_photos(root: str | os.PathLike) -> list[Photo]:
-    """Photos of ``root/<identity>/*`` sorted by path (folders without images skipped).
+    """Photos of ``root/<identity>/*`` sorted by path (:func:`utils.experiments.
+    real_attributes_check.list_photos`), paths as strings.
 
     Raises:
         FileNotFoundError: ``root`` is not a folder. ValueError: it holds no photo.
     """
-    root = Path(root)
-    if not root.is_dir():
-        raise FileNotFoundError(
-            f"photo folder {root} not found; pass a folder with one sub-folder per identity"
-        )
-    photos = [
-        Photo(d.name, str(f))
-        for d in sorted(root.iterdir())
-        if d.is_dir()
-        for f in sorted(d.iterdir())
-        if f.suffix.lower() in _IMAGE_SUFFIXES
-    ]
-    if not photos:
-        raise ValueError(f"no images in {root}/<identity>/")
-    return photos
+    from utils.experiments.real_attributes_check import list_photos as photos_of
+
+    return [Photo(p.identity, str(p.path)) for p in photos_of(root)]
 
 
 def split_photos(photos: Sequence[Photo], split: str) -> list[Photo]:
