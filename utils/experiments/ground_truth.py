@@ -52,13 +52,15 @@ Protocol (the README's "Are the explanations right? The twin check" shows its nu
    never a free hit; chance levels: the mean over pairs of 1/n and
    min(3, n)/n with n the probe's present attributes. ``jmass``: the share
    of J[j*]'s mass inside j*'s true region (rows that use maps), with the
-   region's share of the image as its chance level.
+   region's share of the image as its chance level; ``hmass``: the same for
+   the probe's discriminant map H_d (where the identity evidence is).
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field, replace
 
 import numpy as np
@@ -170,7 +172,8 @@ def mass_inside(values: np.ndarray, region: np.ndarray) -> float:
 
 @dataclass
 class PairScore:
-    """One pair under one row. ``kept``: j* is predicted present in the probe (else not scored)."""
+    """One pair under one row. ``kept``: j* is predicted present in the probe (else not scored);
+    ``jmass`` / ``hmass``: share of J[j*] / H_d mass inside the true region (rows with maps)."""
 
     kept: bool
     n_present: int = 0
@@ -180,6 +183,7 @@ class PairScore:
     jmass: float | None = None
     region_share: float = float("nan")
     unchanged: float = 0.0
+    hmass: float | None = None
 
 
 @dataclass
@@ -199,6 +203,7 @@ class RowSummary:
     region_share: float
     unchanged: float
     per_attribute: dict = field(default_factory=dict)
+    hmass: float | None = None
 
     def as_row(self) -> dict:
         """The JSON row: ``mode``, ``top1``, ``top3``, ``chance_top1``, ``chance_top3``, ``jmass``,
@@ -217,6 +222,7 @@ class RowSummary:
             "region_share": self.region_share,
             "unchanged": self.unchanged,
             "per_attribute": self.per_attribute,
+            "hmass": self.hmass,
         }
 
 
@@ -226,8 +232,13 @@ def summarise(
     changed: list[int],
     discriminant: str | None = None,
     regions: str = "maps",
+    names: Sequence[str] = ATTRIBUTES,
 ) -> RowSummary:
-    """Hit rates, chance levels and map mass over the scored pairs of one row."""
+    """Hit rates, chance levels and map mass over the scored pairs of one row.
+
+    ``names``: the word of each head index (``per_attribute`` keys; the vocabulary's
+    attributes, default celeba30).
+    """
     kept = [(s, j) for s, j in zip(scores, changed, strict=True) if s.kept]
     if not kept:
         raise ValueError(
@@ -238,8 +249,9 @@ def summarise(
     n = np.array([s.n_present for s in ks], dtype=float)
     per_attr: dict[str, list[float]] = {}
     for s, j in kept:
-        per_attr.setdefault(ATTRIBUTES[j], []).append(s.top1)
+        per_attr.setdefault(names[j], []).append(s.top1)
     masses = [s.jmass for s in ks if s.jmass is not None]
+    hmasses = [s.hmass for s in ks if s.hmass is not None]
     return RowSummary(
         mode=mode,
         discriminant=discriminant,
@@ -254,6 +266,7 @@ def summarise(
         region_share=float(np.mean([s.region_share for s in ks])),
         unchanged=float(np.mean([s.unchanged for s in ks])),
         per_attribute={k: [float(sum(v)), len(v)] for k, v in sorted(per_attr.items())},
+        hmass=float(np.mean(hmasses)) if hmasses else None,
     )
 
 
@@ -396,6 +409,8 @@ def score_row(
         base.unchanged = float(np.mean([w.tie == "unchanged" for w in ranking.image1]))
         if regions is None:
             base.jmass = mass_inside(ex.directions[0].J[j_true], pair.region)
+            h_d = getattr(ex.directions[0], "H_d", None)
+            base.hmass = None if h_d is None else mass_inside(h_d, pair.region)
     else:
         raise ValueError(f"unknown row kind {row.kind!r}")
     base.top1, base.top3, base.rank = tie_aware_hits(keys, j_true)
@@ -405,48 +420,85 @@ def score_row(
 def run_check(
     nets: Sim2WordNets,
     base: Sim2WordConfig,
-    pairs: list[TwinPair],
+    pairs: list,
     rows: Sequence[Row],
     seed: int = 0,
     progress: bool = True,
+    *,
+    context: Callable[[object], AbstractContextManager] | None = None,
+    errors: list | None = None,
+    names: Sequence[str] = ATTRIBUTES,
+    desc: str = "twin pairs",
 ) -> list[RowSummary]:
-    """Explain every pair (once per discriminant) and score every row on the same pairs."""
+    """Explain every pair (once per discriminant) and score every row on the same pairs.
+
+    Args:
+        nets, base: the networks and the explanation's configuration.
+        pairs: :class:`TwinPair` or any pair with ``probe.image``, ``counter.image``,
+            ``changed``, ``region`` and ``regions`` (e.g. the part-swap check's pairs).
+        rows: the rows to score.
+        seed: seed of the random orders.
+        progress: tqdm bar (labelled ``desc``).
+        context: per pair, a context manager held while it is explained and scored (e.g.
+            leave-pair-out class means); ``None``: nothing.
+        errors: if given, a pair whose explanation or scoring raises is left out of every row
+            and ``(pair index, error)`` is appended here (the run goes on); ``None``: raise.
+        names: the word of each head index (:func:`summarise`).
+    """
     discriminants = sorted({r.discriminant or "classes" for r in rows})
     scores: dict[Row, list[PairScore]] = {r: [] for r in rows}
     rngs = {r: np.random.default_rng([seed, 9, k]) for k, r in enumerate(rows)}
-    for i, pair in enumerate(tqdm(pairs, desc="twin pairs", unit="pair", disable=not progress)):
-        exs = {
-            d: explain_pair(
-                pair.probe.image,
-                pair.counter.image,
-                nets,
-                replace(base, discriminant=d),
-                pair_index=i,
-            )
-            for d in discriminants
-        }
-        cache: dict = {}  # shared-region similarities of this pair, reused across rows
+    changed: list[int] = []
+    for i, pair in enumerate(tqdm(pairs, desc=desc, unit="pair", disable=not progress)):
+        try:
+            with context(pair) if context is not None else nullcontext():
+                row_scores = _score_pair(nets, base, pair, i, rows, discriminants, rngs)
+        except Exception as err:  # recorded per pair when the caller keeps errors
+            if errors is None:
+                raise
+            errors.append((i, err))
+            continue
         for r in rows:
-            scores[r].append(
-                score_row(
-                    r,
-                    pair,
-                    exs[r.discriminant or "classes"],
-                    nets.verification,
-                    rngs[r],
-                    seed=base.seed,
-                    pair_index=i,
-                    erasing_method=base.erasing_method,
-                    batch_size=base.batch_size,
-                    cache=cache,
-                )
-            )
-    changed = [p.changed for p in pairs]
-    return [summarise(r.name, scores[r], changed, r.discriminant, r.regions) for r in rows]
+            scores[r].append(row_scores[r])
+        changed.append(pair.changed)
+    return [summarise(r.name, scores[r], changed, r.discriminant, r.regions, names) for r in rows]
 
 
-def format_table(summaries: Sequence[RowSummary]) -> str:
-    """Markdown table of the rows (:func:`utils.base.tables.format_table`), ending in a newline."""
+def _score_pair(nets, base, pair, i, rows, discriminants, rngs) -> dict:
+    """Explain one pair once per discriminant and score every row (:func:`run_check`)."""
+    exs = {
+        d: explain_pair(
+            pair.probe.image,
+            pair.counter.image,
+            nets,
+            replace(base, discriminant=d),
+            pair_index=i,
+        )
+        for d in discriminants
+    }
+    cache: dict = {}  # shared-region similarities of this pair, reused across rows
+    return {
+        r: score_row(
+            r,
+            pair,
+            exs[r.discriminant or "classes"],
+            nets.verification,
+            rngs[r],
+            seed=base.seed,
+            pair_index=i,
+            erasing_method=base.erasing_method,
+            batch_size=base.batch_size,
+            cache=cache,
+        )
+        for r in rows
+    }
+
+
+def format_table(summaries: Sequence[RowSummary], hmass: bool = False) -> str:
+    """Markdown table of the rows (:func:`utils.base.tables.format_table`), ending in a newline.
+
+    ``hmass``: add a column with the share of H_d's mass inside the region.
+    """
     head = [
         "mode",
         "regions",
@@ -457,7 +509,7 @@ def format_table(summaries: Sequence[RowSummary]) -> str:
         "chance",
         "J[j*] mass in region (region share)",
         "words unchanged",
-    ]
+    ] + (["H_d mass in region"] if hmass else [])
     rows = [
         [
             s.mode,
@@ -470,6 +522,7 @@ def format_table(summaries: Sequence[RowSummary]) -> str:
             "-" if s.jmass is None else f"{s.jmass:.3f} ({s.region_share:.3f})",
             "-" if math.isnan(s.unchanged) else f"{s.unchanged:.2f}",
         ]
+        + (["-" if s.hmass is None else f"{s.hmass:.3f}"] if hmass else [])
         for s in summaries
     ]
-    return tables.format_table(head, rows, align="ll" + "r" * 7)
+    return tables.format_table(head, rows, align="ll" + "r" * (len(head) - 2))

@@ -261,8 +261,13 @@ def twin_check_table(data: Any) -> str:
     if not rows or not all(isinstance(r, dict) for r in rows):
         raise SourceError("the twin check JSON holds no rows")
     fields = {f.name for f in dataclasses.fields(RowSummary)}
-    if isinstance(data, dict) and all(fields <= set(r) for r in rows):
-        return gt_table([RowSummary(**{k: r[k] for k in fields}) for r in rows])
+    required = {  # rows written before a field with a default was added still qualify
+        f.name
+        for f in dataclasses.fields(RowSummary)
+        if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
+    }
+    if isinstance(data, dict) and all(required <= set(r) for r in rows):
+        return gt_table([RowSummary(**{k: r[k] for k in fields if k in r}) for r in rows])
     head = [k for k, v in rows[0].items() if not isinstance(v, (dict, list))]
     cell = lambda v: f"{v:.3f}" if isinstance(v, float) else "-" if v is None else str(v)  # noqa: E731
     return format_table(head, [[cell(r.get(k)) for k in head] for r in rows])
