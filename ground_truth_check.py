@@ -39,7 +39,7 @@ from utils.experiments.ground_truth import (
     run_check,
 )
 from utils.explain.ranking import RANKINGS, RankingConfig
-from utils.explain.sim2word import DISCRIMINANTS, PAPER_THETA, STRATEGIES
+from utils.explain.sim2word import DISCRIMINANTS
 from utils.run import cli
 from utils.run.folder import UsageError
 from utils.run.networks import resolve_device
@@ -69,25 +69,7 @@ def build_parser() -> argparse.ArgumentParser:
     cli.add_seed(
         p, "base seed of the twin sets (the demo networks' split seed) and of the random orders"
     )
-    cli.add_flag(
-        p,
-        "--strategy",
-        default="sameid",
-        choices=STRATEGIES,
-        help="class-set strategy; a face and its twin almost always share R's top-1 class, where "
-        "'sameid' (Scores-sameid.py) uses H_t as the discriminant and renormalises J "
-        "(default: %(default)s)",
-    )
-    cli.add_flag(
-        p,
-        "--topk",
-        type=cli.positive_int,
-        default=1,
-        help="k of the top-k strategy (default: %(default)s)",
-    )
-    cli.add_thresh(p, PAPER_THETA, "a pixel is erased where J[j] > thresh (paper 0.6)")
-    cli.add_erasing_method(p)
-    cli.add_heatmap_method(p)
+    cli.add_check_method_flags(p, "twin")
     cli.add_flag(
         p,
         "--rankings",

@@ -35,12 +35,17 @@ from utils.base.seeding import seed_everything
 from utils.experiments import part_swap_check as psc
 from utils.experiments.ground_truth import format_table
 from utils.explain.ranking import RankingConfig
-from utils.explain.sim2word import DISCRIMINANTS, PAPER_THETA, STRATEGIES, Sim2WordNets
+from utils.explain.sim2word import DISCRIMINANTS
 from utils.faces.gallery import LeaveOut
 from utils.faces.templates import ALIGN_METHODS
 from utils.run import cli
 from utils.run.folder import UsageError
-from utils.run.networks import load_networks, plan_gallery_folder, resolve_device
+from utils.run.networks import (
+    load_networks,
+    plan_gallery_folder,
+    resolve_device,
+    sim2word_nets,
+)
 from utils.run.pipeline import plan_canvas, prepare_attribute_net
 from utils.run.runner import ranking_config, sim2word_config
 
@@ -78,24 +83,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     cli.add_limit(p, "swap")
     cli.add_seed(p, "seed of the random orders and the random fill")
-    cli.add_flag(
-        p,
-        "--strategy",
-        default="sameid",
-        choices=STRATEGIES,
-        help="class-set strategy; a face and its swap share R's top-1 class, where 'sameid' "
-        "(Scores-sameid.py) uses H_t as the discriminant (default: %(default)s)",
-    )
-    cli.add_flag(
-        p,
-        "--topk",
-        type=cli.positive_int,
-        default=1,
-        help="k of the top-k strategy (default: %(default)s)",
-    )
-    cli.add_thresh(p, PAPER_THETA, "a pixel is erased where J[j] > thresh (paper 0.6)")
-    cli.add_erasing_method(p)
-    cli.add_heatmap_method(p)
+    cli.add_check_method_flags(p, "swap")
     cli.add_flag(
         p,
         "--discriminants",
@@ -222,14 +210,7 @@ def main(argv: list[str] | None = None) -> int:
         roles = ("recognition", "attribute", "verification")
         loaded = load_networks(args, roles, resolve_device("cpu"), gallery)
         prepare_attribute_net(loaded["attribute"], aligner)
-        nets = Sim2WordNets(
-            loaded["recognition"],
-            loaded["attribute"],
-            loaded["verification"],
-            args.recognition_layer,
-            args.attribute_layer,
-            args.verification_layer,
-        )
+        nets = sim2word_nets(loaded, args)
         leave_out = LeaveOut(loaded["recognition"]) if args.leave_pair_out else None
     except (UsageError, ValueError, FileNotFoundError) as err:
         log.error("%s", err)

@@ -400,7 +400,8 @@ def test_explain_with_a_gallery_and_leave_pair_out(real_pair, tmp_path):
     a, b = (json.loads((tmp_path / d / "p.json").read_text()) for d in ("a", "b"))
     assert (a["class1"], a["class2"]) == ([0], [1])
     assert (b["class1"], b["class2"]) == ([0], [0])
-    assert b["similarity"] == pytest.approx(a["similarity"], abs=1e-12)
+    # V alone decides the similarity: unchanged up to float32 rounding (batching differs)
+    assert b["similarity"] == pytest.approx(a["similarity"], abs=1e-6)
     assert a["align-method"] == b["align-method"] == ["yunet", "yunet"]
     assert len(list((tmp_path / "a").glob("gallery-SFace-gallery-*.npz"))) == 1
 

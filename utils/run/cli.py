@@ -768,3 +768,30 @@ def build_parser(strategy: str, prog: str | None = None) -> argparse.ArgumentPar
         "1e-3..1e-2, slower on CPUs without bf16 units; default: off)",
     )
     return p
+
+
+def add_check_method_flags(p: argparse._ActionsContainer, pair: str) -> None:
+    """The Sim2Word settings of the ground-truth checks (twin check, part-swap check):
+    ``--strategy`` (default sameid), ``--topk``, ``--thresh``, ``--Erasing-method``,
+    ``--heatmap-method``; ``pair`` names the check's second image in the help ("twin", "swap")."""
+    from utils.explain.sim2word import PAPER_THETA, STRATEGIES
+
+    add_flag(
+        p,
+        "--strategy",
+        default="sameid",
+        choices=STRATEGIES,
+        help=f"class-set strategy; a face and its {pair} almost always share R's top-1 class, "
+        "where 'sameid' (Scores-sameid.py) uses H_t as the discriminant and renormalises J "
+        "(default: %(default)s)",
+    )
+    add_flag(
+        p,
+        "--topk",
+        type=positive_int,
+        default=1,
+        help="k of the top-k strategy (default: %(default)s)",
+    )
+    add_thresh(p, PAPER_THETA, "a pixel is erased where J[j] > thresh (paper 0.6)")
+    add_erasing_method(p)
+    add_heatmap_method(p)

@@ -529,7 +529,12 @@ def load_explain_nets(args: argparse.Namespace, aligner: CanvasAligner, device) 
     (:func:`utils.run.networks.load_networks`; a gallery net's photos aligned by ``aligner`` and
     their embeddings cached in ``--output-dir``); raises :class:`UsageError`."""
     from utils.run.folder import UsageError
-    from utils.run.networks import is_gallery_network, load_networks, plan_gallery_folder
+    from utils.run.networks import (
+        is_gallery_network,
+        load_networks,
+        plan_gallery_folder,
+        sim2word_nets,
+    )
     from utils.run.pipeline import gallery_cache_file
 
     is_gallery = is_gallery_network(args.recognition_net)
@@ -558,17 +563,7 @@ def load_explain_nets(args: argparse.Namespace, aligner: CanvasAligner, device) 
         )
     args.progress = False
     loaded = load_networks(args, tuple(DEMO_NETS), device, gallery)
-    try:
-        nets = Sim2WordNets(
-            loaded["recognition"],
-            loaded["attribute"],
-            loaded["verification"],
-            args.recognition_layer,
-            args.attribute_layer,
-            args.verification_layer,
-        )
-    except ValueError as err:
-        raise UsageError(str(err)) from None
+    nets = sim2word_nets(loaded, args)
     for role in DEMO_NETS:
         getattr(nets, role).network_name = getattr(args, f"{role}_net")
     return nets

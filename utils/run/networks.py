@@ -342,3 +342,25 @@ def check_layer(net: nn.Module, layer: str | None, flag: str) -> None:
         resolve_layer(net, layer)
     except ValueError as err:
         raise UsageError(f"{flag} {layer!r}: {err}") from None
+
+
+def sim2word_nets(loaded: dict[str, nn.Module], args: argparse.Namespace) -> Any:
+    """:class:`utils.explain.sim2word.Sim2WordNets` of loaded nets (:func:`load_networks`) and
+    the ``--*-layer`` flags (a script without a flag: the net's default layer).
+
+    Raises:
+        UsageError: a layer is not in its net, or a net is of the wrong kind.
+    """
+    from utils.explain.sim2word import Sim2WordNets
+
+    try:
+        return Sim2WordNets(
+            loaded["recognition"],
+            loaded["attribute"],
+            loaded.get("verification"),
+            getattr(args, "recognition_layer", None),
+            getattr(args, "attribute_layer", None),
+            getattr(args, "verification_layer", None),
+        )
+    except ValueError as err:
+        raise UsageError(str(err)) from None

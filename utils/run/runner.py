@@ -53,6 +53,7 @@ from utils.run.networks import (
     load_networks,
     plan_gallery,
     plan_gallery_folder,
+    sim2word_nets,
 )
 from utils.run.pipeline import (
     CanvasPlan,
@@ -331,17 +332,7 @@ def load_nets(args: argparse.Namespace, device: torch.device) -> Sim2WordNets:
         gallery = (plan, aligner, gallery_cache_file(run_dir, args.recognition_net, aligner))
     nets = load_networks(args, network_roles(args), device, gallery)
     prepare_attribute_net(nets["attribute"], aligner)
-    try:
-        return Sim2WordNets(
-            nets["recognition"],
-            nets["attribute"],
-            nets.get("verification"),
-            args.recognition_layer,
-            args.attribute_layer,
-            getattr(args, "verification_layer", None),
-        )
-    except ValueError as err:
-        raise UsageError(str(err)) from None
+    return sim2word_nets(nets, args)
 
 
 class PairTask:
