@@ -150,7 +150,7 @@ def test_explain_images_returns_words_maps_figure_and_record(demo_pair):
         for w in pw.ties(i):  # an unchanged tie: empty region, similarity exactly s
             assert w.similarity == pw.similarity
             assert not pw.explanation.directions[i - 1].masks[w.attribute].any()
-    assert pw.explanation.directions[0].H_d.shape == (64, 64)
+    assert pw.explanation.directions[0].H_d.shape == (128, 128)  # R's input size (128 px)
     report = pw.report(3)
     assert all(w.word in report for i in (1, 2) for w in pw.top(i, 3))
     assert pw.as_dict(2)["image1"]["words"] == [w.as_dict() for w in pw.top(1, 2)]
