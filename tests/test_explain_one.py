@@ -434,3 +434,53 @@ def test_canvas_plan_of_built_nets_takes_vs_template_and_refuses_another_geometr
     nets.recognition = NS(alignment="dlib-chip-150", network_name="dlib-ResNet29-gallery")
     with pytest.raises(UsageError, match="dlib-chip-150.*arcface-112"):
         plan_nets(nets)
+
+
+def test_composite_reused_figure_draws_the_same_pixels(tmp_path):
+    """A run fills one figure again and again (``reuse=True``); every figure it writes must be
+    byte-identical to a figure drawn new, whatever the figure before held: another layout of
+    panels (a row with an empty word panel, then without), faces of another size, no words."""
+    import dataclasses
+
+    from utils.base.atomic import atomic_write_figure
+    from utils.explain.composite import composite_figure
+    from utils.explain.erasing import Eraser
+
+    ex = _hand_explanation()
+    # the same pair seen from the other side: row 1 now has the empty word panel
+    swapped = dataclasses.replace(ex, directions=(ex.directions[1], ex.directions[0]))
+    # wide faces (10 x 24): the panels' limits and boxes must follow the new image, and a panel
+    # that held a wide face and now holds no word must not keep the face's box (the footer under
+    # the row is placed from it)
+    rng = np.random.default_rng(1)
+    wide = dataclasses.replace(
+        ex,
+        directions=tuple(
+            dataclasses.replace(
+                d, eraser=Eraser(rng.integers(0, 256, (10, 24, 3), dtype=np.uint8), "black")
+            )
+            for d in ex.directions
+        ),
+    )
+    wide_swapped = dataclasses.replace(wide, directions=(wide.directions[1], wide.directions[0]))
+    bare = dataclasses.replace(ex, similarity=None)  # no words: H_t, H_f, H_d
+    cases = [
+        (ex, 0),
+        (swapped, 1),
+        (wide, None),
+        (wide_swapped, None),
+        (ex, 0),
+        (bare, None),
+        (swapped, 1),
+    ]
+
+    def png(case, reuse, name):
+        pair, match = case
+        fig = composite_figure(pair, names=("a.png", "b.png"), k=3, match=match, reuse=reuse)
+        return atomic_write_figure(tmp_path / f"{name}.png", fig, dpi=40).read_bytes()
+
+    fresh = [png(c, False, f"fresh{i}") for i, c in enumerate(cases)]
+    reused = [png(c, True, f"reused{i}") for i, c in enumerate(cases)]
+    assert len(set(fresh)) == 5  # five different figures (cases 4 and 6 repeat 0 and 1)
+    for i, (a, b) in enumerate(zip(fresh, reused, strict=True)):
+        assert a == b, f"case {i}: the reused figure differs from a new one"

@@ -182,7 +182,7 @@ def write_visuals(
     written = [
         atomic_write_figure(
             composite_path(cam_dir, pair_index),
-            composite_figure(ex, names=names, **composite),
+            composite_figure(ex, names=names, reuse=True, **composite),
             fast_png=True,
         )
     ]
