@@ -325,9 +325,9 @@ def check_state_dict(
 @cache
 def _signature(name: str) -> frozenset[tuple[str, tuple[int, ...]]]:
     """(key, shape) pairs of a registered network at its defaults, built on the meta device."""
-    from models.registry import build_network
+    from models.registry import build_network, on_meta
 
-    with torch.device("meta"):
+    with on_meta():
         net = build_network(name)
     return frozenset(
         (k, tuple(v.shape))

@@ -34,10 +34,11 @@ Example:
 
 from __future__ import annotations
 
+import contextlib
 import difflib
 import inspect
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -168,12 +169,37 @@ def pretrained_dir() -> Path:
     return Path(env) if env else REPO_ROOT / "pre-trained"
 
 
+@contextlib.contextmanager
+def on_meta() -> Iterator[None]:
+    """Build modules on the meta device without running ``torch.nn.init`` functions.
+
+    Every value of a module built here is replaced by a file's tensors (or never used), so its
+    random initialisation is wasted work; on the meta device torch's init functions also import
+    ``torch._dynamo`` (about 1.5 CPU s, once per process). Not thread-safe: networks are built
+    before any worker thread starts.
+    """
+    names = [n for n in dir(nn.init) if n.endswith("_") and not n.startswith("_")]
+    saved = {n: getattr(nn.init, n) for n in names}
+
+    def keep(tensor: torch.Tensor, *args: Any, **kwargs: Any) -> torch.Tensor:
+        return tensor
+
+    try:
+        for n in names:
+            setattr(nn.init, n, keep)
+        with torch.device("meta"):
+            yield
+    finally:
+        for n, f in saved.items():
+            setattr(nn.init, n, f)
+
+
 def network_alignment(name: str) -> str | None:
     """The face template ``get_network(name).alignment`` has, without reading any weights."""
     spec = get_spec(name)
     if spec.alignment is not None:
         return spec.alignment
-    with torch.device("meta"):
+    with on_meta():
         return getattr(build_network(name), "alignment", None)
 
 
@@ -309,7 +335,7 @@ def get_network(
     if path is None:
         net = build_network(name, **overrides)
     else:  # skip the random init: build on the meta device, then adopt the file's tensors
-        with torch.device("meta"):
+        with on_meta():
             net = build_network(name, **overrides)
         load_weights(net, path, network_name=name, assign=True)
     return net.to(torch.device("cpu" if device is None else device)).eval()
@@ -325,7 +351,7 @@ def _from_package(
     from models.loading import load_state
 
     state = spec.package_weights(path)
-    with torch.device("meta"):
+    with on_meta():
         net = build_network(spec.name, **overrides)
     source = path or f"the {spec.name} weights of its package"
     load_state(net, state, source, network_name=spec.name, assign=True)

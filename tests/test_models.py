@@ -565,3 +565,18 @@ def test_package_all_lists_every_lazy_export():
 def test_bad_stage_arguments_name_the_tuple(name, arch, message):
     with pytest.raises(ValueError, match=message):
         build_network(name, **arch)
+
+
+def test_on_meta_builds_without_initialisers_and_restores_them():
+    from models.registry import on_meta
+
+    original = nn.init.kaiming_uniform_
+    with pytest.raises(RuntimeError, match="boom"), on_meta():
+        conv = nn.Conv2d(3, 4, 3)
+        assert conv.weight.is_meta
+        assert nn.init.normal_(conv.weight) is conv.weight  # a no-op inside
+        raise RuntimeError("boom")
+    assert nn.init.kaiming_uniform_ is original  # restored, also after an error
+    torch.manual_seed(0)
+    w = nn.Conv2d(3, 4, 3).weight
+    assert not w.is_meta and float(w.abs().sum()) > 0  # initialisers run again outside

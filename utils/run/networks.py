@@ -146,13 +146,13 @@ def weights_info(role: str, name: str, weights: str | os.PathLike | None) -> dic
 def declared_kind(name: str) -> str | None:
     """``get_network(name).kind`` without reading weights (built on the meta device); raises
     :class:`UsageError` for an unknown name."""
-    from models.registry import build_network, get_spec
+    from models.registry import build_network, get_spec, on_meta
 
     try:
         get_spec(name)
     except ValueError as err:
         raise UsageError(str(err)) from None
-    with torch.device("meta"):
+    with on_meta():
         return getattr(build_network(name), "kind", None)
 
 

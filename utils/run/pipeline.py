@@ -95,11 +95,10 @@ def _alignment_of(name: str, role: str) -> str | None:
 
 def _adapts(name: str) -> bool:
     """Whether the registered net ``name`` adapts to any canvas (has ``set_canvas_template``)."""
-    import torch
 
-    from models.registry import build_network
+    from models.registry import build_network, on_meta
 
-    with torch.device("meta"):
+    with on_meta():
         return hasattr(build_network(name), "set_canvas_template")
 
 
