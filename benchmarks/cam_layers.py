@@ -30,7 +30,7 @@ Example:
     OMP_NUM_THREADS=1 python benchmarks/cam_layers.py --net SFace
     OMP_NUM_THREADS=1 python benchmarks/cam_layers.py --net dlib-ResNet29 --json out.json
     OMP_NUM_THREADS=1 python benchmarks/cam_layers.py --net dlib-ResNet29 \
-        --pairs ../shared/data/real_faces/pairs.csv
+        --pairs ../shared/data/real_faces/pairs.csv --every 2
 """
 
 from __future__ import annotations
@@ -89,6 +89,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="pair list (paths relative to --data): run Sim2Word on its pairs of the --split "
         "identities per layer and count the impostor images with every mask empty (default: "
         "probe single photos only)",
+    )
+    p.add_argument(
+        "--every",
+        type=int,
+        default=1,
+        help="with --pairs: only the pairs whose index in the list is a multiple of this "
+        "(a fixed subset, as --shard 0/N of the run scripts; default: %(default)s, all)",
     )
     p.add_argument("--json", type=Path, default=None, help="also write the rows to this file")
     return p
@@ -151,6 +158,7 @@ def pair_rows(args: argparse.Namespace, layers: list[str], chosen: list[str]) ->
             ]
         )
         items = split_pairs(pair_items(run_args), args.data, set(chosen))
+        items = [it for it in items if it.index % max(1, args.every) == 0]
         if not any(it.label == 0 for it in items):
             raise SystemExit(f"{args.pairs} has no impostor pair of {args.split} identities")
         nets = load_nets(run_args, torch.device("cpu"))
