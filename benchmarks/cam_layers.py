@@ -46,7 +46,7 @@ from pathlib import Path
 #: around it (names inside the embedding net; the gallery net prefixes ``embedding.``).
 CANDIDATES: dict[str, tuple[str, ...]] = {
     "SFace": ("blocks.12.pw.conv", "blocks.12", "blocks.11.pw.conv", "blocks.11"),
-    "dlib-ResNet29": ("layer3.2.conv2", "layer3.2", "layer4.2.conv2", "layer4.2"),
+    "dlib-ResNet29": ("layer4.2", "layer4.2.conv2", "layer4.1", "layer3.2.conv2", "layer3.2"),
 }
 REPO = Path(__file__).resolve().parent.parent
 with contextlib.suppress(ModuleNotFoundError):  # imported with the repository root on sys.path
