@@ -73,13 +73,13 @@ def test_gallery_net_needs_a_gallery_of_its_own_embedding_net():
         "classifier",
         1,
         "dlib-chip-150",
-        "embedding.layer3.2.conv2",
+        "embedding.layer4.2",
         10.0,
     )
     assert not net.training
 
 
-def test_gradcam_of_a_gallery_class_is_scale_free_and_8x8():
+def test_gradcam_of_a_gallery_class_is_scale_free_and_4x4():
     from utils.explain.cam import CAMExplainer, ClassLogit
 
     rng = np.random.default_rng(0)
@@ -97,7 +97,7 @@ def test_gradcam_of_a_gallery_class_is_scale_free_and_8x8():
             res = cam(
                 net.preprocess(images), [[ClassLogit(0), ClassLogit(1)]] * 2, out_size=(150, 150)
             )
-        assert tuple(res.raw[0].shape) == (2, 8, 8)
+        assert tuple(res.raw[0].shape) == (2, 4, 4)
         maps.append(torch.stack(res.maps))
     torch.testing.assert_close(maps[0], maps[1], rtol=1e-4, atol=1e-5)
 

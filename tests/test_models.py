@@ -85,7 +85,7 @@ EXPECTED = {
         "layer4.0.conv2",
     ),
     "FaceWorld-evidential": ("evidential", "num_classes", 200, (64, 64), "RGB", "layer4.0.conv2"),
-    "dlib-ResNet29": ("embedding", "embedding_size", 128, (150, 150), "RGB", "layer3.2.conv2"),
+    "dlib-ResNet29": ("embedding", "embedding_size", 128, (150, 150), "RGB", "layer4.2"),
     "SFace": ("embedding", "embedding_size", 128, (112, 112), "RGB", "blocks.12"),
 }
 # name -> the face template of its input (BRIEF interface 3); None: images as they are.

@@ -178,7 +178,7 @@ def test_dequantize_linear_by_hand():
 @pytest.mark.parametrize(
     "name,size,alignment,target,side",
     [
-        ("dlib-ResNet29", 150, "dlib-chip-150", "layer3.2.conv2", 8),
+        ("dlib-ResNet29", 150, "dlib-chip-150", "layer4.2", 4),
         ("SFace", 112, "arcface-112", "blocks.12", 7),
     ],
 )

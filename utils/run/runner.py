@@ -28,7 +28,7 @@ from typing import Any
 
 import torch
 
-from utils.explain.ranking import RankingConfig, rank_pair
+from utils.explain.ranking import RankingConfig, WordRanking, rank_pair
 from utils.explain.sim2word import PAPER_THETA, Sim2WordConfig, Sim2WordNets
 from utils.explain.visualize import pair_outputs
 from utils.faces.canvas import CanvasAligner
@@ -57,6 +57,7 @@ from utils.run.networks import (
 )
 from utils.run.pipeline import (
     CanvasPlan,
+    PairResult,
     ReadImage,
     aligner_from_args,
     alignment_fields,
@@ -372,6 +373,13 @@ class PairTask:
     def run(
         self, item: PairItem, inputs: tuple[ReadImage, ReadImage], ctx: ItemContext
     ) -> dict[str, Any]:
+        result, ranking = self.explain(item, inputs, ctx)
+        return self.record(item, result, ranking, ctx)
+
+    def explain(
+        self, item: PairItem, inputs: tuple[ReadImage, ReadImage], ctx: ItemContext
+    ) -> tuple[PairResult, WordRanking | None]:
+        """Align, explain and rank one pair (the steps of :meth:`run` before its record)."""
         gallery = (
             self.leave_out.excluding((item.path1, item.path2))
             if self.leave_out is not None
@@ -401,6 +409,17 @@ class PairTask:
                 seed=self.config.seed,
                 pair_index=item.index,
             )
+        return result, ranking
+
+    def record(
+        self,
+        item: PairItem,
+        result: PairResult,
+        ranking: WordRanking | None,
+        ctx: ItemContext,
+    ) -> dict[str, Any]:
+        """The record of an explained pair (and its figures, per ``--visualization``)."""
+        ex = result.explanation
         ctx.stage = "record"
         a = self.args
         rec = make_record(
