@@ -121,3 +121,37 @@ def test_flags_real_nets_and_swaps(capsys):
             compare.parse_args(argv)
         assert err.value.code == 2, argv
     assert "--real-swaps needs real networks" in capsys.readouterr().err
+
+
+def test_threshold_uses_only_pairs_of_the_tuning_identities():
+    from types import SimpleNamespace
+
+    from utils.experiments.part_swap import identity_split
+    from utils.experiments.saliency_metrics import eer_threshold
+
+    rng = np.random.default_rng(0)
+    names = [f"id{k}" for k in range(6)]
+    tuning, held = identity_split(names)
+    ids, emb = [], []
+    for k, name in enumerate(names):
+        for _ in range(3):
+            ids.append(name)
+            if name in held:  # held-out photos: all alike, they would move the threshold
+                emb.append([1.0, 0.0, 0.0])
+            else:
+                emb.append(np.eye(3)[k % 3] * 5 + rng.normal(0, 1, 3))
+    emb = np.asarray(emb, np.float32)
+    R = SimpleNamespace(photos=SimpleNamespace(identities=ids, embeddings=emb))
+    # by hand: every pair (i < j) of tuning photos, cosine of the raw embeddings
+    rows = [k for k, i in enumerate(ids) if i in tuning]
+    labels, sims = [], []
+    for a, i in enumerate(rows):
+        for j in rows[a + 1 :]:
+            u, v = emb[i].astype(float), emb[j].astype(float)
+            labels.append(int(ids[i] == ids[j]))
+            sims.append(u @ v / np.linalg.norm(u) / np.linalg.norm(v))
+    thr, eer = eer_threshold(np.array(labels), np.array(sims))
+    got = real_photos.tuning_threshold(R)
+    assert got["threshold"] == pytest.approx(thr, abs=1e-9)
+    assert got["eer"] == pytest.approx(eer, abs=1e-12)
+    assert f"EER on {len(labels)} pairs of the {len(tuning)} tuning" in got["source"]
