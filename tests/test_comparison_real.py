@@ -56,8 +56,8 @@ def test_random_map_scores_the_region_share_on_average():
     assert sem < 0.01  # the check above is not vacuous
 
 
-def test_game_scores_keep_the_hit_scores_and_their_key_order():
-    # game_scores = hit_scores + the flip; the committed records' key order must not change
+def test_hit_scores_keys_in_the_committed_records_order():
+    # game_scores = hit_scores + flip keys, re-ordered to the committed records
     keys = list(B.hit_scores(np.eye(20), _swap_triplet()).keys())
     assert keys == ["hit_curve", "hit_area", "hit_at_10", "region_share"]
 
