@@ -152,6 +152,11 @@ def keep_swap(s_mate: float, s_swap: float, threshold: float, rule: str) -> bool
 
 @dataclass
 class SwapStats:
+    """Counts of :func:`swap_triplets`. ``failed``: swaps skipped because A has no other photo
+    (no mate: 3 of the 14 held-out identities of ``real_faces`` have one photo) or a photo could
+    not be aligned or swapped; ``mate_rejected`` / ``swap_accepted``: of the swaps scored, V
+    rejects the mate / still accepts A' as A."""
+
     drawn: int = 0
     failed: int = 0
     mate_rejected: int = 0
