@@ -30,6 +30,7 @@ networks, and each map is scored by the functions of
 
 from __future__ import annotations
 
+import logging
 import time
 from dataclasses import dataclass, field
 
@@ -51,6 +52,8 @@ from utils.experiments.saliency_metrics import (
 )
 from utils.explain.verification import cosine, embed_images
 
+log = logging.getLogger(__name__)
+
 # Seed namespaces of the benchmark's identities (WorldSplit uses 1 = training, 2 = held-out).
 GAME_IDS, DELINS_IDS = 70, 71
 
@@ -65,6 +68,7 @@ class Triplet:
     region: np.ndarray | None = None
     attribute: int | None = None
     name: str = ""
+    leave_out: tuple[str, ...] = ()  # photos left out of the gallery's means while explaining
 
 
 @dataclass
@@ -156,14 +160,18 @@ def identity_triplets(n: int, seed: int, size: int = 112) -> list[Triplet]:
     return out
 
 
-def real_triplets(pairs, read, n: int, seed: int, max_side: int = 256) -> list[Triplet]:
+def real_triplets(pairs, read, n: int, seed: int, max_side: int | None = 256) -> list[Triplet]:
     """Real-photo triplets: each genuine pair (p, m) of the list plus an impostor partner of p from
     the list.
 
     Args:
         pairs: ``utils.faces.data.PairItem`` list. read: path -> BGR image. max_side: photos are
             shrunk so that their longer side is at most this (the demo nets see 64-128 px anyway;
-            keeps the curves small).
+            keeps the curves small); ``None``: as read (canvases of a real net's aligner).
+
+    A triplet whose photo cannot be read (``read`` raises ``ValueError`` or ``OSError``, e.g. no
+    face to align) is logged and skipped. ``leave_out`` = (probe, non-mate): the pair Sim2Word
+    explains.
     """
     impostors: dict[str, list[str]] = {}
     for p in pairs:
@@ -176,8 +184,14 @@ def real_triplets(pairs, read, n: int, seed: int, max_side: int = 256) -> list[T
     for k in rng.permutation(len(genuine))[:n]:
         g = genuine[k]
         other = impostors[g.path1][int(rng.integers(len(impostors[g.path1])))]
-        imgs = [_shrink(read(path), max_side) for path in (g.path1, g.path2, other)]
-        out.append(Triplet(*imgs, name=f"{g.path1}|{g.path2}|{other}"))
+        try:
+            imgs = [read(path) for path in (g.path1, g.path2, other)]
+        except (ValueError, OSError) as err:
+            log.warning("real triplet %s|%s|%s skipped: %s", g.path1, g.path2, other, err)
+            continue
+        if max_side is not None:
+            imgs = [_shrink(img, max_side) for img in imgs]
+        out.append(Triplet(*imgs, name=f"{g.path1}|{g.path2}|{other}", leave_out=(g.path1, other)))
     return out
 
 
@@ -211,18 +225,25 @@ def game_scores(
     V, sal: np.ndarray, t: Triplet, threshold: float, flip_steps: int, rng: np.random.Generator
 ) -> dict:
     """Hit curve, its area and the flip point of one map on one twin triplet."""
-    curve = hit_curve(sal, t.region, HIT_FRACTIONS)
+    out = hit_scores(sal, t)
     fr = np.linspace(0.0, 1.0, flip_steps + 1)
     order = pixel_order(sal, rng)
     imgs = replace_top(t.probe, t.nonmate, order, pixel_counts(sal.size, fr, at_least_one=False))
     s = similarities(V, imgs, [t.nonmate])[:, 0]
     flip = first_crossing(fr, s, threshold, above=True)
+    out.update({"flip": 1.0 if flip is None else flip, "flipped": flip is not None})
+    out["region_share"] = out.pop("region_share")  # key order of the committed records
+    return out
+
+
+def hit_scores(sal: np.ndarray, t: Triplet) -> dict:
+    """Hit curve over the top 1..50 % pixels, its normalised area, its value at 10 % and the
+    region's share of the map (the chance level of both) of one map on one triplet."""
+    curve = hit_curve(sal, t.region, HIT_FRACTIONS)
     return {
         "hit_curve": curve.tolist(),
         "hit_area": curve_area(HIT_FRACTIONS, curve),
         "hit_at_10": float(curve[list(HIT_FRACTIONS).index(0.1)]),
-        "flip": 1.0 if flip is None else flip,
-        "flipped": flip is not None,
         "region_share": float(t.region.mean()),
     }
 

@@ -21,11 +21,14 @@ COLUMNS = [
     ("fw.genuine_insertion", "FW gen ins (+)", "+"),
     ("fw.impostor_deletion", "FW imp del (+)", "+"),
     ("fw.impostor_insertion", "FW imp ins (-)", "-"),
+    ("swap.hit_area", "real swap hit area 1-50% (+)", "+"),
+    ("swap.hit_at_10", "real swap hit@10% (+)", "+"),
     ("real.genuine_deletion", "real gen del (-)", "-"),
     ("real.genuine_insertion", "real gen ins (+)", "+"),
     ("real.impostor_deletion", "real imp del (+)", "+"),
     ("real.impostor_insertion", "real imp ins (-)", "-"),
     ("seconds", "s / expl.", "-"),
+    ("real.seconds", "real s / expl.", "-"),
 ]
 
 
@@ -48,7 +51,7 @@ def markdown_table(rows: dict[str, dict[str, dict]], chance: dict[str, float]) -
         if not s or s.get("mean") is None:
             return "-"
         txt = f"{s['mean']:.3f}"
-        return txt + (f" ± {s['sem']:.3f}" if key.startswith("game.") else "")
+        return txt + (f" ± {s['sem']:.3f}" if key.startswith(("game.", "swap.")) else "")
 
     body = [[m, *(cell(cols.get(k), k) for k in keys)] for m, cols in rows.items()]
     body.append(
