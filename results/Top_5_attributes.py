@@ -34,7 +34,7 @@ from tqdm import tqdm
 
 from utils.experiments import analysis as A
 from utils.base.atomic import atomic_write_json
-from utils.experiments.figures import load_rgb, pair_figure, save_figure
+from utils.experiments.figures import add_pair_figure_flags, load_rgb, pair_figure, save_figure
 from utils.experiments.words import record_top_words, word_dicts
 from utils.run import cli
 
@@ -44,11 +44,7 @@ STEM = "top5_attributes"
 def build_parser() -> argparse.ArgumentParser:
     parser = cli.make_parser(__doc__)
     A.add_common_args(parser)
-    cli.add_image_root(
-        parser,
-        "folder that relative image-path1/image-path2 are resolved against first "
-        "(then the JSON's folder, then the current directory)",
-    )
+    add_pair_figure_flags(parser, (10.0, 6.5))
     cli.add_flag(
         parser,
         "--top-k",
@@ -57,28 +53,6 @@ def build_parser() -> argparse.ArgumentParser:
         help="how many words per ranking (default: %(default)s)",
     )
     cli.add_ties(parser)
-    cli.add_flag(
-        parser,
-        "--figures",
-        action=argparse.BooleanOptionalAction,
-        default=True,
-        help="draw one figure per pair (--no-figures: only the JSON summary)",
-    )
-    cli.add_flag(
-        parser,
-        "--max-figures",
-        type=cli.non_negative_int,
-        default=None,
-        help="draw figures for the first N pairs only (default: all)",
-    )
-    cli.add_figure_flags(parser, (10.0, 6.5))
-    cli.add_flag(
-        parser,
-        "--image-format",
-        choices=("png", "jpg"),
-        default="png",
-        help="figure file format (default: %(default)s)",
-    )
     return parser
 
 
