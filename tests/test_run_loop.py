@@ -315,7 +315,7 @@ def test_ctrl_c_is_exit_130_and_cancels_queued_reads():
             argparse.ArgumentParser(),
             [],
             make_plan,
-            lambda a, d: None,
+            lambda plan: None,
             lambda plan, nets: None,
             logging.getLogger("test"),
         )

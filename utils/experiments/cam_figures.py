@@ -279,7 +279,7 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> int:
         parser,
         argv,
         make_plan,
-        load_nets,
+        lambda plan: load_nets(plan.args, plan.device),
         lambda plan, nets: CAMTask(plan.args, plan.config, nets),
         log,
     )

@@ -856,6 +856,7 @@ class ImagePlan:
     config: UncertaintyConfig
     run: RunPlan
     device: torch.device
+    aligner: CanvasAligner | None = None
 
 
 def make_plan(args: argparse.Namespace) -> ImagePlan:
@@ -895,7 +896,7 @@ def make_plan(args: argparse.Namespace) -> ImagePlan:
         "lines); add 'path label' lines",
         files=landmarker_files(aligner),
     )
-    return ImagePlan(args, config, run, device)
+    return ImagePlan(args, config, run, device, aligner)
 
 
 def check_evidential(name: str) -> None:
@@ -926,11 +927,14 @@ def make_aligner(args: argparse.Namespace) -> CanvasAligner:
     return aligner_from_args(args, plan_canvas(names, getattr(args, "align", "auto")))
 
 
-def load_nets(args: argparse.Namespace, device: torch.device) -> UncertaintyNets:
+def load_nets(
+    args: argparse.Namespace, device: torch.device, aligner: CanvasAligner | None = None
+) -> UncertaintyNets:
     """Build R, A and E from the arguments; raises ``UsageError`` on bad names, files, layers or
-    kinds."""
+    kinds (``aligner``: the run's, as :func:`make_plan` built it; default: built from the
+    arguments)."""
     nets = load_networks(args, tuple(DEFAULT_NETS), device)
-    prepare_attribute_net(nets["attribute"], make_aligner(args))
+    prepare_attribute_net(nets["attribute"], aligner if aligner is not None else make_aligner(args))
     try:
         return UncertaintyNets(
             nets["recognition"],
@@ -1016,7 +1020,7 @@ def main(parser: argparse.ArgumentParser | None = None, argv: list[str] | None =
         parser,
         argv,
         make_plan,
-        load_nets,
-        lambda plan, nets: ImageTask(plan.args, plan.config, nets),
+        lambda plan: load_nets(plan.args, plan.device, plan.aligner),
+        lambda plan, nets: ImageTask(plan.args, plan.config, nets, plan.aligner),
         log,
     )

@@ -275,7 +275,7 @@ def run_experiment(
     parser: Any,
     argv: list[str] | None,
     make_plan: Callable[[Any], Any],
-    load_nets: Callable[[Any, Any], Any],
+    load_nets: Callable[[Any], Any],
     make_task: Callable[[Any, Any], Task],
     log: logging.Logger,
 ) -> int:
@@ -286,7 +286,9 @@ def run_experiment(
         argv: the arguments (``None``: ``sys.argv``).
         make_plan: ``args -> plan`` with ``.device`` and ``.run`` (a :class:`RunPlan`); raises
             :class:`UsageError`.
-        load_nets: ``(args, device) -> networks``; raises :class:`UsageError`.
+        load_nets: ``plan -> networks`` (the plan carries ``.args`` and ``.device``, and
+            whatever else it resolved once, e.g. the canvas aligner); raises
+            :class:`UsageError`.
         make_task: ``(plan, networks) -> Task``.
         log: where usage errors are reported.
 
@@ -300,7 +302,7 @@ def run_experiment(
     args = parser.parse_args(argv)
     try:
         plan = make_plan(args)
-        nets = load_nets(args, plan.device)
+        nets = load_nets(plan)
     except UsageError as err:
         log.error("%s", err)
         return EXIT_USAGE

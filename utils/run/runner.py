@@ -87,6 +87,7 @@ __all__ = [
     "Plan",
     "UsageError",
     "load_nets",
+    "pair_task",
     "main",
     "make_plan",
     "pair_items",
@@ -108,6 +109,7 @@ class Plan:
     run: RunPlan
     device: torch.device
     ranking: RankingConfig = field(default_factory=RankingConfig)
+    aligner: CanvasAligner | None = None
 
     @property
     def run_dir(self) -> Path:
@@ -312,19 +314,22 @@ def make_plan(args: argparse.Namespace) -> Plan:
         extras=lambda n: pair_outputs(run_dir / "cam", n),
         files=landmarker_files(aligner),
     )
-    return Plan(args, config, run, device, ranking)
+    return Plan(args, config, run, device, ranking, aligner)
 
 
-def load_nets(args: argparse.Namespace, device: torch.device) -> Sim2WordNets:
+def load_nets(
+    args: argparse.Namespace, device: torch.device, aligner: CanvasAligner | None = None
+) -> Sim2WordNets:
     """Build the networks named by the arguments; raises :class:`UsageError` on bad names, files,
-    layers or templates.
+    layers or templates (``aligner``: the run's, as :func:`make_plan` built it; default: built
+    from the arguments).
 
     A ``<net>-gallery`` recognition net is built from its gallery here, its photos aligned by the
     run's aligner, with its embeddings cached in the run folder
     (:func:`utils.run.pipeline.gallery_cache_file`). An attribute net that adapts to canvases
     (``real-attributes``) is told the canvas template.
     """
-    aligner = make_aligner(args)
+    aligner = aligner if aligner is not None else make_aligner(args)
     gallery = None
     plan = gallery_plan(args)
     if plan is not None:
@@ -504,7 +509,12 @@ class PairTask:
 
 def run_pairs(plan: Plan, nets: Sim2WordNets) -> int:
     """The loop over the shard's pairs (:func:`utils.run.loop.run_task`); returns the exit code."""
-    return run_task(PairTask(plan.args, plan.config, nets, plan.run_dir, plan.ranking), plan.run)
+    return run_task(pair_task(plan, nets), plan.run)
+
+
+def pair_task(plan: Plan, nets: Sim2WordNets) -> PairTask:
+    """The :class:`PairTask` of a plan (its aligner reused)."""
+    return PairTask(plan.args, plan.config, nets, plan.run_dir, plan.ranking, plan.aligner)
 
 
 def main(strategy: str, argv: list[str] | None = None, prog: str | None = None) -> int:
@@ -514,7 +524,7 @@ def main(strategy: str, argv: list[str] | None = None, prog: str | None = None) 
         parser,
         argv,
         make_plan,
-        load_nets,
-        lambda plan, nets: PairTask(plan.args, plan.config, nets, plan.run_dir, plan.ranking),
+        lambda plan: load_nets(plan.args, plan.device, plan.aligner),
+        pair_task,
         log,
     )
